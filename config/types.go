@@ -1,0 +1,139 @@
+// Package config holds medic's configuration: its shape, its defaults and its
+// validation. A Config is only ever built by Load, so every value in it has
+// been checked and every default applied.
+package config
+
+import (
+	"net/netip"
+	"regexp"
+	"time"
+)
+
+// Config is the whole of medic's configuration file.
+type Config struct {
+	Global   Global    `yaml:"global"`
+	Services []Service `yaml:"services"`
+	// Limits: quota headroom and load-balancer pre-warm (config/limits.go).
+	Limits Limits `yaml:"limits"`
+	// Notifications: where events go (config/notifications.go).
+	Notifications Notifications `yaml:"notifications"`
+
+	// File is the path the config was read from (not part of the YAML).
+	File string `yaml:"-"`
+}
+
+// Global holds settings that apply to the whole controller.
+type Global struct {
+	// Region is the AWS region. Empty means: from the environment, then
+	// from instance metadata.
+	Region      string `yaml:"region"`
+	Environment string `yaml:"environment"`
+	// AllowedNetworks bounds every probe: a target outside them is refused
+	// at load (endpoints) or at discovery (instance IPs).
+	AllowedNetworks []Prefix `yaml:"allowed_networks"`
+	// DiscoveryInterval is how often the fleet is re-read from AWS. Default 15s.
+	DiscoveryInterval Duration `yaml:"discovery_interval"`
+	// MaxConcurrentProbes bounds the probes in flight across all targets. Default 512.
+	MaxConcurrentProbes int `yaml:"max_concurrent_probes"`
+}
+
+// Service is one service behind a load balancer: its endpoint, its groups,
+// how its instances are probed and the policy that decides what to do.
+type Service struct {
+	Name string `yaml:"name"`
+	// Endpoint is a URL probed through the load balancer (optional).
+	Endpoint string `yaml:"endpoint"`
+	// EndpointProbe tunes the endpoint probe. Missing fields take the
+	// instance probe's interval, timeout, expect_status and body_must_match.
+	EndpointProbe     Probe    `yaml:"endpoint_probe"`
+	AutoScalingGroups []string `yaml:"auto_scaling_groups"`
+	// StaticTargets are host:port pairs probed without an Auto Scaling
+	// group; they are judged and reported but never acted upon.
+	StaticTargets []string `yaml:"static_targets"`
+	InstanceProbe Probe    `yaml:"instance_probe"`
+	Policy        Policy   `yaml:"policy"`
+}
+
+// Probe says how one target is probed. Type names a prober in probes.Probers.
+type Probe struct {
+	Type string `yaml:"type"` // http | tcp; default http
+	// Port is the instance port probed at the instance's private IP.
+	Port int `yaml:"port"`
+	// Scheme is http or https for instance probes. Default http.
+	Scheme  string            `yaml:"scheme"`
+	Path    string            `yaml:"path"`   // default /
+	Method  string            `yaml:"method"` // default GET
+	Headers map[string]string `yaml:"headers"`
+	// Interval between probes of one target. Default 2s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one probe, at most Interval. Default 1s.
+	Timeout Duration `yaml:"timeout"`
+	// ExpectStatus lists accepted status codes or ranges ("200-299", "301").
+	// Default 200-299.
+	ExpectStatus  []StatusRange `yaml:"expect_status"`
+	BodyMustMatch *Regexp       `yaml:"body_must_match"`
+	// MaxBodyBytes bounds how much of a body is read. Default 64 KiB.
+	MaxBodyBytes    int64 `yaml:"max_body_bytes"`
+	FollowRedirects bool  `yaml:"follow_redirects"`
+	// KeepAlive reuses connections between probes. Default false: a fresh
+	// connection per probe, like a load balancer's health check.
+	KeepAlive bool `yaml:"keep_alive"`
+	TLS       TLS  `yaml:"tls"`
+}
+
+// TLS options for https probes.
+type TLS struct {
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	ServerName         string `yaml:"server_name"`
+	CAFile             string `yaml:"ca_file"`
+}
+
+// Policy decides when an instance is bad and how much medic may do about it.
+type Policy struct {
+	// UnhealthyAfter consecutive failed probes make an instance bad. Default 3.
+	UnhealthyAfter int `yaml:"unhealthy_after"`
+	// HealthyAfter consecutive passes make a failing instance healthy again. Default 2.
+	HealthyAfter int `yaml:"healthy_after"`
+	// MaxUnhealthy: when more of a group's InService instances are bad than
+	// this, mark none. Default 34%.
+	MaxUnhealthy IntOrPercent `yaml:"max_unhealthy"`
+	// GracePeriod for new instances: "asg" (the group's
+	// HealthCheckGracePeriod) or a duration. Default asg.
+	GracePeriod GracePeriod `yaml:"grace_period"`
+	// MaxActionsPerHour bounds marks per service in any sliding hour. Default 10.
+	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("2s", "1m30s").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Prefix is a CIDR network ("127.0.0.0/8").
+type Prefix struct{ netip.Prefix }
+
+// Regexp is a regular expression compiled at load.
+type Regexp struct {
+	*regexp.Regexp
+	Source string
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Low, High int }
+
+// Contains reports whether code is in the range.
+func (r StatusRange) Contains(code int) bool { return code >= r.Low && code <= r.High }
+
+// IntOrPercent is a count ("2") or a percentage ("34%").
+type IntOrPercent struct {
+	Value     int
+	IsPercent bool
+}
+
+// GracePeriod is either the group's own HealthCheckGracePeriod (FromASG)
+// or a fixed duration.
+type GracePeriod struct {
+	FromASG  bool
+	Duration time.Duration
+}

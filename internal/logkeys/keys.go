@@ -1,0 +1,42 @@
+// Package logkeys names medic's log keys. Log keys are an API: dashboards,
+// log queries and runbooks depend on them, so they live here, snake_case and
+// stable, and every package uses these constants rather than literals.
+package logkeys
+
+const (
+	TS        = "ts"
+	Caller    = "caller"
+	Level     = "level"
+	Msg       = "msg"
+	Err       = "err"
+	Component = "component"
+
+	// The controller's own identity, on every line.
+	Region      = "region"
+	AZ          = "az"
+	InstanceID  = "instance_id"
+	Environment = "environment"
+
+	// RequestID ties together the lines of one cycle or one action.
+	RequestID = "request_id"
+
+	Service      = "service"
+	Group        = "asg"
+	Target       = "target"
+	Operation    = "operation"
+	Attempt      = "attempt"
+	Reason       = "reason"
+	State        = "state"
+	Result       = "result"
+	Duration     = "duration"
+	DryRun       = "dry_run"
+	Count        = "count"
+	Sink         = "sink"
+	Quota        = "quota"
+	LoadBalancer = "load_balancer"
+
+	// Self* describe the controller host (so they don't clash with the
+	// instance being acted on).
+	SelfAZ         = "self_az"
+	SelfInstanceID = "self_instance_id"
+)

@@ -1,0 +1,42 @@
+// Package probes holds the probers (HTTP, TCP) behind one function type and
+// one table, and the scheduler that runs them on their intervals.
+package probes
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/medic-sre/medic/config"
+)
+
+// Target is one thing probed on a schedule: a service endpoint, an
+// instance at its private IP, or a static target.
+type Target struct {
+	// Key identifies the target across updates; a changed Key is a new target.
+	Key        string
+	Service    string
+	InstanceID string // empty for endpoints and static targets
+	AZ         string
+	// Address is a URL for endpoint probes, host:port for instance and
+	// static targets.
+	Address  string
+	Settings config.Probe
+	// Allowed bounds where the probe may connect; an address outside every
+	// prefix fails the probe without a packet sent. Empty allows any.
+	Allowed []config.Prefix
+}
+
+// Result is the outcome of one probe.
+type Result struct {
+	Start      time.Time
+	Duration   time.Duration
+	Success    bool
+	Reason     string // why it failed ("status 500", "timeout", "body did not match"), empty on success
+	StatusCode int    // HTTP only
+}
+
+// Prober runs one probe of target with its settings and reports the
+// outcome. It never panics and never outlives ctx.
+type Prober func(ctx context.Context, target Target, logger log.Logger) Result
