@@ -56,6 +56,44 @@ type Event struct {
 	Labels map[string]string
 	// RequestID ties the event to the cycle or action that raised it.
 	RequestID string
+	// Ask says what a person should look at when NeedsAction is true
+	// ("A person should look: <Ask>"). Empty means: the Summary.
+	Ask string
+	// Digest is set only on the digest the Dispatcher builds when a flood
+	// of events of one kind for one service is folded into one message.
+	Digest *Digest
+}
+
+// Digest describes the events folded into one message.
+type Digest struct {
+	// Count is the number of events in the flood, including those sent
+	// one by one before it became a flood.
+	Count int
+	// Individually is how many of them were already sent one by one.
+	Individually int
+	// Subjects lists the events' subjects (at most MaxDigestSubjects).
+	Subjects []string
+	// Omitted counts the subjects left out of Subjects.
+	Omitted int
+	// Since and Until bound the flood.
+	Since, Until time.Time
+}
+
+// Ends lists the kinds whose condition an event of kind k ends, for the
+// same Service and Subject: an endpoint that recovers ends its failure, a
+// replacement that recovered ends the instance's "marked" and "not
+// recovered" conditions, an applied pre-warm ends the need. An event with
+// Resolved set ends its own kind instead.
+func (k Kind) Ends() []Kind {
+	switch k {
+	case EndpointRecovered:
+		return []Kind{EndpointFailing}
+	case ReplacementRecovered:
+		return []Kind{InstanceMarked, ReplacementNotRecovered}
+	case PrewarmApplied:
+		return []Kind{PrewarmNeeded}
+	}
+	return nil
 }
 
 // Notifier accepts events. Notify never blocks the caller for long: sinks

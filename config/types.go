@@ -28,8 +28,10 @@ type Global struct {
 	// from instance metadata.
 	Region      string `yaml:"region"`
 	Environment string `yaml:"environment"`
-	// AllowedNetworks bounds every probe: a target outside them is refused
-	// at load (endpoints) or at discovery (instance IPs).
+	// AllowedNetworks bounds every probe: an endpoint or static target
+	// written as an IP outside them is refused at load; host names are
+	// checked by the prober on every dial, instance IPs at discovery and
+	// dial. Default: 10/8, 172.16/12, 192.168/16, 127/8 (see Allows).
 	AllowedNetworks []Prefix `yaml:"allowed_networks"`
 	// DiscoveryInterval is how often the fleet is re-read from AWS. Default 15s.
 	DiscoveryInterval Duration `yaml:"discovery_interval"`
@@ -43,8 +45,10 @@ type Service struct {
 	Name string `yaml:"name"`
 	// Endpoint is a URL probed through the load balancer (optional).
 	Endpoint string `yaml:"endpoint"`
-	// EndpointProbe tunes the endpoint probe. Missing fields take the
-	// instance probe's interval, timeout, expect_status and body_must_match.
+	// EndpointProbe tunes the endpoint probe. Fields left out take the
+	// instance probe's interval, timeout, expect_status, body_must_match,
+	// max_body_bytes, method, headers and headers_from_env. Its scheme,
+	// port and path are set by Load from Endpoint and may not be written.
 	EndpointProbe     Probe    `yaml:"endpoint_probe"`
 	AutoScalingGroups []string `yaml:"auto_scaling_groups"`
 	// StaticTargets are host:port pairs probed without an Auto Scaling
@@ -60,10 +64,21 @@ type Probe struct {
 	// Port is the instance port probed at the instance's private IP.
 	Port int `yaml:"port"`
 	// Scheme is http or https for instance probes. Default http.
-	Scheme  string            `yaml:"scheme"`
-	Path    string            `yaml:"path"`   // default /
-	Method  string            `yaml:"method"` // default GET
+	Scheme string `yaml:"scheme"`
+	Path   string `yaml:"path"`   // default /
+	Method string `yaml:"method"` // default GET
+	// Headers are sent with every http probe. They are written in the file
+	// in clear, so credentials (Authorization, Cookie, …) are refused here:
+	// use HeadersFromEnv.
 	Headers map[string]string `yaml:"headers"`
+	// HeadersFromEnv maps a header name to the environment variable holding
+	// its value. The variables are read once, at load; a missing one is an
+	// error. Use it for credentials.
+	HeadersFromEnv map[string]string `yaml:"headers_from_env"`
+	// SecretHeaders holds the values read for HeadersFromEnv, keyed by
+	// canonical header name. Set by Load, never by the file; a Secret
+	// prints as "<secret>". Probers send RequestHeader(), which merges both.
+	SecretHeaders map[string]Secret `yaml:"-"`
 	// Interval between probes of one target. Default 2s.
 	Interval Duration `yaml:"interval"`
 	// Timeout of one probe, at most Interval. Default 1s.

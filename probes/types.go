@@ -35,6 +35,9 @@ type Result struct {
 	Success    bool
 	Reason     string // why it failed ("status 500", "timeout", "body did not match"), empty on success
 	StatusCode int    // HTTP only
+	// Lateness is how long after its scheduled slot the probe started. Set
+	// by the Scheduler; zero when a prober is called directly.
+	Lateness time.Duration
 }
 
 // Prober runs one probe of target with its settings and reports the

@@ -1,0 +1,37 @@
+# medic — build, test and try it. `make help` lists the targets.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+BIN       := bin/medic
+
+.PHONY: help build test e2e bench demo lint deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/medic
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medic
+
+deps: ## install what the tests need (Debian packages; run as root)
+	bash .ci/deps
+
+test: ## every test, with the race detector (needs moto_server, promtool, alertmanager, chromium: make deps)
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+e2e: ## only the end-to-end tests of the real binary against the AWS emulator
+	$(GO) test -race -count=1 -timeout 20m -run 'TestE2E' ./cmd/medic/
+
+bench: ## benchmarks; writes BENCHMARKS.md
+	bash scripts/bench.sh
+
+demo: ## the embedded default: emulator, 6-instance loopback fleet, medic, one instance broken
+	$(GO) run ./cmd/medic-demo
+
+lint: ## vet, gofmt and the Prometheus rules
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	promtool check rules alerts/rules/*.rules.yml
+
+clean:
+	rm -rf bin

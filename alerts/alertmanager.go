@@ -1,0 +1,187 @@
+package alerts
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/medic-sre/medic/config"
+)
+
+// maxActiveAlerts bounds the alerts an Alertmanager sink keeps re-posting;
+// past it the one with the oldest event is let go (Alertmanager resolves
+// it at its endsAt).
+const maxActiveAlerts = 10000
+
+// alertmanagerSink posts events to Alertmanager's v2 API as alerts.
+//
+// An event fires the alert of its condition (Kind, Service, Subject); an
+// event with Resolved set, or of a kind that Ends other kinds, resolves
+// the alerts of those conditions by posting them with endsAt = now and the
+// labels they fired with. Active alerts carry endsAt = now + 4 resend
+// intervals and are re-posted every resend interval, so Alertmanager keeps
+// them firing while medic runs and resolves them on its own if medic
+// stops. An alert with no fresh event for the TTL is no longer re-posted.
+type alertmanagerSink struct {
+	name    string
+	url     string // .../api/v2/alerts; secret when it came from a file or env
+	token   string
+	runbook string
+	resend  time.Duration
+	ttl     time.Duration
+	client  *http.Client
+	now     func() time.Time
+
+	mu     sync.Mutex
+	active map[string]*activeAlert
+}
+
+type activeAlert struct {
+	alert     alertmanagerAlert
+	lastEvent time.Time
+}
+
+func newAlertmanagerSink(sc config.NotificationSink, base, token string, now func() time.Time) *alertmanagerSink {
+	return &alertmanagerSink{
+		name:    sc.Name,
+		url:     strings.TrimSuffix(base, "/") + "/api/v2/alerts",
+		token:   token,
+		runbook: sc.RunbookURL,
+		resend:  sc.ResendInterval.D(),
+		ttl:     sc.AlertTTL.D(),
+		client:  newHTTPClient(sc.Timeout.D()),
+		now:     now,
+		active:  map[string]*activeAlert{},
+	}
+}
+
+func (s *alertmanagerSink) Name() string                  { return s.name }
+func (s *alertmanagerSink) EachEvent() bool               { return true }
+func (s *alertmanagerSink) ResendInterval() time.Duration { return s.resend }
+
+// adopt takes over the active alerts of the sink it replaces on reload.
+func (s *alertmanagerSink) adopt(old *alertmanagerSink) {
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, a := range old.active {
+		s.active[k] = a
+	}
+}
+
+func conditionKey(k Kind, service, subject string) string {
+	return string(k) + "\x00" + service + "\x00" + subject
+}
+
+// Send fires or resolves the alerts e concerns, in one POST.
+func (s *alertmanagerSink) Send(ctx context.Context, e Event) error {
+	now := s.now()
+	var post []alertmanagerAlert
+
+	s.mu.Lock()
+	ends := e.Kind.Ends()
+	if e.Resolved {
+		ends = []Kind{e.Kind}
+	}
+	for _, k := range ends {
+		key := conditionKey(k, e.Service, e.Subject)
+		a, ok := s.active[key]
+		if ok {
+			delete(s.active, key)
+			r := a.alert
+			r.EndsAt = now
+			r.Annotations = alertAnnotations(e, s.runbook)
+			post = append(post, r)
+			continue
+		}
+		// Not known here (medic restarted?): resolve what the labels would
+		// have been. If they differ, Alertmanager resolves the old alert
+		// at its endsAt anyway.
+		started := e.Time
+		if started.IsZero() || started.After(now) {
+			started = now
+		}
+		post = append(post, alertmanagerAlert{
+			Labels:      alertLabels(e, k),
+			Annotations: alertAnnotations(e, s.runbook),
+			StartsAt:    started,
+			EndsAt:      now,
+		})
+	}
+	if !e.Resolved && len(e.Kind.Ends()) == 0 {
+		key := conditionKey(e.Kind, e.Service, e.Subject)
+		a := alertmanagerAlert{
+			Labels:      alertLabels(e, e.Kind),
+			Annotations: alertAnnotations(e, s.runbook),
+			StartsAt:    e.Time,
+			EndsAt:      now.Add(4 * s.resend),
+		}
+		if a.StartsAt.IsZero() || a.StartsAt.After(now) {
+			a.StartsAt = now
+		}
+		if old, ok := s.active[key]; ok {
+			a.StartsAt = old.alert.StartsAt
+		}
+		s.active[key] = &activeAlert{alert: a, lastEvent: now}
+		s.evictLocked()
+		post = append(post, a)
+	}
+	s.mu.Unlock()
+
+	if len(post) == 0 {
+		return nil
+	}
+	return postJSON(ctx, s.client, s.url, s.token, post)
+}
+
+// evictLocked lets go of the alerts with the oldest events past the bound.
+func (s *alertmanagerSink) evictLocked() {
+	for len(s.active) > maxActiveAlerts {
+		var oldest string
+		var t time.Time
+		for k, a := range s.active {
+			if oldest == "" || a.lastEvent.Before(t) {
+				oldest, t = k, a.lastEvent
+			}
+		}
+		delete(s.active, oldest)
+	}
+}
+
+// Resend re-posts every active alert with a fresh endsAt, forgetting those
+// whose last event is older than the TTL.
+func (s *alertmanagerSink) Resend(ctx context.Context) error {
+	now := s.now()
+	s.mu.Lock()
+	keys := make([]string, 0, len(s.active))
+	for k, a := range s.active {
+		if now.Sub(a.lastEvent) >= s.ttl {
+			delete(s.active, k)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	post := make([]alertmanagerAlert, 0, len(keys))
+	for _, k := range keys {
+		a := s.active[k]
+		a.alert.EndsAt = now.Add(4 * s.resend)
+		post = append(post, a.alert)
+	}
+	s.mu.Unlock()
+	if len(post) == 0 {
+		return nil
+	}
+	return postJSON(ctx, s.client, s.url, s.token, post)
+}
+
+// activeCount is the number of alerts being kept alive.
+func (s *alertmanagerSink) activeCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.active)
+}

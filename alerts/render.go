@@ -1,0 +1,344 @@
+package alerts
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Every message answers the same five questions, in this order: what
+// happened, the evidence, what medic did, the service's state, and whether
+// a person needs to act. One function per format builds it from the Event.
+
+const noActionNeeded = "No action needed."
+
+// Title is the one-line headline of e: "medic · web · i-0abc marked
+// Unhealthy", prefixed when the condition is resolved or needs a person.
+func Title(e Event) string {
+	var b strings.Builder
+	switch {
+	case e.NeedsAction:
+		b.WriteString("ACTION NEEDED: ")
+	case e.Resolved:
+		b.WriteString("RESOLVED: ")
+	}
+	b.WriteString("medic")
+	if e.Service != "" {
+		b.WriteString(" · " + e.Service)
+	}
+	b.WriteString(" · " + summaryOf(e))
+	return redact(b.String())
+}
+
+// RenderText renders e as plain text (SNS, e-mail): a subject line and a
+// body. Secrets in URLs are masked.
+func RenderText(e Event, runbookURL string) (subject, body string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "What happened: %s\n", summaryOf(e))
+	if len(e.Evidence) == 0 {
+		b.WriteString("Evidence: none recorded\n")
+	} else {
+		b.WriteString("Evidence:\n")
+		for _, ev := range e.Evidence {
+			fmt.Fprintf(&b, "  - %s\n", ev)
+		}
+	}
+	fmt.Fprintf(&b, "What medic did: %s\n", actionOf(e))
+	fmt.Fprintf(&b, "Service state: %s\n", stateOf(e))
+	b.WriteString(verdictLine(e) + "\n")
+	b.WriteString("\n" + footer(e) + "\n")
+	if u := runbookLink(runbookURL, e.Kind); u != "" {
+		fmt.Fprintf(&b, "Runbook: %s\n", u)
+	}
+	return Title(e), redact(b.String())
+}
+
+// SlackMessage is a Slack-compatible incoming-webhook payload (Slack,
+// Mattermost and Rocket.Chat read "text" as mrkdwn).
+type SlackMessage struct {
+	Text string `json:"text"`
+}
+
+// RenderSlack renders e as Slack mrkdwn, with &, < and > escaped so that
+// names cannot inject links or mentions.
+func RenderSlack(e Event, runbookURL string) SlackMessage {
+	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%s*\n", esc(Title(e)))
+	fmt.Fprintf(&b, "*What happened:* %s\n", esc(summaryOf(e)))
+	if len(e.Evidence) == 0 {
+		b.WriteString("*Evidence:* none recorded\n")
+	} else {
+		b.WriteString("*Evidence:*\n")
+		for _, ev := range e.Evidence {
+			fmt.Fprintf(&b, "• %s\n", esc(ev))
+		}
+	}
+	fmt.Fprintf(&b, "*What medic did:* %s\n", esc(actionOf(e)))
+	fmt.Fprintf(&b, "*Service state:* %s\n", esc(stateOf(e)))
+	if e.NeedsAction {
+		fmt.Fprintf(&b, "*%s*\n", esc(verdictLine(e)))
+	} else {
+		fmt.Fprintf(&b, "_%s_\n", noActionNeeded)
+	}
+	fmt.Fprintf(&b, "_%s_", esc(footer(e)))
+	if u := runbookLink(runbookURL, e.Kind); u != "" {
+		fmt.Fprintf(&b, "\n<%s|Runbook>", u)
+	}
+	return SlackMessage{Text: redact(b.String())}
+}
+
+// WebhookPayload is the generic webhook's JSON: the event's fields, plus
+// the rendered title and text for receivers that just display them.
+type WebhookPayload struct {
+	Version     string            `json:"version"`
+	Kind        Kind              `json:"kind"`
+	Severity    Severity          `json:"severity"`
+	Time        time.Time         `json:"time"`
+	Service     string            `json:"service"`
+	Subject     string            `json:"subject,omitempty"`
+	AZ          string            `json:"az,omitempty"`
+	Summary     string            `json:"summary"`
+	Evidence    []string          `json:"evidence"`
+	Action      string            `json:"action"`
+	State       string            `json:"state"`
+	NeedsAction bool              `json:"needs_action"`
+	Ask         string            `json:"ask,omitempty"`
+	Resolved    bool              `json:"resolved"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	RequestID   string            `json:"request_id,omitempty"`
+	Digest      *WebhookDigest    `json:"digest,omitempty"`
+	RunbookURL  string            `json:"runbook_url,omitempty"`
+	Title       string            `json:"title"`
+	Text        string            `json:"text"`
+}
+
+type WebhookDigest struct {
+	Count        int       `json:"count"`
+	Individually int       `json:"individually"`
+	Subjects     []string  `json:"subjects"`
+	Omitted      int       `json:"omitted"`
+	Since        time.Time `json:"since"`
+	Until        time.Time `json:"until"`
+}
+
+// RenderWebhook renders e as the generic webhook's JSON document.
+func RenderWebhook(e Event, runbookURL string) WebhookPayload {
+	title, text := RenderText(e, runbookURL)
+	ev := make([]string, len(e.Evidence))
+	for i, s := range e.Evidence {
+		ev[i] = redact(s)
+	}
+	var labels map[string]string
+	if len(e.Labels) > 0 {
+		labels = make(map[string]string, len(e.Labels))
+		for k, v := range e.Labels {
+			labels[k] = redact(v)
+		}
+	}
+	p := WebhookPayload{
+		Version:     "1",
+		Kind:        e.Kind,
+		Severity:    severityOf(e),
+		Time:        e.Time.UTC(),
+		Service:     e.Service,
+		Subject:     e.Subject,
+		AZ:          e.AZ,
+		Summary:     redact(summaryOf(e)),
+		Evidence:    ev,
+		Action:      redact(actionOf(e)),
+		State:       redact(stateOf(e)),
+		NeedsAction: e.NeedsAction,
+		Ask:         redact(e.Ask),
+		Resolved:    e.Resolved,
+		Labels:      labels,
+		RequestID:   e.RequestID,
+		RunbookURL:  runbookLink(runbookURL, e.Kind),
+		Title:       title,
+		Text:        text,
+	}
+	if d := e.Digest; d != nil {
+		p.Digest = &WebhookDigest{
+			Count: d.Count, Individually: d.Individually, Subjects: d.Subjects,
+			Omitted: d.Omitted, Since: d.Since.UTC(), Until: d.Until.UTC(),
+		}
+	}
+	return p
+}
+
+// alertmanagerAlert is one element of Alertmanager's POST /api/v2/alerts.
+type alertmanagerAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// AlertName is the Alertmanager alertname of a kind: instance_marked →
+// MedicInstanceMarked.
+func AlertName(k Kind) string {
+	var b strings.Builder
+	b.WriteString("Medic")
+	for _, part := range strings.Split(string(k), "_") {
+		switch part {
+		case "":
+			continue
+		case "aws", "api":
+			b.WriteString(strings.ToUpper(part))
+		default:
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// alertLabels are the identity of the alert for e's condition (kind k):
+// e's extra labels, then alertname, source="medic" (which tells these
+// alerts from those of Prometheus rules on medic's metrics, some of which
+// share an alertname), service, severity, subject and az.
+func alertLabels(e Event, k Kind) map[string]string {
+	l := make(map[string]string, len(e.Labels)+5)
+	for name, v := range e.Labels {
+		if labelNameRE.MatchString(name) && !strings.HasPrefix(name, "__") && v != "" {
+			l[name] = redact(v)
+		}
+	}
+	l["alertname"] = AlertName(k)
+	l["source"] = "medic"
+	l["severity"] = string(severityOf(e))
+	set := func(name, v string) {
+		if v != "" {
+			l[name] = v
+		} else {
+			delete(l, name)
+		}
+	}
+	set("service", e.Service)
+	set("subject", e.Subject)
+	set("az", e.AZ)
+	return l
+}
+
+// alertAnnotations are the human side of the alert.
+func alertAnnotations(e Event, runbookURL string) map[string]string {
+	_, text := RenderText(e, "")
+	a := map[string]string{
+		"summary":     Title(e),
+		"description": text,
+		"evidence":    redact(strings.Join(e.Evidence, "\n")),
+		"action":      redact(actionOf(e)),
+		"state":       redact(stateOf(e)),
+	}
+	if u := runbookLink(runbookURL, e.Kind); u != "" {
+		a["runbook_url"] = u
+	}
+	return a
+}
+
+func summaryOf(e Event) string {
+	if e.Summary != "" {
+		return e.Summary
+	}
+	s := string(e.Kind)
+	if e.Subject != "" {
+		s += " for " + e.Subject
+	}
+	return s
+}
+
+func actionOf(e Event) string {
+	if e.Action == "" {
+		return "nothing"
+	}
+	return e.Action
+}
+
+func stateOf(e Event) string {
+	if e.State == "" {
+		return "unknown"
+	}
+	return e.State
+}
+
+func severityOf(e Event) Severity {
+	if e.Severity == "" {
+		if e.NeedsAction {
+			return Action
+		}
+		return Info
+	}
+	return e.Severity
+}
+
+// verdictLine says whether a person needs to act.
+func verdictLine(e Event) string {
+	if !e.NeedsAction {
+		return noActionNeeded
+	}
+	ask := e.Ask
+	if ask == "" {
+		ask = summaryOf(e)
+	}
+	return "A person should look: " + ask
+}
+
+// footer is the event's identity on one line.
+func footer(e Event) string {
+	parts := []string{}
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+": "+v)
+		}
+	}
+	add("service", e.Service)
+	add("subject", e.Subject)
+	add("az", e.AZ)
+	add("kind", string(e.Kind))
+	add("severity", string(severityOf(e)))
+	if !e.Time.IsZero() {
+		add("at", e.Time.UTC().Format(time.RFC3339))
+	}
+	if len(e.Labels) > 0 {
+		keys := make([]string, 0, len(e.Labels))
+		for k := range e.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			add(k, e.Labels[k])
+		}
+	}
+	add("request", e.RequestID)
+	return strings.Join(parts, " · ")
+}
+
+func runbookLink(base string, k Kind) string {
+	if base == "" {
+		return ""
+	}
+	if strings.Contains(base, "#") {
+		return base
+	}
+	return base + "#" + strings.ReplaceAll(string(k), "_", "-")
+}
+
+// Secrets that could reach a message through evidence or names: the user
+// info of a URL, and token-like query parameters.
+var (
+	userinfoRE = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@`)
+	tokenRE    = regexp.MustCompile(`(?i)([?&](?:access_token|token|key|api_key|apikey|secret|password|passwd|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s#]+`)
+	bearerRE   = regexp.MustCompile(`(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}`)
+)
+
+// redact masks secrets in s.
+func redact(s string) string {
+	s = userinfoRE.ReplaceAllString(s, "${1}***@")
+	s = tokenRE.ReplaceAllString(s, "${1}***")
+	s = bearerRE.ReplaceAllString(s, "${1} ***")
+	return s
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/medic-sre/medic/controller"
+	"github.com/medic-sre/medic/statuspage"
+)
+
+// routes serves medic's endpoints: /metrics, /-/healthy, /-/ready,
+// /-/reload and the status page at /.
+func routes(ctrl *controller.Controller, rl *reloader, reg *prometheus.Registry, logger log.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "medic is healthy.")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := ctrl.Ready()
+		if !ok {
+			http.Error(w, "medic is not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "medic is ready.")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "use POST to reload", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := rl.reload(r.Context()); err != nil {
+			http.Error(w, "reload refused; the running config stays:\n"+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "config reloaded.")
+	})
+	mux.Handle("/", statuspage.Handler(ctrl, logger))
+	return mux
+}

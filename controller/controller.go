@@ -1,0 +1,391 @@
+// Package controller runs medic's loop: it re-reads the fleet from AWS,
+// keeps the probe scheduler's targets in step with it, and hands each
+// service's observations to the healer. It holds no decision logic: the
+// healer's judge and guard decide; this package only gathers and wires.
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medic-sre/medic/alerts"
+	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/discovery"
+	"github.com/medic-sre/medic/healer"
+	"github.com/medic-sre/medic/internal/logkeys"
+	"github.com/medic-sre/medic/probes"
+)
+
+// Discoverer reads every service's fleet. *discovery.Discoverer is one.
+type Discoverer interface {
+	Refresh(ctx context.Context, services []config.Service) (map[string]discovery.Snapshot, error)
+}
+
+// Options wire a Controller.
+type Options struct {
+	Config     *config.Config
+	Discoverer Discoverer
+	Actuator   healer.Actuator
+	Notifier   alerts.Notifier // nil: events are dropped
+	Logger     log.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	// HealInterval is the longest the healer waits between cycles when no
+	// probe result wakes it. Default 1s.
+	HealInterval time.Duration
+}
+
+// Controller owns the discovery loop, the probe scheduler and the heal loop.
+type Controller struct {
+	disc     Discoverer
+	sched    *probes.Scheduler
+	healer   *healer.Healer
+	notifier alerts.Notifier
+	logger   log.Logger
+	now      func() time.Time
+	healIvl  time.Duration
+
+	wake     chan struct{} // a probe result arrived; coalesced
+	reconfig chan struct{} // the config changed; coalesced
+
+	mu          sync.Mutex
+	cfg         *config.Config
+	snapshots   map[string]discovery.Snapshot
+	reports     map[string]healer.Report
+	lastGood    time.Time // last complete discovery
+	lastErr     error
+	outcomes    *reporter
+	readyReason string
+}
+
+// New builds a Controller; Run starts it.
+func New(o Options) *Controller {
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HealInterval <= 0 {
+		o.HealInterval = time.Second
+	}
+	if o.Notifier == nil {
+		o.Notifier = alerts.Discard{}
+	}
+	c := &Controller{
+		disc:        o.Discoverer,
+		notifier:    o.Notifier,
+		logger:      o.Logger,
+		now:         o.Now,
+		healIvl:     o.HealInterval,
+		wake:        make(chan struct{}, 1),
+		reconfig:    make(chan struct{}, 1),
+		cfg:         o.Config,
+		snapshots:   map[string]discovery.Snapshot{},
+		reports:     map[string]healer.Report{},
+		readyReason: "no discovery has completed yet",
+	}
+	c.outcomes = newReporter(o.Notifier, o.Registerer)
+	c.sched = probes.NewScheduler(probes.Options{
+		MaxConcurrent: o.Config.Global.MaxConcurrentProbes,
+		Logger:        o.Logger,
+		Registerer:    o.Registerer,
+		OnResult:      func(probes.Target, probes.Result) { c.poke(c.wake) },
+		Now:           o.Now,
+	})
+	c.healer = healer.New(healer.Options{
+		Actuator:   o.Actuator,
+		Logger:     o.Logger,
+		Registerer: o.Registerer,
+		Now:        o.Now,
+	})
+	c.sched.Update(c.targets())
+	return c
+}
+
+func (c *Controller) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Apply replaces the running config with cfg, which Load has validated.
+// Targets follow at once; the fleet is re-read at the next refresh.
+func (c *Controller) Apply(cfg *config.Config) {
+	c.mu.Lock()
+	c.cfg = cfg
+	for name := range c.snapshots {
+		if cfg.Service(name) == nil {
+			delete(c.snapshots, name)
+			delete(c.reports, name)
+			c.healer.Forget(name)
+		}
+	}
+	c.mu.Unlock()
+	c.sched.Update(c.targets())
+	c.poke(c.reconfig) // re-read the fleet now: groups may have changed
+}
+
+// Config returns the running config.
+func (c *Controller) Config() *config.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg
+}
+
+// Ready reports whether medic can act: a config is loaded and the fleet has
+// been read from AWS recently. When not, the string says why.
+func (c *Controller) Ready() (bool, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastGood.IsZero() {
+		if c.lastErr != nil {
+			return false, "no discovery has succeeded: " + c.lastErr.Error()
+		}
+		return false, c.readyReason
+	}
+	if age := c.now().Sub(c.lastGood); age > c.staleAfter() {
+		msg := fmt.Sprintf("last good discovery %s ago", age.Round(time.Second))
+		if c.lastErr != nil {
+			msg += ": " + c.lastErr.Error()
+		}
+		return false, msg
+	}
+	return true, "ok"
+}
+
+// staleAfter is how old a fleet snapshot may be before medic stops acting
+// on it: three refreshes missed. Callers hold c.mu.
+func (c *Controller) staleAfter() time.Duration {
+	return 3 * c.cfg.Global.DiscoveryInterval.D()
+}
+
+// Run runs the loops until ctx is done.
+func (c *Controller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = c.sched.Run(ctx) }()
+	go func() { defer wg.Done(); c.discoveryLoop(ctx) }()
+	c.healLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+func (c *Controller) discoveryLoop(ctx context.Context) {
+	for {
+		c.refresh(ctx)
+		t := time.NewTimer(c.Config().Global.DiscoveryInterval.D())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-c.reconfig:
+			t.Stop()
+		}
+	}
+}
+
+// refresh re-reads the fleet. A failed or partial refresh keeps the
+// snapshots of services it could not read, which go stale and stop actions
+// once older than staleAfter.
+func (c *Controller) refresh(ctx context.Context) {
+	cfg := c.Config()
+	rid := newRequestID()
+	logger := log.With(c.logger, logkeys.Component, "discovery", logkeys.RequestID, rid)
+	snaps, err := c.disc.Refresh(ctx, cfg.Services)
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	for name, s := range snaps {
+		if cfg.Service(name) != nil {
+			c.snapshots[name] = s
+		}
+	}
+	wasErr := c.lastErr
+	c.lastErr = err
+	if err == nil {
+		c.lastGood = c.now()
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		level.Warn(logger).Log(logkeys.Msg, "fleet refresh failed; keeping the last fleet, no actions once it is stale", logkeys.Err, err)
+	case wasErr != nil:
+		level.Info(logger).Log(logkeys.Msg, "fleet refresh recovered")
+	}
+	c.sched.Update(c.targets())
+	c.poke(c.wake)
+}
+
+// targets lists what the scheduler should probe now: each service's
+// endpoint, its static targets, and every InService instance with a
+// private IP inside allowed_networks.
+func (c *Controller) targets() []probes.Target {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ts []probes.Target
+	allowed := c.cfg.Global.AllowedNetworks
+	for _, svc := range c.cfg.Services {
+		if svc.Endpoint != "" {
+			ts = append(ts, probes.Target{
+				Key: endpointKey(svc.Name), Service: svc.Name, Address: svc.Endpoint,
+				Settings: svc.EndpointProbe, Allowed: allowed,
+			})
+		}
+		for _, st := range svc.StaticTargets {
+			ts = append(ts, probes.Target{
+				Key: svc.Name + "/static/" + st, Service: svc.Name, Address: st,
+				Settings: svc.InstanceProbe, Allowed: allowed,
+			})
+		}
+		snap, ok := c.snapshots[svc.Name]
+		if !ok {
+			continue
+		}
+		for _, in := range snap.Instances {
+			if in.LifecycleState != "InService" || !in.PrivateIP.IsValid() {
+				continue
+			}
+			// An instance outside allowed_networks is never probed (a probe
+			// would fail and the instance would look bad): it stays unknown.
+			if !c.cfg.Global.Allows(in.PrivateIP) {
+				level.Debug(c.logger).Log(logkeys.Msg, "instance IP outside allowed_networks; not probing it",
+					logkeys.Service, svc.Name, logkeys.InstanceID, in.ID, logkeys.AZ, in.AZ, "ip", in.PrivateIP)
+				continue
+			}
+			ts = append(ts, probes.Target{
+				Key: instanceKey(svc.Name, in.ID), Service: svc.Name, InstanceID: in.ID, AZ: in.AZ,
+				Address:  netip.AddrPortFrom(in.PrivateIP, uint16(svc.InstanceProbe.Port)).String(),
+				Settings: svc.InstanceProbe, Allowed: allowed,
+			})
+		}
+	}
+	return ts
+}
+
+func endpointKey(service string) string     { return service + "/endpoint" }
+func instanceKey(service, id string) string { return service + "/" + id }
+
+func (c *Controller) healLoop(ctx context.Context) {
+	t := time.NewTicker(c.healIvl)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.wake:
+		}
+		c.healOnce(ctx)
+	}
+}
+
+// healOnce runs one heal cycle for every service with a fleet.
+func (c *Controller) healOnce(ctx context.Context) {
+	c.mu.Lock()
+	cfg := c.cfg
+	stale := c.lastGood.IsZero() || c.now().Sub(c.lastGood) > c.staleAfter()
+	snaps := make(map[string]discovery.Snapshot, len(c.snapshots))
+	for k, v := range c.snapshots {
+		snaps[k] = v
+	}
+	c.mu.Unlock()
+	all := c.sched.Snapshot()
+	for _, svc := range cfg.Services {
+		snap, ok := snaps[svc.Name]
+		if !ok || len(svc.AutoScalingGroups) == 0 {
+			continue
+		}
+		hist := make(map[string][]probes.Result, len(snap.Instances))
+		for _, in := range snap.Instances {
+			if h, ok := all[instanceKey(svc.Name, in.ID)]; ok {
+				hist[in.ID] = h
+			}
+		}
+		in := healer.CycleInput{
+			Service:   svc.Name,
+			Snapshot:  snap,
+			History:   hist,
+			Endpoint:  endpointState(svc, all[endpointKey(svc.Name)]),
+			Policy:    svc.Policy,
+			RequestID: newRequestID(),
+			Frozen:    stale,
+		}
+		if stale {
+			in.FrozenReason = "the fleet has not been read from AWS recently"
+		}
+		rep := c.healer.Cycle(ctx, in)
+		c.mu.Lock()
+		c.reports[svc.Name] = rep
+		c.mu.Unlock()
+		c.outcomes.observe(svc, snap, rep, in.Endpoint, c.now())
+	}
+}
+
+// endpointState says whether the service endpoint passes: it fails when its
+// latest probe failed.
+func endpointState(svc config.Service, h []probes.Result) healer.EndpointState {
+	if svc.Endpoint == "" {
+		return healer.EndpointState{}
+	}
+	st := healer.EndpointState{Configured: true, Healthy: true}
+	if len(h) == 0 {
+		st.Reason = "not probed yet"
+		return st
+	}
+	last := h[len(h)-1]
+	st.Healthy = last.Success
+	st.Reason = last.Reason
+	return st
+}
+
+// Status is what the status page shows of one service.
+type Status struct {
+	Service  config.Service
+	Snapshot discovery.Snapshot
+	Report   healer.Report
+	Probes   map[string][]probes.Result // by target key
+	Targets  []probes.Target
+}
+
+// Statuses returns every configured service's status, sorted by name.
+func (c *Controller) Statuses() []Status {
+	all := c.sched.Snapshot()
+	targets := c.targets()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Status, 0, len(c.cfg.Services))
+	for _, svc := range c.cfg.Services {
+		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name], Probes: map[string][]probes.Result{}}
+		for _, t := range targets {
+			if t.Service == svc.Name {
+				st.Targets = append(st.Targets, t)
+				st.Probes[t.Key] = all[t.Key]
+			}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Service.Name < out[j].Service.Name })
+	return out
+}
+
+// newRequestID returns a short random id tying together the log lines of
+// one cycle or action.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

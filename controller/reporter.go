@@ -1,0 +1,231 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medic-sre/medic/alerts"
+	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/discovery"
+	"github.com/medic-sre/medic/healer"
+)
+
+// recoveryWindow is how long after a mark medic waits, beyond the grace
+// period, for a replacement to become healthy before it says a person
+// should look.
+const recoveryWindow = 5 * time.Minute
+
+// reporter turns heal-cycle reports into events: marks, refusals as they
+// start, endpoint failures and recoveries, and the outcome of each
+// replacement. It remembers just enough between cycles to report changes,
+// not every cycle.
+type reporter struct {
+	notifier     alerts.Notifier
+	replacements *prometheus.CounterVec
+
+	refusing map[string]map[healer.RefusalReason]bool // service → reasons refusing now
+	endpoint map[string]bool                          // service → endpoint failing now
+	pending  map[string]pendingReplacement            // instance id → replacement being watched
+}
+
+// pendingReplacement is an instance medic marked, whose replacement it
+// watches.
+type pendingReplacement struct {
+	service, group, az string
+	before             map[string]bool // the group's instance ids when it was marked
+	markedAt           time.Time
+	deadline           time.Time
+	requestID          string
+}
+
+func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
+	r := &reporter{
+		notifier: n,
+		replacements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "medic_replacements_total",
+			Help: "Replacements medic watched after marking an instance, by outcome (recovered, not_recovered).",
+		}, []string{"service", "outcome"}),
+		refusing: map[string]map[healer.RefusalReason]bool{},
+		endpoint: map[string]bool{},
+		pending:  map[string]pendingReplacement{},
+	}
+	if reg != nil {
+		reg.MustRegister(r.replacements)
+	}
+	return r
+}
+
+// observe reports what changed in one service since its last cycle.
+func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep healer.Report, ep healer.EndpointState, now time.Time) {
+	state := serviceState(rep, ep)
+	verdicts := map[string]healer.Verdict{}
+	for _, v := range rep.Verdicts {
+		verdicts[v.Instance.ID] = v
+	}
+
+	// Endpoint failing / recovered, on change only.
+	if ep.Configured {
+		failing := !ep.Healthy
+		if failing != r.endpoint[svc.Name] {
+			r.endpoint[svc.Name] = failing
+			e := alerts.Event{Kind: alerts.EndpointRecovered, Severity: alerts.Info, Time: now, Service: svc.Name,
+				Subject: svc.Endpoint, State: state, Resolved: !failing,
+				Summary: fmt.Sprintf("The endpoint of %s passes again.", svc.Name), Action: "nothing"}
+			if failing {
+				e.Kind, e.Severity = alerts.EndpointFailing, alerts.Warning
+				e.Summary = fmt.Sprintf("The endpoint of %s fails: %s.", svc.Name, ep.Reason)
+				e.Evidence = []string{"latest probe of " + svc.Endpoint + ": " + ep.Reason}
+				e.Action = "watching; instances are judged on their own probes"
+			}
+			r.notifier.Notify(e)
+		}
+	}
+
+	// Refusals, when a reason starts and when it clears.
+	now2 := map[healer.RefusalReason]bool{}
+	for _, ref := range rep.Decision.Refusals {
+		now2[ref.Reason] = true
+		if r.refusing[svc.Name][ref.Reason] {
+			continue
+		}
+		r.notifier.Notify(alerts.Event{Kind: alerts.MarkRefused, Severity: alerts.Warning, Time: now, Service: svc.Name,
+			Subject: string(ref.Reason), Summary: "medic refused to mark instances of " + svc.Name + ": " + ref.Detail,
+			Evidence: evidenceFor(ref.Instances, verdicts), Action: "nothing: the guard refused (" + string(ref.Reason) + ")",
+			State: state, Labels: map[string]string{"reason": string(ref.Reason)}, RequestID: rep.RequestID})
+	}
+	for reason := range r.refusing[svc.Name] {
+		if !now2[reason] {
+			r.notifier.Notify(alerts.Event{Kind: alerts.MarkRefused, Severity: alerts.Info, Time: now, Service: svc.Name,
+				Subject: string(reason), Resolved: true, Summary: "the guard no longer refuses (" + string(reason) + ") in " + svc.Name,
+				Action: "nothing", State: state, Labels: map[string]string{"reason": string(reason)}})
+		}
+	}
+	r.refusing[svc.Name] = now2
+
+	// Marks: report each, and watch its replacement.
+	ids := make([]string, 0, len(rep.Outcomes))
+	for id := range rep.Outcomes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		out := rep.Outcomes[id]
+		v := verdicts[id]
+		e := alerts.Event{Kind: alerts.InstanceMarked, Severity: alerts.Info, Time: now, Service: svc.Name, Subject: id,
+			AZ: v.Instance.AZ, Summary: fmt.Sprintf("%s in %s (%s) was bad: %s.", id, svc.Name, v.Instance.AZ, v.Reason),
+			Evidence: evidenceFor([]string{id}, verdicts), State: state, RequestID: rep.RequestID,
+			Labels: map[string]string{"asg": v.Instance.Group, "result": string(out.Result)}}
+		switch out.Result {
+		case healer.ResultMarked:
+			e.Action = "marked Unhealthy in " + v.Instance.Group + "; the group replaces it"
+			before := map[string]bool{}
+			for _, in := range snap.Instances {
+				if in.Group == v.Instance.Group {
+					before[in.ID] = true
+				}
+			}
+			r.pending[id] = pendingReplacement{service: svc.Name, group: v.Instance.Group, az: v.Instance.AZ,
+				before: before, markedAt: now, deadline: now.Add(graceOf(svc.Policy, snap, v.Instance.Group) + recoveryWindow),
+				requestID: rep.RequestID}
+		case healer.ResultDryRun:
+			e.Action = "dry run: would have marked it Unhealthy; nothing was changed"
+		case healer.ResultFailed:
+			e.Severity = alerts.Warning
+			e.Action = "tried to mark it Unhealthy and failed: " + errString(out.Err)
+		default:
+			continue // gone or already unhealthy: nothing to tell
+		}
+		r.notifier.Notify(e)
+	}
+
+	// Replacements: recovered when a newcomer in the group is healthy and
+	// the endpoint passes; not recovered past the deadline.
+	for id, p := range r.pending {
+		if p.service != svc.Name {
+			continue
+		}
+		var newcomer string
+		for _, v := range rep.Verdicts {
+			if v.Instance.Group == p.group && !p.before[v.Instance.ID] && v.State == healer.Healthy {
+				newcomer = v.Instance.ID
+				break
+			}
+		}
+		epOK := !ep.Configured || ep.Healthy
+		switch {
+		case newcomer != "" && epOK:
+			delete(r.pending, id)
+			r.replacements.WithLabelValues(svc.Name, "recovered").Inc()
+			r.notifier.Notify(alerts.Event{Kind: alerts.ReplacementRecovered, Severity: alerts.Info, Time: now,
+				Service: svc.Name, Subject: id, AZ: p.az, RequestID: p.requestID, State: state,
+				Summary:  fmt.Sprintf("%s was replaced by %s, which is healthy; %s recovered in %s.", id, newcomer, svc.Name, now.Sub(p.markedAt).Round(time.Second)),
+				Evidence: evidenceFor([]string{newcomer}, verdicts),
+				Action:   "marked " + id + " Unhealthy; " + p.group + " replaced it"})
+		case now.After(p.deadline):
+			delete(r.pending, id)
+			r.replacements.WithLabelValues(svc.Name, "not_recovered").Inc()
+			r.notifier.Notify(alerts.Event{Kind: alerts.ReplacementNotRecovered, Severity: alerts.Action, Time: now,
+				Service: svc.Name, Subject: id, AZ: p.az, RequestID: p.requestID, State: state, NeedsAction: true,
+				Summary: fmt.Sprintf("%s was marked Unhealthy %s ago, but no healthy replacement has joined %s (endpoint passing: %t).",
+					id, now.Sub(p.markedAt).Round(time.Second), p.group, epOK),
+				Action: "marked " + id + " Unhealthy; a person should check why the group has not recovered"})
+		}
+	}
+}
+
+// graceOf is the grace period a newcomer in group gets under policy.
+func graceOf(p config.Policy, snap discovery.Snapshot, group string) time.Duration {
+	if !p.GracePeriod.FromASG {
+		return p.GracePeriod.Duration
+	}
+	for _, g := range snap.Groups {
+		if g.Name == group {
+			return g.GracePeriod
+		}
+	}
+	return 0
+}
+
+// serviceState summarises a service in one line: "5/6 healthy, endpoint passing".
+func serviceState(rep healer.Report, ep healer.EndpointState) string {
+	healthy, total := 0, 0
+	for _, v := range rep.Verdicts {
+		if v.State == healer.NotInService {
+			continue
+		}
+		total++
+		if v.State == healer.Healthy {
+			healthy++
+		}
+	}
+	s := fmt.Sprintf("%d/%d instances healthy", healthy, total)
+	switch {
+	case !ep.Configured:
+	case ep.Healthy:
+		s += ", endpoint passing"
+	default:
+		s += ", endpoint failing (" + ep.Reason + ")"
+	}
+	return s
+}
+
+func evidenceFor(ids []string, verdicts map[string]healer.Verdict) []string {
+	var ev []string
+	for _, id := range ids {
+		if v, ok := verdicts[id]; ok {
+			ev = append(ev, fmt.Sprintf("%s (%s, %s): %s — %s", id, v.Instance.AZ, v.Instance.Group, v.State, v.Reason))
+		}
+	}
+	return ev
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return strings.TrimSpace(err.Error())
+}

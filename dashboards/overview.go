@@ -1,0 +1,116 @@
+package dashboards
+
+// Overview is the service overview: is the service up as its users see it,
+// what state its instances are in per AZ, what medic did and refused, and
+// whether medic itself is well.
+func Overview() Dashboard {
+	d := newDashboard("medic-overview", "medic / Service overview",
+		"Endpoint health through the load balancer, instances by judged state per AZ, "+
+			"what medic marked and what its guard refused, and medic's own health.")
+	g := grid{d: &d}
+
+	// Row 1: the service as users see it.
+	g.add(6, 6, stat("Endpoint passing",
+		"1 when the last probe through the load balancer passed (medic_service_endpoint_success).", "none",
+		thresholds("red", 1.0, "green"),
+		Target{Expr: `min by (service) (medic_service_endpoint_success{` + svc + `})`, LegendFormat: "{{service}}", Instant: true}))
+	g.add(9, 6, timeseries("Endpoint success ratio",
+		"Share of endpoint probes that passed. The SLO alerts (MedicServiceEndpointErrorBudgetBurn) burn on its complement.",
+		"percentunit",
+		q(`sum by (service) (`+rate(`medic_probes_total{scope="endpoint",result="success",`+svc+`}`)+`)
+/
+sum by (service) (`+rate(`medic_probes_total{scope="endpoint",`+svc+`}`)+`)`, "{{service}}")))
+	g.add(9, 6, timeseries("Endpoint latency",
+		"p50 and p99 of endpoint probe durations (medic_probe_latency_seconds), and the last probe's duration.", "s",
+		q(`histogram_quantile(0.99, sum by (service, le) (`+rate(`medic_probe_latency_seconds_bucket{scope="endpoint",`+svc+`}`)+`))`, "{{service}} p99"),
+		q(`histogram_quantile(0.5, sum by (service, le) (`+rate(`medic_probe_latency_seconds_bucket{scope="endpoint",`+svc+`}`)+`))`, "{{service}} p50"),
+		q(`max by (service) (medic_service_endpoint_duration_seconds{`+svc+`})`, "{{service}} last")))
+
+	// Row 2: the fleet.
+	g.add(12, 8, stacked("Instances by state per AZ",
+		"Instances by medic's judged state (medic_instances). bad = will be marked unless the guard refuses; "+
+			"grace = new, not judged yet.", "none", "bars",
+		q(`sum by (az, state) (medic_instances{`+svc+`})`, "{{az}} {{state}}")))
+	g.add(12, 8, table("Instances now, per AZ",
+		"The same, now, one row per service, AZ and state.", "none",
+		instant(`sum by (service, az, state) (medic_instances{`+svc+`})`)))
+
+	// Row 3: what medic did and refused.
+	g.add(8, 8, stacked("Heal actions",
+		"Marking attempts by result (medic_heal_actions_total). marked = set Unhealthy; dry_run = would have.", "none", "bars",
+		q(`sum by (service, result) (increase(medic_heal_actions_total{`+svc+`}[$__rate_interval])) > 0`, "{{service}} {{result}}")))
+	g.add(8, 8, stacked("Guard refusals",
+		"Times the guard refused to mark, by reason (medic_guard_refusals_total).", "none", "bars",
+		q(`sum by (service, reason) (increase(medic_guard_refusals_total{`+svc+`}[$__rate_interval])) > 0`, "{{service}} {{reason}}")))
+	g.add(8, 8, stateTimeline("Guard refusing",
+		"While the guard refuses, per reason (medic_guard_refusing). MedicGuardRefusing fires after 10 minutes.",
+		valueText("0", "ok", "green", "1", "refusing", "orange"),
+		thresholds("green", 1.0, "orange"),
+		q(`max by (service, reason) (medic_guard_refusing{`+svc+`})`, "{{service}} {{reason}}")))
+	g.add(8, 6, timeseries("Marks in the last hour",
+		"Marks in the sliding hour per service: the rate-limit budget used (max_actions_per_hour).", "none",
+		q(`max by (service) (medic_heal_actions_last_hour{`+svc+`})`, "{{service}}")))
+	g.add(8, 6, stacked("Replacement outcomes",
+		"After a mark, did the replacement recover (medic_replacements_total)? not_recovered is the one that needs a person.",
+		"none", "bars",
+		q(`sum by (service, outcome) (increase(medic_replacements_total{`+svc+`}[$__rate_interval])) > 0`, "{{service}} {{outcome}}")))
+	g.add(8, 6, stacked("Notifications",
+		"Events handled per sink by result (medic_notifications_total: sent, failed, deduplicated, digested), "+
+			"and what full queues dropped. All services.", "none", "bars",
+		q(`sum by (sink, result) (increase(medic_notifications_total[$__rate_interval])) > 0`, "{{sink}} {{result}}"),
+		q(`sum by (sink) (increase(medic_notifications_dropped_total[$__rate_interval])) > 0`, "dropped {{sink}}")))
+	g.add(24, 9, sortDesc(eventsTable(), "Time"))
+
+	// Row 4: medic itself.
+	g.add(6, 5, stat("medic ready",
+		"1 when /-/ready answers 200: config loaded and a discovery succeeded.", "none",
+		thresholds("red", 1.0, "green"),
+		Target{Expr: `min(medic_ready)`, LegendFormat: "ready", Instant: true}))
+	g.add(6, 5, stat("Fleet age",
+		"Seconds since the fleet was last read whole (medic_discovery_age_seconds). MedicDiscoveryStale fires above 120s.",
+		"s", thresholds("green", 60.0, "orange", 120.0, "red"),
+		Target{Expr: `max(medic_discovery_age_seconds)`, LegendFormat: "age", Instant: true}))
+	g.add(6, 5, stat("Config reload",
+		"1 if the last config reload was valid (medic_config_last_reload_successful).", "none",
+		thresholds("red", 1.0, "green"),
+		Target{Expr: `min(medic_config_last_reload_successful)`, LegendFormat: "last reload ok", Instant: true}))
+	g.add(6, 5, stat("Running version",
+		"medic_build_info.", "none", thresholds("blue"),
+		Target{Expr: `count by (version) (medic_build_info)`, LegendFormat: "{{version}}", Instant: true}))
+	g.add(12, 7, stacked("AWS API calls not succeeding",
+		"Throttled and failed AWS calls per operation (medic_aws_api_calls_total). medic retries with backoff.",
+		"reqps", "bars",
+		q(`sum by (operation, result) (`+rate(`medic_aws_api_calls_total{result!="success"}`)+`) > 0`, "{{operation}} {{result}}")))
+	g.add(12, 7, timeseries("AWS API latency p99",
+		"p99 of AWS API call durations per operation (medic_aws_api_call_duration_seconds).", "s",
+		q(`histogram_quantile(0.99, sum by (operation, le) (`+rate(`medic_aws_api_call_duration_seconds_bucket`)+`))`, "{{operation}}")))
+	g.add(12, 7, timeseries("Notification queues",
+		"Events waiting per sink (medic_notification_queue_length). A full queue drops its oldest event; delivery never blocks healing.",
+		"none",
+		q(`max by (sink) (medic_notification_queue_length)`, "{{sink}}")))
+	g.add(12, 7, timeseries("Notification delivery p99",
+		"p99 of one delivery attempt per sink (medic_notification_delivery_duration_seconds).", "s",
+		q(`histogram_quantile(0.99, sum by (sink, le) (`+rate(`medic_notification_delivery_duration_seconds_bucket`)+`))`, "{{sink}}")))
+	return d
+}
+
+// eventsTable lists, minute by minute, what medic did and refused: no log
+// datasource needed.
+func eventsTable() Panel {
+	p := table("Recent events",
+		"Per minute: marks by result, guard refusals by reason and replacement outcomes. For the evidence behind "+
+			"each, see the status page or medic's log by request_id.", "none",
+		Target{Expr: `sum by (service, result) (increase(medic_heal_actions_total{` + svc + `}[1m])) > 0`,
+			Format: "table", Interval: "1m"},
+		Target{Expr: `sum by (service, reason) (increase(medic_guard_refusals_total{` + svc + `}[1m])) > 0`,
+			Format: "table", Interval: "1m"},
+		Target{Expr: `sum by (service, outcome) (increase(medic_replacements_total{` + svc + `}[1m])) > 0`,
+			Format: "table", Interval: "1m"},
+	)
+	// Keep Time here: it is when the events happened.
+	p.Transformations = []Transformation{
+		{ID: "merge", Options: map[string]any{}},
+		{ID: "organize", Options: map[string]any{"renameByName": map[string]string{"Value": "count"}}},
+	}
+	return p
+}

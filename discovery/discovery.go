@@ -1,0 +1,377 @@
+package discovery
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/internal/logkeys"
+)
+
+// API limits that shape the batches of one refresh.
+const (
+	// MaxGroupNamesPerCall: DescribeAutoScalingGroups takes up to 100 names
+	// when MaxRecords is 100 (50 by default).
+	MaxGroupNamesPerCall = 100
+	// MaxInstanceIDsPerCall bounds the InstanceIds of one DescribeInstances.
+	MaxInstanceIDsPerCall = 1000
+	// MaxFilterValues: EC2 refuses more than 200 filter values per call
+	// (FilterLimitExceeded).
+	MaxFilterValues = 200
+)
+
+// DescribeGroupsAPI is the one Auto Scaling call discovery makes.
+type DescribeGroupsAPI interface {
+	DescribeAutoScalingGroups(ctx context.Context, params *autoscaling.DescribeAutoScalingGroupsInput,
+		optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
+}
+
+// DescribeInstancesAPI is the one EC2 call discovery makes.
+type DescribeInstancesAPI interface {
+	DescribeInstances(ctx context.Context, params *ec2.DescribeInstancesInput,
+		optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// ErrGroupNotFound: a service names an Auto Scaling group that AWS does not
+// report (deleted, misspelt, or in another region or account).
+var ErrGroupNotFound = errors.New("auto scaling group not found")
+
+// ServiceError is why one service got no snapshot in a refresh.
+type ServiceError struct {
+	Service string
+	Group   string
+	Err     error
+}
+
+func (e *ServiceError) Error() string {
+	return fmt.Sprintf("service %s: group %s: %v", e.Service, e.Group, e.Err)
+}
+
+func (e *ServiceError) Unwrap() error { return e.Err }
+
+// Options configure a Discoverer.
+type Options struct {
+	ASG DescribeGroupsAPI
+	EC2 DescribeInstancesAPI
+	// Logger: nil means no logging.
+	Logger log.Logger
+	// Registerer receives the discovery metrics; nil: unregistered.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// AllowedNetworks, when not empty, bound the private IPs discovery
+	// hands on: an instance whose IP is outside all of them is reported
+	// with no IP (so it is never probed) and logged.
+	AllowedNetworks []netip.Prefix
+}
+
+// Discoverer reads the fleets of services from AWS. Refresh may be called
+// from one goroutine at a time; LastSuccess from any.
+type Discoverer struct {
+	asg     DescribeGroupsAPI
+	ec2     DescribeInstancesAPI
+	logger  log.Logger
+	now     func() time.Time
+	allowed []netip.Prefix
+	created time.Time
+
+	mu          sync.Mutex
+	lastSuccess time.Time
+
+	refreshes     *prometheus.CounterVec
+	lastSuccessTS prometheus.Gauge
+	duration      prometheus.Gauge
+}
+
+// New returns a Discoverer. Its metrics are registered with o.Registerer.
+func New(o Options) *Discoverer {
+	d := &Discoverer{
+		asg:     o.ASG,
+		ec2:     o.EC2,
+		logger:  o.Logger,
+		now:     o.Now,
+		allowed: o.AllowedNetworks,
+	}
+	if d.logger == nil {
+		d.logger = log.NewNopLogger()
+	}
+	d.logger = log.With(d.logger, logkeys.Component, "discovery")
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.created = d.now()
+
+	d.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "medic_discovery_refreshes_total",
+		Help: "Fleet refreshes by result: success when every service's fleet was read whole, failure otherwise.",
+	}, []string{"result"})
+	d.refreshes.WithLabelValues("success")
+	d.refreshes.WithLabelValues("failure")
+	d.lastSuccessTS = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "medic_discovery_last_success_timestamp_seconds",
+		Help: "When the fleet was last read whole (Unix seconds; 0 if never).",
+	})
+	d.duration = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "medic_discovery_duration_seconds",
+		Help: "How long the last fleet refresh took.",
+	})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "medic_discovery_age_seconds",
+		Help: "Seconds since the fleet was last read whole (since start if never).",
+	}, func() float64 {
+		since := d.LastSuccess()
+		if since.IsZero() {
+			since = d.created
+		}
+		return d.now().Sub(since).Seconds()
+	})
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{d.refreshes, d.lastSuccessTS, d.duration, age} {
+			if err := o.Registerer.Register(c); err != nil {
+				level.Error(d.logger).Log(logkeys.Msg, "cannot register discovery metric", logkeys.Err, err)
+			}
+		}
+	}
+	return d
+}
+
+// LastSuccess is when the last refresh that read every service's fleet
+// whole completed; zero if none has.
+func (d *Discoverer) LastSuccess() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastSuccess
+}
+
+// Refresh reads the fleets of services: every group they name in one
+// paginated DescribeAutoScalingGroups (batches of 100 names), then every
+// member's private IP and launch time in one DescribeInstances (batches of
+// 1000 ids). Below those sizes a refresh makes two AWS calls however large
+// the fleet.
+//
+// Results:
+//   - All read: a snapshot for every service, nil error.
+//   - Some service names a group AWS does not report: that service gets no
+//     snapshot (a fleet with a group missing would mislead every count the
+//     healer makes), the others do, and the error joins one *ServiceError
+//     (wrapping ErrGroupNotFound) per missing group. The refresh counts as a
+//     failure and LastSuccess does not move.
+//   - An AWS call fails (after the SDK's retries): nil map and the error;
+//     the caller keeps its previous snapshots.
+//
+// Instances come and go at any time and are never an error: a member EC2
+// does not report (yet, or any more) has no IP and no launch time.
+func (d *Discoverer) Refresh(ctx context.Context, services []config.Service) (map[string]Snapshot, error) {
+	start := d.now()
+	snaps, err := d.refresh(ctx, services)
+	end := d.now()
+	d.duration.Set(end.Sub(start).Seconds())
+	if err != nil {
+		d.refreshes.WithLabelValues("failure").Inc()
+		level.Warn(d.logger).Log(logkeys.Msg, "fleet refresh failed", logkeys.Err, err,
+			logkeys.Count, len(snaps), logkeys.Duration, end.Sub(start))
+	} else {
+		d.refreshes.WithLabelValues("success").Inc()
+		d.lastSuccessTS.Set(float64(end.UnixNano()) / 1e9)
+		d.mu.Lock()
+		d.lastSuccess = end
+		d.mu.Unlock()
+		level.Debug(d.logger).Log(logkeys.Msg, "fleet refreshed",
+			logkeys.Count, len(snaps), logkeys.Duration, end.Sub(start))
+	}
+	for name := range snaps {
+		s := snaps[name]
+		s.At = end
+		snaps[name] = s
+	}
+	return snaps, err
+}
+
+func (d *Discoverer) refresh(ctx context.Context, services []config.Service) (map[string]Snapshot, error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, s := range services {
+		for _, g := range s.AutoScalingGroups {
+			if !seen[g] {
+				seen[g] = true
+				names = append(names, g)
+			}
+		}
+	}
+
+	groups, err := d.describeGroups(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+
+	var ids []string
+	for _, name := range names {
+		if g, ok := groups[name]; ok {
+			for _, in := range g.Instances {
+				ids = append(ids, aws.ToString(in.InstanceId))
+			}
+		}
+	}
+	details, err := d.describeInstances(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+
+	snaps := make(map[string]Snapshot, len(services))
+	var errs []error
+	refused := 0
+	for _, s := range services {
+		snap := Snapshot{Service: s.Name, Groups: []Group{}, Instances: []Instance{}}
+		complete := true
+		for _, name := range s.AutoScalingGroups {
+			g, ok := groups[name]
+			if !ok {
+				complete = false
+				errs = append(errs, &ServiceError{Service: s.Name, Group: name, Err: ErrGroupNotFound})
+				level.Warn(d.logger).Log(logkeys.Msg, "auto scaling group not found",
+					logkeys.Service, s.Name, logkeys.Group, name)
+				continue
+			}
+			snap.Groups = append(snap.Groups, Group{
+				Name:        name,
+				GracePeriod: time.Duration(aws.ToInt32(g.HealthCheckGracePeriod)) * time.Second,
+				Min:         int(aws.ToInt32(g.MinSize)),
+				Max:         int(aws.ToInt32(g.MaxSize)),
+				Desired:     int(aws.ToInt32(g.DesiredCapacity)),
+			})
+			for _, in := range g.Instances {
+				inst := Instance{
+					ID:             aws.ToString(in.InstanceId),
+					Group:          name,
+					AZ:             aws.ToString(in.AvailabilityZone),
+					LifecycleState: string(in.LifecycleState),
+					HealthStatus:   aws.ToString(in.HealthStatus),
+				}
+				if det, ok := details[inst.ID]; ok {
+					inst.LaunchTime = det.launch
+					if d.allowedIP(det.ip) {
+						inst.PrivateIP = det.ip
+					} else {
+						refused++
+						level.Warn(d.logger).Log(logkeys.Msg, "instance IP outside allowed_networks, not probed",
+							logkeys.Service, s.Name, logkeys.Group, name, logkeys.InstanceID, inst.ID,
+							logkeys.Target, det.ip)
+					}
+				}
+				snap.Instances = append(snap.Instances, inst)
+			}
+		}
+		if !complete {
+			continue
+		}
+		slices.SortFunc(snap.Instances, func(a, b Instance) int {
+			return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.AZ, b.AZ), cmp.Compare(a.ID, b.ID))
+		})
+		snaps[s.Name] = snap
+	}
+	return snaps, errors.Join(errs...)
+}
+
+func (d *Discoverer) allowedIP(ip netip.Addr) bool {
+	if len(d.allowed) == 0 || !ip.IsValid() {
+		return true
+	}
+	for _, p := range d.allowed {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// describeGroups returns the groups AWS reports among names, by name.
+func (d *Discoverer) describeGroups(ctx context.Context, names []string) (map[string]astypes.AutoScalingGroup, error) {
+	groups := make(map[string]astypes.AutoScalingGroup, len(names))
+	for batch := range slices.Chunk(names, MaxGroupNamesPerCall) {
+		p := autoscaling.NewDescribeAutoScalingGroupsPaginator(d.asg, &autoscaling.DescribeAutoScalingGroupsInput{
+			AutoScalingGroupNames: batch,
+			MaxRecords:            aws.Int32(MaxGroupNamesPerCall),
+		})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("describe auto scaling groups: %w", err)
+			}
+			for _, g := range out.AutoScalingGroups {
+				groups[aws.ToString(g.AutoScalingGroupName)] = g
+			}
+		}
+	}
+	return groups, nil
+}
+
+type instanceDetail struct {
+	ip     netip.Addr
+	launch time.Time
+}
+
+// describeInstances returns what EC2 reports of ids. By InstanceIds, in
+// batches of 1000; EC2 refuses a whole batch when one id is unknown to it
+// (InvalidInstanceID.NotFound: an instance just launched, not yet
+// consistent, or long gone), and then that batch is asked again with the
+// instance-id filter, which skips unknown ids (200 values per call).
+func (d *Discoverer) describeInstances(ctx context.Context, ids []string) (map[string]instanceDetail, error) {
+	details := make(map[string]instanceDetail, len(ids))
+	for batch := range slices.Chunk(ids, MaxInstanceIDsPerCall) {
+		err := d.describeInstancePages(ctx, &ec2.DescribeInstancesInput{InstanceIds: batch}, details)
+		if err == nil {
+			continue
+		}
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidInstanceID.NotFound" {
+			return nil, fmt.Errorf("describe instances: %w", err)
+		}
+		level.Debug(d.logger).Log(logkeys.Msg, "some instances unknown to EC2, asking by filter",
+			logkeys.Count, len(batch), logkeys.Err, err)
+		for sub := range slices.Chunk(batch, MaxFilterValues) {
+			in := &ec2.DescribeInstancesInput{
+				Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: sub}},
+			}
+			if err := d.describeInstancePages(ctx, in, details); err != nil {
+				return nil, fmt.Errorf("describe instances: %w", err)
+			}
+		}
+	}
+	return details, nil
+}
+
+func (d *Discoverer) describeInstancePages(ctx context.Context, in *ec2.DescribeInstancesInput, into map[string]instanceDetail) error {
+	p := ec2.NewDescribeInstancesPaginator(d.ec2, in)
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range out.Reservations {
+			for _, inst := range r.Instances {
+				det := instanceDetail{launch: aws.ToTime(inst.LaunchTime)}
+				if ip, err := netip.ParseAddr(aws.ToString(inst.PrivateIpAddress)); err == nil {
+					det.ip = ip
+				}
+				into[aws.ToString(inst.InstanceId)] = det
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package healer
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/discovery"
+)
+
+// fleet builds verdicts for one group from a pattern: H healthy, S suspect,
+// B bad, G grace, U unknown, N not in service, X bad but already Unhealthy
+// to the group, h healthy but already Unhealthy to the group. Instance ids
+// are <group>-<index>; bad ones failed since t0 minus (10 - index) minutes,
+// so lower indexes failed first.
+func fleet(group, pattern string) []Verdict {
+	var out []Verdict
+	for i, c := range pattern {
+		inst := discovery.Instance{ID: fmt.Sprintf("%s-%d", group, i), Group: group, AZ: "us-east-1a",
+			LaunchTime: t0.Add(-time.Hour), LifecycleState: "InService", HealthStatus: "Healthy"}
+		v := Verdict{Instance: inst, Reason: "test"}
+		switch c {
+		case 'H':
+			v.State = Healthy
+		case 'S':
+			v.State = Suspect
+		case 'B':
+			v.State = Bad
+			v.Since = t0.Add(-time.Duration(10-i) * time.Minute)
+		case 'G':
+			v.State = Grace
+		case 'U':
+			v.State = Unknown
+		case 'N':
+			v.State = NotInService
+			v.Instance.LifecycleState = "Pending"
+		case 'X':
+			v.State = Bad
+			v.Instance.HealthStatus = "Unhealthy"
+		case 'h':
+			v.State = Healthy
+			v.Instance.HealthStatus = "Unhealthy"
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func pct(n int) config.IntOrPercent   { return config.IntOrPercent{Value: n, IsPercent: true} }
+func count(n int) config.IntOrPercent { return config.IntOrPercent{Value: n} }
+
+// ago returns n times, each d before now.
+func ago(ds ...time.Duration) []time.Time {
+	var out []time.Time
+	for _, d := range ds {
+		out = append(out, t0.Add(-d))
+	}
+	return out
+}
+
+func TestGuard(t *testing.T) {
+	failing := EndpointState{Configured: true, Healthy: false, Reason: "status 503"}
+	passing := EndpointState{Configured: true, Healthy: true}
+
+	type refusal struct {
+		reason    RefusalReason
+		detail    string // substring
+		instances string // comma-separated
+	}
+	tests := []struct {
+		desc     string
+		verdicts []Verdict
+		endpoint EndpointState // zero: not configured
+		recent   []time.Time
+		policy   func(*config.Policy)
+		mark     string // comma-separated ids, in marking order
+		refused  []refusal
+	}{
+		{desc: "zero instances: nothing to do"},
+		{desc: "all healthy: nothing to do", verdicts: fleet("web", "HHH"), endpoint: passing},
+		{desc: "suspect is not marked", verdicts: fleet("web", "HHS"), endpoint: passing},
+		{desc: "one bad of six at 34% is marked", verdicts: fleet("web", "BHHHHH"), endpoint: passing,
+			mark: "web-0"},
+		{desc: "exactly at max_unhealthy: 2 bad of 6 at 34% (2.04 → 2) are marked, oldest failure first",
+			verdicts: fleet("web", "HBHHBH"), endpoint: passing,
+			mark: "web-1,web-4"},
+		{desc: "one over max_unhealthy: 3 bad of 6 at 34% (2) are refused",
+			verdicts: fleet("web", "BBBHHH"), endpoint: passing,
+			refused: []refusal{{MaxUnhealthy, "3 of 6 InService instances in web are bad, above max_unhealthy 34% (2)", "web-0,web-1,web-2"}}},
+		{desc: "34% of 3 is 1.02 → 1: one bad is marked",
+			verdicts: fleet("web", "HBH"), endpoint: passing, mark: "web-1"},
+		{desc: "34% of 3 is 1.02 → 1: two bad are refused",
+			verdicts: fleet("web", "BBH"), endpoint: passing,
+			refused: []refusal{{MaxUnhealthy, "2 of 3 InService instances in web are bad, above max_unhealthy 34% (1)", "web-0,web-1"}}},
+		{desc: "50% of 5 is 2.5 → 2: two bad are marked",
+			verdicts: fleet("web", "BBHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(50) },
+			mark: "web-0,web-1"},
+		{desc: "50% of 5 is 2.5 → 2: three bad are refused",
+			verdicts: fleet("web", "BBBHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(50) },
+			refused: []refusal{{MaxUnhealthy, "above max_unhealthy 50% (2)", "web-0,web-1,web-2"}}},
+		{desc: "0% allows none",
+			verdicts: fleet("web", "BHHHHHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(0) },
+			refused: []refusal{{MaxUnhealthy, "1 of 10 InService instances in web are bad, above max_unhealthy 0% (0)", "web-0"}}},
+		{desc: "100% allows every bad instance while one healthy remains",
+			verdicts: fleet("web", "BBBH"), endpoint: failing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
+			mark: "web-0,web-1,web-2"},
+		{desc: "count form 2: exactly 2 bad are marked",
+			verdicts: fleet("web", "BBH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = count(2) },
+			mark: "web-0,web-1"},
+		{desc: "count form 2: 3 bad are refused",
+			verdicts: fleet("web", "BBBHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = count(2) },
+			refused: []refusal{{MaxUnhealthy, "3 of 8 InService instances in web are bad, above max_unhealthy 2", "web-0,web-1,web-2"}}},
+		{desc: "already Unhealthy bad instances need nothing but count against max_unhealthy",
+			verdicts: fleet("web", "XXBHHH"), endpoint: passing,
+			refused: []refusal{{MaxUnhealthy, "3 of 6", "web-2"}}},
+		{desc: "only already Unhealthy bad instances: nothing to do, no refusal",
+			verdicts: fleet("web", "XHHHHH"), endpoint: passing},
+		{desc: "not-in-service instances do not count as InService",
+			verdicts: fleet("web", "BHHNNN"), endpoint: passing,
+			mark: "web-0"},
+		{desc: "one instance, bad, endpoint passing: service-wide (medic's probes at fault)",
+			verdicts: fleet("web", "B"), endpoint: passing,
+			refused: []refusal{{ServiceWideFailure, "the only probed instance is bad while the service endpoint passes", "web-0"}}},
+		{desc: "one instance, bad, with a sibling in grace: service-wide",
+			verdicts: fleet("web", "BG"), endpoint: failing,
+			refused: []refusal{{ServiceWideFailure, "the only probed instance is bad and the service endpoint fails too (status 503)", "web-0"}}},
+		{desc: "service-wide: endpoint failing and every probed instance bad (grace/unknown/pending ignored)",
+			verdicts: fleet("web", "BBBBGUN"), endpoint: failing,
+			refused: []refusal{{ServiceWideFailure, "all 4 probed instances are bad and the service endpoint fails too (status 503): likely medic's network or a shared dependency", "web-0,web-1,web-2,web-3"}}},
+		{desc: "service-wide across groups",
+			verdicts: append(fleet("a", "BB"), fleet("b", "BB")...), endpoint: failing,
+			refused: []refusal{{ServiceWideFailure, "all 4 probed instances", "a-0,a-1,b-0,b-1"}}},
+		{desc: "service-wide without endpoint: every probed instance bad",
+			verdicts: fleet("web", "BBB"),
+			refused:  []refusal{{ServiceWideFailure, "no endpoint is configured", "web-0,web-1,web-2"}}},
+		{desc: "no endpoint, one healthy: not service-wide, max_unhealthy decides",
+			verdicts: fleet("web", "BBH"), policy: func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
+			mark: "web-0,web-1"},
+		{desc: "endpoint failing but one instance healthy: not service-wide",
+			verdicts: fleet("web", "BHH"), endpoint: failing, mark: "web-0"},
+		{desc: "last healthy: bad plus a suspect, no healthy left",
+			verdicts: fleet("web", "BS"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
+			refused: []refusal{{LastHealthy, "no healthy InService instance left in web", "web-0"}}},
+		{desc: "last healthy: the only healthy one is already Unhealthy to the group",
+			verdicts: fleet("web", "BhG"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
+			refused: []refusal{{LastHealthy, "no healthy InService instance left in web", "web-0"}}},
+		{desc: "last healthy is per group: group b has none, group a marks",
+			verdicts: append(fleet("a", "BHH"), fleet("b", "BS")...), endpoint: passing,
+			policy:  func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
+			mark:    "a-0",
+			refused: []refusal{{LastHealthy, "left in b", "b-0"}}},
+		{desc: "max_unhealthy is per group",
+			verdicts: append(fleet("a", "BBHH"), fleet("b", "BHHH")...), endpoint: passing,
+			mark:    "b-0",
+			refused: []refusal{{MaxUnhealthy, "2 of 4 InService instances in a are bad, above max_unhealthy 34% (1)", "a-0,a-1"}}},
+		{desc: "rate: 9 recent marks of 10 leave one; oldest failure first",
+			verdicts: fleet("web", "HHBBHHHHHH"), endpoint: passing,
+			recent:  ago(1*time.Minute, 2*time.Minute, 3*time.Minute, 4*time.Minute, 5*time.Minute, 6*time.Minute, 7*time.Minute, 8*time.Minute, 9*time.Minute),
+			mark:    "web-2",
+			refused: []refusal{{RateLimit, "9 marks in the last hour of max_actions_per_hour 10: marking 1 now, 1 bad instance wait", "web-3"}}},
+		{desc: "rate: exactly max_actions_per_hour in the hour refuses all",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxActionsPerHour = 2 },
+			recent:  ago(59*time.Minute, time.Second),
+			refused: []refusal{{RateLimit, "2 marks in the last hour of max_actions_per_hour 2: marking 0 now", "web-0"}}},
+		{desc: "rate: a 61-minute-old action no longer counts",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxActionsPerHour = 2 },
+			recent: ago(61*time.Minute, time.Second),
+			mark:   "web-0"},
+		{desc: "rate: an action exactly an hour old no longer counts",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxActionsPerHour = 1 },
+			recent: ago(time.Hour),
+			mark:   "web-0"},
+		{desc: "rate: recent actions in any order",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxActionsPerHour = 2 },
+			recent:  ago(time.Second, 2*time.Hour, 30*time.Minute),
+			refused: []refusal{{RateLimit, "2 marks", "web-0"}}},
+		{desc: "rate: max_actions_per_hour 0 is monitor only",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxActionsPerHour = 0 },
+			refused: []refusal{{RateLimit, "max_actions_per_hour is 0 (monitor only)", "web-0"}}},
+		{desc: "rate: oldest failure first across groups, ties by id",
+			verdicts: func() []Verdict {
+				vs := append(fleet("a", "HHHB"), fleet("b", "HHHB")...)
+				vs[7].Since = vs[3].Since // same failure start: by id
+				vs = append(vs, fleet("c", "HHBH")...)
+				return vs
+			}(),
+			endpoint: passing, policy: func(p *config.Policy) { p.MaxActionsPerHour = 2 },
+			mark:    "c-2,a-3",
+			refused: []refusal{{RateLimit, "marking 2 now, 1 bad instance wait", "b-3"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			p := defaultPolicy()
+			if tc.policy != nil {
+				tc.policy(&p)
+			}
+			d := Guard(GuardInput{Verdicts: tc.verdicts, Endpoint: tc.endpoint, RecentActions: tc.recent, Policy: p, Now: t0})
+			var marked []string
+			for _, v := range d.Mark {
+				marked = append(marked, v.Instance.ID)
+				if v.State != Bad {
+					t.Errorf("marking %s in state %s", v.Instance.ID, v.State)
+				}
+			}
+			if got := strings.Join(marked, ","); got != tc.mark {
+				t.Errorf("mark = %q, want %q", got, tc.mark)
+			}
+			if len(d.Refusals) != len(tc.refused) {
+				t.Fatalf("refusals = %+v, want %d", d.Refusals, len(tc.refused))
+			}
+			for i, want := range tc.refused {
+				got := d.Refusals[i]
+				if got.Reason != want.reason {
+					t.Errorf("refusal %d reason = %s, want %s", i, got.Reason, want.reason)
+				}
+				if !strings.Contains(got.Detail, want.detail) {
+					t.Errorf("refusal %d detail = %q, want it to contain %q", i, got.Detail, want.detail)
+				}
+				if !reflect.DeepEqual(got.Instances, strings.Split(want.instances, ",")) {
+					t.Errorf("refusal %d instances = %v, want %s", i, got.Instances, want.instances)
+				}
+			}
+		})
+	}
+}
+
+func TestAllowedUnhealthy(t *testing.T) {
+	tests := []struct {
+		desc      string
+		mu        config.IntOrPercent
+		inService int
+		want      int
+	}{
+		{"34% of 3 = 1.02 → 1", pct(34), 3, 1},
+		{"34% of 6 = 2.04 → 2", pct(34), 6, 2},
+		{"34% of 2 = 0.68 → 0", pct(34), 2, 0},
+		{"34% of 1 = 0.34 → 0", pct(34), 1, 0},
+		{"50% of 5 = 2.5 → 2", pct(50), 5, 2},
+		{"100% of 7 = 7", pct(100), 7, 7},
+		{"0% of 10 = 0", pct(0), 10, 0},
+		{"any % of 0 = 0", pct(34), 0, 0},
+		{"count 2 of 6 = 2", count(2), 6, 2},
+		{"count 2 of 1 = 2", count(2), 1, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := allowedUnhealthy(tc.mu, tc.inService); got != tc.want {
+				t.Errorf("allowedUnhealthy(%+v, %d) = %d, want %d", tc.mu, tc.inService, got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,468 @@
+package limits
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// This file holds the arithmetic: pure functions of figures and a clock
+// passed in, table-tested in arith_test.go. Nothing here does I/O.
+
+// State is how close a quota is to its limit.
+type State int
+
+const (
+	StateUnknown  State = -1 // limit or usage unknown
+	StateOK       State = 0
+	StateWarning  State = 1
+	StateCritical State = 2
+)
+
+func (s State) String() string {
+	switch s {
+	case StateOK:
+		return "ok"
+	case StateWarning:
+		return "warning"
+	case StateCritical:
+		return "critical"
+	}
+	return "unknown"
+}
+
+// Point is one usage figure at one time.
+type Point struct {
+	T time.Time
+	V float64
+}
+
+// ThresholdState decides the state of usage against limit: critical when the
+// used fraction is at or above critical, warning at or above warning. A
+// limit of 0 with usage > 0 is critical; with usage 0 it is ok (nothing can
+// be created, nothing is). Unknown figures give StateUnknown.
+func ThresholdState(usage, limit float64, known bool, warning, critical float64) State {
+	if !known || math.IsNaN(usage) || math.IsNaN(limit) || limit < 0 {
+		return StateUnknown
+	}
+	if limit == 0 {
+		if usage > 0 {
+			return StateCritical
+		}
+		return StateOK
+	}
+	r := usage / limit
+	switch {
+	case r >= critical:
+		return StateCritical
+	case r >= warning:
+		return StateWarning
+	}
+	return StateOK
+}
+
+// HeadroomRatio is the unused fraction of the limit, (limit-usage)/limit,
+// negative when over the limit. ok is false when limit is 0.
+func HeadroomRatio(usage, limit float64) (float64, bool) {
+	if limit <= 0 {
+		return 0, false
+	}
+	return (limit - usage) / limit, true
+}
+
+// Forecast is a time-to-exhaustion estimate.
+type Forecast struct {
+	// Known is false when there is not enough data to say anything.
+	Known bool
+	// Growing is false when usage is flat or falling: no exhaustion.
+	Growing bool
+	// In is the time until usage reaches the limit (0 when already there).
+	In time.Duration
+	// Method is "linear", "week_over_week" or "" — which trend gave In.
+	Method string
+	// Why says in words how the figure was reached.
+	Why string
+}
+
+// LinearTrend fits a least-squares line to the points at or after
+// now-window and returns its slope in units per second and its value at
+// now. ok is false with fewer than three points or a span under 10 minutes.
+func LinearTrend(pts []Point, now time.Time, window time.Duration) (slope, atNow float64, ok bool) {
+	from := now.Add(-window)
+	var n, sx, sy, sxx, sxy float64
+	var first, last time.Time
+	for _, p := range pts {
+		if p.T.Before(from) || p.T.After(now) || math.IsNaN(p.V) {
+			continue
+		}
+		if first.IsZero() || p.T.Before(first) {
+			first = p.T
+		}
+		if p.T.After(last) {
+			last = p.T
+		}
+		x := p.T.Sub(now).Seconds()
+		n++
+		sx += x
+		sy += p.V
+		sxx += x * x
+		sxy += x * p.V
+	}
+	if n < 3 || last.Sub(first) < 10*time.Minute {
+		return 0, 0, false
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0, 0, false
+	}
+	slope = (n*sxy - sx*sy) / den
+	atNow = (sy - slope*sx) / n
+	return slope, atNow, true
+}
+
+// valueNear returns the point closest to t within tol.
+func valueNear(pts []Point, t time.Time, tol time.Duration) (float64, bool) {
+	best, found := time.Duration(math.MaxInt64), false
+	var v float64
+	for _, p := range pts {
+		d := p.T.Sub(t)
+		if d < 0 {
+			d = -d
+		}
+		if d <= tol && d < best {
+			best, v, found = d, p.V, true
+		}
+	}
+	return v, found
+}
+
+// WeekOverWeek returns the growth per second between the figure a week
+// before now and current (the latest figure). ok is false when no figure
+// lies within an hour of a week ago.
+func WeekOverWeek(pts []Point, current float64, now time.Time) (perSecond float64, ok bool) {
+	week := 7 * 24 * time.Hour
+	then, ok := valueNear(pts, now.Add(-week), time.Hour)
+	if !ok {
+		return 0, false
+	}
+	return (current - then) / week.Seconds(), true
+}
+
+// TimeToExhaustion decides when usage reaches limit from the history: the
+// earlier of the linear trend (fitted over window) and the week-over-week
+// trend, or none when neither grows. current is the latest usage; when
+// currentKnown is false the answer is unknown (a gap is not zero).
+func TimeToExhaustion(pts []Point, current float64, currentKnown bool, limit float64, limitKnown bool, now time.Time, window time.Duration) Forecast {
+	if !currentKnown || !limitKnown {
+		return Forecast{Why: "usage or limit unknown"}
+	}
+	if current >= limit {
+		return Forecast{Known: true, Growing: true, In: 0, Method: "at_limit", Why: fmt.Sprintf("usage %g is at or above the limit %g", current, limit)}
+	}
+	var cands []Forecast
+	slope, atNow, lok := LinearTrend(pts, now, window)
+	if lok && slope > 0 {
+		// From the fitted line: it crosses the limit at (limit-atNow)/slope.
+		s := (limit - atNow) / slope
+		if s < 0 {
+			s = 0
+		}
+		cands = append(cands, Forecast{Known: true, Growing: true, In: secs(s), Method: "linear",
+			Why: fmt.Sprintf("linear trend over %s: +%.4g/h, fitted %g now, limit %g", window, slope*3600, round(atNow), limit)})
+	}
+	wow, wok := WeekOverWeek(pts, current, now)
+	if wok && wow > 0 {
+		s := (limit - current) / wow
+		cands = append(cands, Forecast{Known: true, Growing: true, In: secs(s), Method: "week_over_week",
+			Why: fmt.Sprintf("week over week: +%.4g/week, usage %g, limit %g", wow*7*24*3600, current, limit)})
+	}
+	if len(cands) == 0 {
+		if !lok && !wok {
+			return Forecast{Why: "not enough history for a trend"}
+		}
+		return Forecast{Known: true, Why: "usage is not growing"}
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].In < cands[j].In })
+	return cands[0]
+}
+
+func secs(s float64) time.Duration {
+	if s > float64(math.MaxInt64)/1e9 {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+func round(v float64) float64 { return math.Round(v*100) / 100 }
+
+// Feasibility is whether a group can grow to its MaxSize within quotas.
+type Feasibility struct {
+	Known    bool
+	Feasible bool
+	Why      string
+}
+
+// GroupNeed is what growing one group to MaxSize draws on each quota:
+// quota key (service/code, or a per-LB key) to the extra units needed.
+type GroupNeed struct {
+	Group string
+	Need  map[string]float64
+}
+
+// Remaining is the free units of a quota: limit - usage.
+type Remaining struct {
+	Units float64
+	Known bool
+	Name  string
+}
+
+// Feasible decides whether a group can reach its MaxSize: every quota it
+// draws on must have at least the needed units free. A quota needed but
+// unknown makes the answer unknown, unless another quota already makes it
+// infeasible. Needing exactly the remaining units is feasible.
+func Feasible(n GroupNeed, rem map[string]Remaining) Feasibility {
+	keys := make([]string, 0, len(n.Need))
+	for k := range n.Need {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var unknown []string
+	for _, k := range keys {
+		need := n.Need[k]
+		if need <= 0 {
+			continue
+		}
+		r, ok := rem[k]
+		if !ok || !r.Known {
+			unknown = append(unknown, k)
+			continue
+		}
+		if need > r.Units {
+			name := r.Name
+			if name == "" {
+				name = k
+			}
+			return Feasibility{Known: true, Feasible: false,
+				Why: fmt.Sprintf("growing to max size needs %g more of %q, %g remain", need, name, math.Max(r.Units, 0))}
+		}
+	}
+	if len(unknown) > 0 {
+		return Feasibility{Why: fmt.Sprintf("headroom unknown for %v", unknown)}
+	}
+	return Feasibility{Known: true, Feasible: true, Why: "every quota it draws on has room"}
+}
+
+// VCPUClass maps an instance type to the On-Demand vCPU quota class it draws
+// on: standard, g, p, x, f, or "" when medic does not know the family.
+func VCPUClass(instanceType string) string {
+	fam := instanceType
+	for i, r := range instanceType {
+		if r == '.' {
+			fam = instanceType[:i]
+			break
+		}
+	}
+	if fam == "" {
+		return ""
+	}
+	switch {
+	case len(fam) >= 2 && fam[:2] == "vt":
+		return "g"
+	case len(fam) >= 3 && (fam[:3] == "inf" || fam[:3] == "trn" || fam[:3] == "mac"):
+		return ""
+	}
+	switch fam[0] {
+	case 'a', 'c', 'd', 'h', 'i', 'm', 'r', 't', 'z':
+		return "standard"
+	case 'g':
+		return "g"
+	case 'p':
+		return "p"
+	case 'x', 'u':
+		return "x"
+	case 'f':
+		return "f"
+	}
+	return ""
+}
+
+// --- pre-warm ---
+
+// Bucket is a load-balancer figure summed over one period.
+type Bucket struct {
+	T time.Time
+	V float64
+}
+
+// Ramp is the outcome of ramp detection.
+type Ramp struct {
+	Detected bool
+	// Ratio is the largest growth between consecutive 5-minute buckets.
+	Ratio float64
+	Why   string
+}
+
+// DetectRamp decides whether traffic grew faster than the load balancer
+// scales: any 5-minute bucket more than maxRatio times the one before,
+// where the later bucket is at least minCount (low traffic is noise) and
+// the earlier one is positive. Buckets must be 5 minutes apart to compare;
+// a missing bucket breaks the chain (a gap is not zero).
+func DetectRamp(b []Bucket, maxRatio, minCount float64) Ramp {
+	s := append([]Bucket(nil), b...)
+	sort.Slice(s, func(i, j int) bool { return s[i].T.Before(s[j].T) })
+	out := Ramp{}
+	for i := 1; i < len(s); i++ {
+		prev, cur := s[i-1], s[i]
+		if cur.T.Sub(prev.T) != 5*time.Minute || prev.V <= 0 {
+			continue
+		}
+		r := cur.V / prev.V
+		if r > out.Ratio {
+			out.Ratio = r
+		}
+		if r > maxRatio && cur.V >= minCount && !out.Detected {
+			out.Detected = true
+			out.Why = fmt.Sprintf("%g → %g in 5 minutes at %s (×%.2f, more than ×%g)", prev.V, cur.V, cur.T.UTC().Format(time.RFC3339), r, maxRatio)
+		}
+	}
+	return out
+}
+
+// LCUDims are the rates an LCU is measured in.
+type LCUDims struct {
+	NewConnPerSec   float64 // new connections (NLB: flows) per second
+	ActiveConn      float64 // concurrent connections (ALB: per minute) / active flows
+	BytesPerHour    float64 // processed bytes per hour
+	RuleEvalsPerSec float64 // ALB rule evaluations per second
+}
+
+// Scale multiplies every dimension by f.
+func (d LCUDims) Scale(f float64) LCUDims {
+	return LCUDims{NewConnPerSec: d.NewConnPerSec * f, ActiveConn: d.ActiveConn * f,
+		BytesPerHour: d.BytesPerHour * f, RuleEvalsPerSec: d.RuleEvalsPerSec * f}
+}
+
+// Per-LCU capacities (AWS pricing pages): ALB LCU and NLB NLCU (TCP).
+const (
+	albNewConnPerLCU   = 25
+	albActiveConnPerLU = 3000
+	albBytesPerLCU     = 1e9 // 1 GB per hour (EC2 targets)
+	albRuleEvalsPerLCU = 1000
+	nlbNewFlowsPerLCU  = 800
+	nlbActiveFlowsLCU  = 100000
+	nlbBytesPerLCU     = 1e9
+)
+
+// LCUSizing is a sized capacity reservation with its arithmetic.
+type LCUSizing struct {
+	LCU   float64 // the forecast need, before headroom
+	Units int     // ceil(LCU × headroom), capped at the ceiling
+	// Capped is true when the ceiling lowered Units.
+	Capped bool
+	Steps  []string // the arithmetic, one line per dimension
+}
+
+// SizeLCU computes LCUs for dims on an "application" or "network" load
+// balancer: the largest of the dimensions, times headroom, rounded up and
+// capped at ceiling (0 means no ceiling).
+func SizeLCU(lbType string, d LCUDims, headroom float64, ceiling int) LCUSizing {
+	type dim struct {
+		name     string
+		v, per   float64
+		unitName string
+	}
+	var dims []dim
+	if lbType == "network" {
+		dims = []dim{
+			{"new flows/s", d.NewConnPerSec, nlbNewFlowsPerLCU, "/s"},
+			{"active flows", d.ActiveConn, nlbActiveFlowsLCU, ""},
+			{"processed bytes/h", d.BytesPerHour, nlbBytesPerLCU, " B/h"},
+		}
+	} else {
+		dims = []dim{
+			{"new connections/s", d.NewConnPerSec, albNewConnPerLCU, "/s"},
+			{"active connections/min", d.ActiveConn, albActiveConnPerLU, ""},
+			{"processed bytes/h", d.BytesPerHour, albBytesPerLCU, " B/h"},
+			{"rule evaluations/s", d.RuleEvalsPerSec, albRuleEvalsPerLCU, "/s"},
+		}
+	}
+	out := LCUSizing{}
+	for _, x := range dims {
+		l := x.v / x.per
+		out.Steps = append(out.Steps, fmt.Sprintf("%s: %.4g / %g = %.2f LCU", x.name, x.v, x.per, l))
+		if l > out.LCU {
+			out.LCU = l
+		}
+	}
+	u := math.Ceil(out.LCU*headroom - 1e-9)
+	out.Steps = append(out.Steps, fmt.Sprintf("max %.2f LCU × headroom %g = %.2f → %g", out.LCU, headroom, out.LCU*headroom, u))
+	if ceiling > 0 && u > float64(ceiling) {
+		out.Steps = append(out.Steps, fmt.Sprintf("capped at the ceiling %d", ceiling))
+		u = float64(ceiling)
+		out.Capped = true
+	}
+	out.Units = int(u)
+	return out
+}
+
+// EventPhase says where now lies relative to a scheduled event.
+type EventPhase int
+
+const (
+	PhaseBefore EventPhase = iota // more than the lead time ahead
+	PhaseLead                     // within the lead time before start
+	PhaseDuring                   // between start and end
+	PhaseAfter                    // over
+)
+
+// PhaseOf decides the phase of an event [start, start+dur) at now given the
+// lead time. Exactly at start-lead is the lead phase; exactly at the end is
+// after.
+func PhaseOf(start time.Time, dur, lead time.Duration, now time.Time) EventPhase {
+	switch {
+	case now.Before(start.Add(-lead)):
+		return PhaseBefore
+	case now.Before(start):
+		return PhaseLead
+	case now.Before(start.Add(dur)):
+		return PhaseDuring
+	}
+	return PhaseAfter
+}
+
+// ReservationStep is what to do with a capacity reservation.
+type ReservationStep struct {
+	Op    string // "none", "increase", "decrease", "reset"
+	Units int
+	Why   string
+}
+
+// PlanReservation decides the next reservation change from the units
+// wanted now (0: none wanted), the current reservation, whether medic made
+// it, and the decreases left today. Increases are always allowed; a
+// decrease or reset needs a decrease left; medic only resets what it set.
+func PlanReservation(want, current int, medicSet bool, decreasesLeft int) ReservationStep {
+	switch {
+	case want > current:
+		return ReservationStep{Op: "increase", Units: want, Why: fmt.Sprintf("reserve %d LCU (now %d)", want, current)}
+	case want == current:
+		return ReservationStep{Op: "none", Units: current, Why: "reservation already as wanted"}
+	case want == 0:
+		if !medicSet {
+			return ReservationStep{Op: "none", Units: current, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", current)}
+		}
+		if decreasesLeft <= 0 {
+			return ReservationStep{Op: "none", Units: current, Why: "no capacity decrease left today: reset postponed"}
+		}
+		return ReservationStep{Op: "reset", Why: fmt.Sprintf("event over: reset the reservation of %d LCU", current)}
+	default:
+		if !medicSet {
+			return ReservationStep{Op: "none", Units: current, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", current)}
+		}
+		if decreasesLeft <= 0 {
+			return ReservationStep{Op: "none", Units: current, Why: "no capacity decrease left today: kept"}
+		}
+		return ReservationStep{Op: "decrease", Units: want, Why: fmt.Sprintf("lower the reservation from %d to %d LCU", current, want)}
+	}
+}

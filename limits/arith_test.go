@@ -1,0 +1,306 @@
+package limits
+
+import (
+	"math"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/medic-sre/medic/config"
+)
+
+var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func TestThresholdState(t *testing.T) {
+	for _, tc := range []struct {
+		desc         string
+		usage, limit float64
+		known        bool
+		want         State
+	}{
+		{"unknown figures", 1, 10, false, StateUnknown},
+		{"empty", 0, 10, true, StateOK},
+		{"just below warning", 79, 100, true, StateOK},
+		{"exactly at warning", 80, 100, true, StateWarning},
+		{"just below critical", 94.9, 100, true, StateWarning},
+		{"exactly at critical", 95, 100, true, StateCritical},
+		{"at the limit", 100, 100, true, StateCritical},
+		{"over the limit", 120, 100, true, StateCritical},
+		{"limit zero, nothing used", 0, 0, true, StateOK},
+		{"limit zero, something used", 1, 0, true, StateCritical},
+		{"one of one", 1, 1, true, StateCritical},
+		{"four of five is 80%", 4, 5, true, StateWarning},
+		{"negative limit is nonsense", 1, -1, true, StateUnknown},
+	} {
+		if got := ThresholdState(tc.usage, tc.limit, tc.known, 0.8, 0.95); got != tc.want {
+			t.Errorf("%s: ThresholdState(%g, %g) = %s, want %s", tc.desc, tc.usage, tc.limit, got, tc.want)
+		}
+	}
+}
+
+func TestHeadroomRatio(t *testing.T) {
+	for _, tc := range []struct {
+		desc         string
+		usage, limit float64
+		want         float64
+		ok           bool
+	}{
+		{"4 of 5", 4, 5, 0.2, true},
+		{"empty", 0, 5, 1, true},
+		{"over", 6, 5, -0.2, true},
+		{"zero limit", 0, 0, 0, false},
+	} {
+		got, ok := HeadroomRatio(tc.usage, tc.limit)
+		if ok != tc.ok || math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: HeadroomRatio = %v, %v; want %v, %v", tc.desc, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// line returns points every step over span before now: v(now) = at, rising
+// perHour.
+func line(now time.Time, span, step time.Duration, at, perHour float64) []Point {
+	var p []Point
+	for d := span; d >= 0; d -= step {
+		p = append(p, Point{T: now.Add(-d), V: at - perHour*d.Hours()})
+	}
+	return p
+}
+
+func TestTimeToExhaustion(t *testing.T) {
+	week := 7 * 24 * time.Hour
+	wowPts := append([]Point{{T: t0.Add(-week), V: 100}}, line(t0, 6*time.Hour, 30*time.Minute, 170, 0)...)
+	for _, tc := range []struct {
+		desc        string
+		pts         []Point
+		current     float64
+		known       bool
+		limit       float64
+		wantKnown   bool
+		wantGrowing bool
+		wantIn      time.Duration
+		wantMethod  string
+	}{
+		{"steady rise: 10/h from 160 to 400 is 24h", line(t0, 6*time.Hour, 5*time.Minute, 160, 10), 160, true, 400, true, true, 24 * time.Hour, "linear"},
+		{"flat", line(t0, 6*time.Hour, 5*time.Minute, 160, 0), 160, true, 400, true, false, 0, ""},
+		{"falling", line(t0, 6*time.Hour, 5*time.Minute, 160, -5), 160, true, 400, true, false, 0, ""},
+		{"current unknown (a gap) is unknown, not zero", line(t0.Add(-3*time.Hour), 6*time.Hour, 5*time.Minute, 160, 10), 0, false, 400, false, false, 0, ""},
+		{"at the limit", line(t0, time.Hour, 5*time.Minute, 400, 10), 400, true, 400, true, true, 0, "at_limit"},
+		{"two points are too few", line(t0, 5*time.Minute, 5*time.Minute, 160, 10), 160, true, 400, false, false, 0, ""},
+		{"flat lately but up 70 on last week: week over week", wowPts, 170, true, 240, true, true, week, "week_over_week"},
+	} {
+		f := TimeToExhaustion(tc.pts, tc.current, tc.known, tc.limit, true, t0, 24*time.Hour)
+		if f.Known != tc.wantKnown || f.Growing != tc.wantGrowing || f.Method != tc.wantMethod {
+			t.Errorf("%s: got %+v", tc.desc, f)
+			continue
+		}
+		if d := f.In - tc.wantIn; d > time.Minute || d < -time.Minute {
+			t.Errorf("%s: In = %s, want %s (%s)", tc.desc, f.In, tc.wantIn, f.Why)
+		}
+	}
+}
+
+func TestTimeToExhaustionTakesTheEarlier(t *testing.T) {
+	// Linear over the last day: +1/h → 100h to go; last week was 100 lower:
+	// +100/week → 100/100 weeks = 1 week. Linear is earlier.
+	pts := append([]Point{{T: t0.Add(-7 * 24 * time.Hour), V: 200}}, line(t0, 12*time.Hour, time.Hour, 300, 1)...)
+	f := TimeToExhaustion(pts, 300, true, 400, true, t0, 24*time.Hour)
+	if f.Method != "linear" || math.Abs(f.In.Hours()-100) > 0.1 {
+		t.Fatalf("got %+v, want linear ~100h", f)
+	}
+}
+
+func TestFeasible(t *testing.T) {
+	rem := map[string]Remaining{
+		"ec2/L-1216C47A": {Units: 64, Known: true, Name: "vCPUs"},
+		"targets:lb":     {Units: 3, Known: true},
+		"unknown":        {Known: false},
+	}
+	for _, tc := range []struct {
+		desc        string
+		need        map[string]float64
+		known, feas bool
+	}{
+		{"fits", map[string]float64{"ec2/L-1216C47A": 32}, true, true},
+		{"exactly the remaining units", map[string]float64{"ec2/L-1216C47A": 64}, true, true},
+		{"one more than remains", map[string]float64{"ec2/L-1216C47A": 65}, true, false},
+		{"targets short", map[string]float64{"ec2/L-1216C47A": 2, "targets:lb": 4}, true, false},
+		{"nothing to grow", map[string]float64{"ec2/L-1216C47A": 0}, true, true},
+		{"no quota drawn on", nil, true, true},
+		{"unknown quota", map[string]float64{"unknown": 1}, false, false},
+		{"unknown but another already short", map[string]float64{"unknown": 1, "ec2/L-1216C47A": 100}, true, false},
+	} {
+		f := Feasible(GroupNeed{Group: "g", Need: tc.need}, rem)
+		if f.Known != tc.known || f.Feasible != tc.feas {
+			t.Errorf("%s: got %+v", tc.desc, f)
+		}
+	}
+}
+
+func TestVCPUClass(t *testing.T) {
+	for in, want := range map[string]string{"m5.large": "standard", "t3.micro": "standard", "c7gn.xlarge": "standard",
+		"g5.xlarge": "g", "vt1.3xlarge": "g", "p4d.24xlarge": "p", "x2iedn.xlarge": "x", "u-6tb1.metal": "x", "f1.2xlarge": "f",
+		"inf2.xlarge": "", "mac1.metal": "", "": ""} {
+		if got := VCPUClass(in); got != want {
+			t.Errorf("VCPUClass(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func buckets(vs ...float64) []Bucket {
+	b := make([]Bucket, len(vs))
+	for i, v := range vs {
+		b[i] = Bucket{T: t0.Add(time.Duration(i) * 5 * time.Minute), V: v}
+	}
+	return b
+}
+
+func TestDetectRamp(t *testing.T) {
+	gap := buckets(2000, 2000, 6000)
+	gap[2].T = gap[2].T.Add(5 * time.Minute)
+	for _, tc := range []struct {
+		desc string
+		b    []Bucket
+		want bool
+	}{
+		{"gradual: +10% per 5 minutes", buckets(2000, 2200, 2420, 2662, 2928, 3221), false},
+		{"3x jump in 5 minutes", buckets(2000, 2000, 6000), true},
+		{"exactly x1.5 is tolerated", buckets(2000, 3000), false},
+		{"just over x1.5", buckets(2000, 3001), true},
+		{"3x at low traffic is noise", buckets(10, 30), false},
+		{"from zero is not a ratio", buckets(0, 5000), false},
+		{"a missing bucket breaks the chain", gap, false},
+		{"one bucket", buckets(5000), false},
+		{"none", nil, false},
+	} {
+		if got := DetectRamp(tc.b, 1.5, 1000); got.Detected != tc.want {
+			t.Errorf("%s: %+v", tc.desc, got)
+		}
+	}
+}
+
+func TestSizeLCU(t *testing.T) {
+	for _, tc := range []struct {
+		desc     string
+		typ      string
+		d        LCUDims
+		headroom float64
+		ceiling  int
+		lcu      float64
+		units    int
+		capped   bool
+	}{
+		{"ALB new connections dominate: 800/s = 32 LCU, x1.2 = 38.4 -> 39", "application",
+			LCUDims{NewConnPerSec: 800, ActiveConn: 24000, BytesPerHour: 4.8e9}, 1.2, 0, 32, 39, false},
+		{"ALB exact integer stays", "application", LCUDims{NewConnPerSec: 250}, 1, 0, 10, 10, false},
+		{"ALB rule evaluations dominate", "application", LCUDims{RuleEvalsPerSec: 5000}, 1, 0, 5, 5, false},
+		{"ALB bytes dominate", "application", LCUDims{BytesPerHour: 7e9}, 1, 0, 7, 7, false},
+		{"capped at the ceiling", "application", LCUDims{NewConnPerSec: 800}, 1.2, 30, 32, 30, true},
+		{"ceiling exactly met is not capped", "application", LCUDims{NewConnPerSec: 750}, 1, 30, 30, 30, false},
+		{"NLB flows: 8000/s = 10 LCU", "network", LCUDims{NewConnPerSec: 8000, ActiveConn: 50000}, 1, 0, 10, 10, false},
+		{"nothing", "application", LCUDims{}, 1.2, 0, 0, 0, false},
+	} {
+		s := SizeLCU(tc.typ, tc.d, tc.headroom, tc.ceiling)
+		if math.Abs(s.LCU-tc.lcu) > 1e-9 || s.Units != tc.units || s.Capped != tc.capped {
+			t.Errorf("%s: got LCU %v units %d capped %v; steps %q", tc.desc, s.LCU, s.Units, s.Capped, s.Steps)
+		}
+	}
+}
+
+func TestPhaseOf(t *testing.T) {
+	start, dur, lead := t0, time.Hour, 30*time.Minute
+	for _, tc := range []struct {
+		desc string
+		now  time.Time
+		want EventPhase
+	}{
+		{"a second before the lead time", start.Add(-lead - time.Second), PhaseBefore},
+		{"exactly at the lead time", start.Add(-lead), PhaseLead},
+		{"exactly at start", start, PhaseDuring},
+		{"a second before the end", start.Add(dur - time.Second), PhaseDuring},
+		{"exactly at the end", start.Add(dur), PhaseAfter},
+	} {
+		if got := PhaseOf(start, dur, lead, tc.now); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.desc, got, tc.want)
+		}
+	}
+}
+
+func TestPlanReservation(t *testing.T) {
+	for _, tc := range []struct {
+		desc              string
+		want, cur         int
+		medicSet          bool
+		decreasesLeft     int
+		wantOp            string
+		wantUnits, orUnit int
+	}{
+		{"increase before the event", 30, 0, false, 4, "increase", 30, 0},
+		{"already there", 30, 30, true, 4, "none", 30, 0},
+		{"reset after the event", 0, 30, true, 4, "reset", 0, 0},
+		{"no decrease left: reset postponed", 0, 30, true, 0, "none", 30, 0},
+		{"not medic's: left alone", 0, 30, false, 4, "none", 30, 0},
+		{"lower", 20, 30, true, 1, "decrease", 20, 0},
+		{"lower, no decrease left", 20, 30, true, 0, "none", 30, 0},
+		{"nothing wanted, nothing there", 0, 0, false, 0, "none", 0, 0},
+	} {
+		got := PlanReservation(tc.want, tc.cur, tc.medicSet, tc.decreasesLeft)
+		if got.Op != tc.wantOp || got.Units != tc.wantUnits {
+			t.Errorf("%s: got %+v", tc.desc, got)
+		}
+	}
+}
+
+func TestWeekBack(t *testing.T) {
+	week := 7 * 24 * time.Hour
+	for _, tc := range []struct {
+		desc  string
+		a     time.Time
+		wantA time.Time
+	}{
+		{"the coming hour: a week ago", t0, t0.Add(-week)},
+		{"in two hours: a week ago", t0.Add(2 * time.Hour), t0.Add(2*time.Hour - week)},
+		{"in ten days: two weeks back", t0.Add(10 * 24 * time.Hour), t0.Add(10*24*time.Hour - 2*week)},
+	} {
+		a, b := weekBack(tc.a, tc.a.Add(time.Hour), t0)
+		if !a.Equal(tc.wantA) || b.After(t0) {
+			t.Errorf("%s: got %s..%s", tc.desc, a, b)
+		}
+	}
+}
+
+func TestDesiredQuota(t *testing.T) {
+	for _, tc := range []struct{ limit, factor, want float64 }{{5, 1.5, 8}, {100, 1.5, 150}, {1, 1.1, 2}, {0, 2, 1}} {
+		if got := DesiredQuota(tc.limit, tc.factor); got != tc.want {
+			t.Errorf("DesiredQuota(%g, %g) = %g, want %g", tc.limit, tc.factor, got, tc.want)
+		}
+	}
+}
+
+// The describe sources config validates against are exactly those this
+// package implements.
+func TestDescribeSourcesMatchConfig(t *testing.T) {
+	impl := map[string]bool{}
+	for _, d := range Catalogue {
+		impl[d.Describe] = true
+	}
+	impl["ec2_launch_templates"] = true // implemented, not in the catalogue (no quota code medic vouches for)
+	var got []string
+	for k := range impl {
+		got = append(got, k)
+	}
+	want := append([]string(nil), config.LimitsDescribeSources...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if len(got) != len(want) {
+		t.Fatalf("implemented %v\nconfig      %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("implemented %v\nconfig      %v", got, want)
+		}
+	}
+	if len(Catalogue) < 15 {
+		t.Errorf("catalogue has %d quotas, want at least 15", len(Catalogue))
+	}
+}

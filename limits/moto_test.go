@@ -1,0 +1,468 @@
+package limits
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
+	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/medic-sre/medic/alerts"
+	"github.com/medic-sre/medic/config"
+)
+
+// startMoto runs moto_server on a free loopback port for one test and
+// returns an aws.Config that reaches it the production way:
+// AWS_ENDPOINT_URL with dummy credentials.
+func startMoto(tb testing.TB) aws.Config {
+	tb.Helper()
+	if _, err := exec.LookPath("moto_server"); err != nil {
+		tb.Skip("moto_server not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("moto_server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	tb.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-done:
+			tb.Fatal("moto_server exited")
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("moto_server did not answer on %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+	tb.Setenv("AWS_ENDPOINT_URL", url)
+	tb.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	tb.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	tb.Setenv("AWS_REGION", "us-east-1")
+	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+// recorder is a Notifier that keeps events.
+type recorder struct {
+	mu sync.Mutex
+	ev []alerts.Event
+}
+
+func (r *recorder) Notify(e alerts.Event) { r.mu.Lock(); r.ev = append(r.ev, e); r.mu.Unlock() }
+
+func (r *recorder) find(kind alerts.Kind, subject string) []alerts.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []alerts.Event
+	for _, e := range r.ev {
+		if e.Kind == kind && e.Subject == subject {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func defaults(l config.Limits) config.Limits { l.SetDefaults(); return l }
+
+// metric returns the value of the series of name whose labels include
+// want, and whether there is one.
+func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if got[k] != v {
+					continue next
+				}
+			}
+			return value(m), true
+		}
+	}
+	return 0, false
+}
+
+func value(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
+
+func fastBackOff() backoff.BackOff {
+	return backoff.WithMaxRetries(&backoff.ConstantBackOff{Interval: time.Millisecond}, 3)
+}
+
+func mustQuota(t *testing.T, s Snapshot, key string) QuotaStatus {
+	t.Helper()
+	for _, q := range s.Quotas {
+		if q.Key() == key {
+			return q
+		}
+	}
+	t.Fatalf("quota %s not in snapshot", key)
+	return QuotaStatus{}
+}
+
+func sourceOf(s Snapshot, name string) (SourceStatus, bool) {
+	for _, x := range s.Sources {
+		if x.Name == name {
+			return x, true
+		}
+	}
+	return SourceStatus{}, false
+}
+
+// TestQuotasOnMoto creates VPCs and Elastic IPs up to 80% of the limits
+// moto reports and checks limit, usage, headroom, source and the warning.
+func TestQuotasOnMoto(t *testing.T) {
+	cfg := startMoto(t)
+	ctx := context.Background()
+	ec := ec2.NewFromConfig(cfg)
+	vpcs, err := ec.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(vpcs.Vpcs); i < 4; i++ {
+		if _, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(fmt.Sprintf("127.%d.0.0/16", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := ec.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: ec2types.DomainTypeVpc}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	rec := &recorder{}
+	w := New(Options{Config: defaults(config.Limits{}), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return t0 }})
+	w.setBackOff(fastBackOff)
+	s := w.RefreshOnce(ctx)
+
+	for _, tc := range []struct {
+		desc, key, limitSrc, usageSrc string
+		limit, usage, headroom        float64
+		state                         State
+	}{
+		{"VPCs: Service Quotas default", "vpc/L-F678F1CE", "service_quotas_default", "describe", 5, 4, 0.2, StateWarning},
+		{"Elastic IPs: DescribeAccountAttributes", "ec2/L-0263D0A3", "service_api", "describe", 5, 4, 0.2, StateWarning},
+		{"ALBs: elbv2 DescribeAccountLimits", "elasticloadbalancing/L-53DA6B97", "service_api", "describe", 20, 0, 1, StateOK},
+		{"target groups: elbv2 DescribeAccountLimits", "elasticloadbalancing/L-B22855CB", "service_api", "describe", 3000, 0, 1, StateOK},
+	} {
+		q := mustQuota(t, s, tc.key)
+		if !q.LimitKnown || q.Limit != tc.limit || q.LimitSource != tc.limitSrc || !q.UsageKnown || q.Usage != tc.usage || q.State != tc.state {
+			t.Errorf("%s: got %+v", tc.desc, q)
+		}
+		labels := map[string]string{"service_code": q.ServiceCode, "quota_code": q.Code}
+		if v, ok := metric(t, reg, "medic_quota_limit", map[string]string{"quota_code": q.Code, "source": tc.limitSrc}); !ok || v != tc.limit {
+			t.Errorf("%s: medic_quota_limit = %v, %v", tc.desc, v, ok)
+		}
+		if v, ok := metric(t, reg, "medic_quota_usage", map[string]string{"quota_code": q.Code, "source": tc.usageSrc}); !ok || v != tc.usage {
+			t.Errorf("%s: medic_quota_usage = %v, %v", tc.desc, v, ok)
+		}
+		if v, ok := metric(t, reg, "medic_quota_headroom_ratio", labels); !ok || v != tc.headroom {
+			t.Errorf("%s: medic_quota_headroom_ratio = %v, %v", tc.desc, v, ok)
+		}
+		if v, ok := metric(t, reg, "medic_quota_state", labels); !ok || v != float64(tc.state) {
+			t.Errorf("%s: medic_quota_state = %v, %v", tc.desc, v, ok)
+		}
+	}
+	// Auto Scaling's DescribeAccountLimits answers 500 on moto: its quotas
+	// have no limit (unknown, not zero) and the source says so.
+	asg := mustQuota(t, s, "autoscaling/L-CDE20ADC")
+	if asg.LimitKnown || asg.State != StateUnknown {
+		t.Errorf("autoscaling groups quota: %+v", asg)
+	}
+	if _, ok := metric(t, reg, "medic_quota_limit", map[string]string{"quota_code": "L-CDE20ADC"}); ok {
+		t.Error("unknown limit exported")
+	}
+	for src, want := range map[string]float64{
+		"autoscaling_account_limits": 0, "service_quotas_applied:vpc": 0, // moto: 500
+		"service_quotas_default:vpc": 1, "service_quotas_default:ec2": 0, // moto: no ec2 quotas
+		"ec2_account_attributes": 1, "elbv2_account_limits": 1, "ec2_describe_vpcs": 1, "ec2_describe_addresses": 1, "cloudwatch_usage": 1,
+	} {
+		if v, ok := metric(t, reg, "medic_limits_source_success", map[string]string{"source": src}); !ok || v != want {
+			t.Errorf("medic_limits_source_success{source=%q} = %v (present %v), want %v", src, v, ok, want)
+		}
+	}
+	near := rec.find(alerts.QuotaNearLimit, "vpc/L-F678F1CE")
+	if len(near) != 1 || near[0].Resolved || near[0].NeedsAction {
+		t.Fatalf("VPC warning events: %+v", near)
+	}
+	if !strings.Contains(strings.Join(near[0].Evidence, "\n"), "usage 4 of limit 5") {
+		t.Errorf("evidence lacks the figures: %q", near[0].Evidence)
+	}
+	// A second refresh with the same figures says nothing new.
+	w.RefreshOnce(ctx)
+	if n := len(rec.find(alerts.QuotaNearLimit, "vpc/L-F678F1CE")); n != 1 {
+		t.Errorf("repeated warning: %d events", n)
+	}
+}
+
+// fakeFailingEC2 is a local fake of one call: DescribeAccountAttributes
+// answers access denied; everything else goes to moto.
+type fakeFailingEC2 struct{ ec2API }
+
+func (fakeFailingEC2) DescribeAccountAttributes(context.Context, *ec2.DescribeAccountAttributesInput, ...func(*ec2.Options)) (*ec2.DescribeAccountAttributesOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "access denied (fake)"}
+}
+
+// fakeThrottledELBv2 throttles DescribeAccountLimits n times, then passes
+// the call to moto; with n larger than the retries it never succeeds.
+type fakeThrottledELBv2 struct {
+	elbv2API
+	mu sync.Mutex
+	n  int
+}
+
+func (f *fakeThrottledELBv2) DescribeAccountLimits(ctx context.Context, in *elbv2.DescribeAccountLimitsInput, o ...func(*elbv2.Options)) (*elbv2.DescribeAccountLimitsOutput, error) {
+	f.mu.Lock()
+	throttle := f.n > 0
+	f.n--
+	f.mu.Unlock()
+	if throttle {
+		return nil, &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded (fake)"}
+	}
+	return f.elbv2API.DescribeAccountLimits(ctx, in, o...)
+}
+
+// TestOneFailingSourceLeavesOthers: access denied, throttling beyond the
+// retries, and an unknown quota (moto: ec2 is not in Service Quotas) each
+// fail their own source only.
+func TestOneFailingSourceLeavesOthers(t *testing.T) {
+	cfg := startMoto(t)
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-NOPE0000", Name: "no such quota", Usage: config.QuotaUsage{Describe: "vpc_vpcs"}}}})
+	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Now: func() time.Time { return t0 }})
+	w.setBackOff(fastBackOff)
+	w.c.ec2 = fakeFailingEC2{w.c.ec2}
+	throttled := &fakeThrottledELBv2{elbv2API: w.c.elbv2, n: 100}
+	w.c.elbv2 = throttled
+	s := w.RefreshOnce(ctx)
+	for src, want := range map[string]bool{"ec2_account_attributes": false, "elbv2_account_limits": false,
+		"service_quotas_default:ec2": false, "service_quotas_default:vpc": true, "ec2_describe_vpcs": true, "elbv2_describe": true} {
+		st, ok := sourceOf(s, src)
+		if !ok || st.OK != want {
+			t.Errorf("source %s: %+v (present %v), want OK=%v", src, st, ok, want)
+		}
+	}
+	if st, _ := sourceOf(s, "ec2_account_attributes"); !strings.Contains(st.Err, "UnauthorizedOperation") {
+		t.Errorf("access denied not reported: %q", st.Err)
+	}
+	if q := mustQuota(t, s, "vpc/L-F678F1CE"); !q.LimitKnown || !q.UsageKnown {
+		t.Errorf("VPC quota lost to another source's failure: %+v", q)
+	}
+	if q := mustQuota(t, s, "ec2/L-NOPE0000"); q.LimitKnown || !q.UsageKnown || q.State != StateUnknown {
+		t.Errorf("unknown quota: %+v", q)
+	}
+	if v, ok := metric(t, reg, "medic_limits_source_success", map[string]string{"source": "ec2_account_attributes"}); !ok || v != 0 {
+		t.Errorf("source metric = %v %v", v, ok)
+	}
+	// Throttling that clears within the retries is retried, not reported.
+	throttled.n = 2
+	s = w.RefreshOnce(ctx)
+	if st, _ := sourceOf(s, "elbv2_account_limits"); !st.OK {
+		t.Errorf("throttling twice then success: %+v", st)
+	}
+	if q := mustQuota(t, s, "elasticloadbalancing/L-53DA6B97"); q.LimitSource != "service_api" || q.Limit != 20 {
+		t.Errorf("ALB limit after retry: %+v", q)
+	}
+}
+
+// newCW is a CloudWatch client for the test's writes, on the same protocol
+// as the package's own client.
+func newCW(cfg aws.Config) *cloudwatch.Client {
+	return cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
+	})
+}
+
+// putUsage writes AWS/Usage ResourceCount points for one resource.
+func putUsage(t testing.TB, cw *cloudwatch.Client, resource string, pts []Point) {
+	t.Helper()
+	for len(pts) > 0 {
+		n := min(len(pts), 500)
+		var md []cwtypes.MetricDatum
+		for _, p := range pts[:n] {
+			md = append(md, cwtypes.MetricDatum{MetricName: aws.String("ResourceCount"), Timestamp: aws.Time(p.T), Value: aws.Float64(p.V),
+				Dimensions: []cwtypes.Dimension{{Name: aws.String("Service"), Value: aws.String("Test")}, {Name: aws.String("Type"), Value: aws.String("Resource")},
+					{Name: aws.String("Resource"), Value: aws.String(resource)}, {Name: aws.String("Class"), Value: aws.String("None")}}})
+		}
+		if _, err := cw.PutMetricData(context.Background(), &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/Usage"), MetricData: md}); err != nil {
+			t.Fatal(err)
+		}
+		pts = pts[n:]
+	}
+}
+
+// TestTimeToExhaustionOnMoto feeds usage history through PutMetricData.
+func TestTimeToExhaustionOnMoto(t *testing.T) {
+	cfg := startMoto(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Minute)
+	cw := newCW(cfg)
+	// Rising 10/h to 160 now; limit 400 is crossed in 24h.
+	putUsage(t, cw, "Rising", line(now, 12*time.Hour, 5*time.Minute, 160, 10))
+	putUsage(t, cw, "Flat", line(now, 12*time.Hour, 5*time.Minute, 160, 0))
+	putUsage(t, cw, "Falling", line(now, 12*time.Hour, 5*time.Minute, 160, -5))
+	// Rising, but nothing in the last three hours: a gap.
+	putUsage(t, cw, "Gap", line(now.Add(-3*time.Hour), 12*time.Hour, 5*time.Minute, 130, 10))
+	limit := 400.0
+	var qs []config.Quota
+	for _, r := range []string{"Rising", "Flat", "Falling", "Gap"} {
+		qs = append(qs, config.Quota{ServiceCode: "test", Code: r, Name: r, Limit: &limit,
+			Usage: config.QuotaUsage{CloudWatch: &config.UsageMetric{Service: "Test", Type: "Resource", Resource: r, Class: "None"}}})
+	}
+	reg := prometheus.NewRegistry()
+	rec := &recorder{}
+	w := New(Options{Config: defaults(config.Limits{Quotas: qs, ForecastHorizon: config.Duration(48 * time.Hour)}), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
+	w.setBackOff(fastBackOff)
+	s := w.RefreshOnce(ctx)
+
+	r := mustQuota(t, s, "test/Rising")
+	if !r.UsageKnown || r.UsageSource != "cloudwatch" || r.LimitSource != "config" || !r.Forecast.Growing {
+		t.Fatalf("rising: %+v", r)
+	}
+	if got, want := r.Forecast.In.Hours(), 24.0; got < want*0.9 || got > want*1.1 {
+		t.Errorf("rising: time to exhaustion %.2fh, want within 10%% of %gh (%s)", got, want, r.Forecast.Why)
+	}
+	if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": "Rising"}); !ok || v < 0.9*86400 || v > 1.1*86400 {
+		t.Errorf("rising: metric %v %v", v, ok)
+	}
+	if len(rec.find(alerts.QuotaExhaustionForecast, "test/Rising")) != 1 {
+		t.Errorf("no forecast event for the rising quota")
+	}
+	for _, k := range []string{"test/Flat", "test/Falling"} {
+		q := mustQuota(t, s, k)
+		if !q.Forecast.Known || q.Forecast.Growing {
+			t.Errorf("%s: %+v", k, q.Forecast)
+		}
+		if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": q.Code}); !ok || v <= 1e300 {
+			t.Errorf("%s: want +Inf, got %v %v", k, v, ok)
+		}
+		if len(rec.find(alerts.QuotaExhaustionForecast, k)) != 0 {
+			t.Errorf("%s: forecast event for a quota not growing", k)
+		}
+	}
+	g := mustQuota(t, s, "test/Gap")
+	if g.UsageKnown || g.Forecast.Known || g.State != StateUnknown {
+		t.Errorf("gap: want unknown, got %+v", g)
+	}
+	for _, name := range []string{"medic_quota_usage", "medic_quota_seconds_to_exhaustion", "medic_quota_state"} {
+		if v, ok := metric(t, reg, name, map[string]string{"quota_code": "Gap"}); ok {
+			t.Errorf("gap: %s exported as %v; unknown is no series, not zero", name, v)
+		}
+	}
+}
+
+// TestFeasibilityOnMoto: a group whose MaxSize × vCPUs exceeds the vCPU
+// quota left is reported as not feasible; a small one is feasible.
+func TestFeasibilityOnMoto(t *testing.T) {
+	cfg := startMoto(t)
+	ctx := context.Background()
+	ec := ec2.NewFromConfig(cfg)
+	as := autoscaling.NewFromConfig(cfg)
+	vpc, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := ec.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String("us-east-1a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct {
+		name, typ string
+		max       int32
+	}{{"big", "c5.4xlarge", 10}, {"small", "t3.micro", 3}} {
+		if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(g.name),
+			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceType(g.typ)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String(g.name),
+			MinSize: aws.Int32(1), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(1), VPCZoneIdentifier: sub.Subnet.SubnetId,
+			LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(g.name), Version: aws.String("$Latest")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := 100.0 // vCPUs; moto has no ec2 Service Quotas, so config sets it
+	reg := prometheus.NewRegistry()
+	rec := &recorder{}
+	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-1216C47A", Limit: &limit}}})
+	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Groups: []string{"big", "small", "missing"}, Now: func() time.Time { return t0 }})
+	w.setBackOff(fastBackOff)
+	s := w.RefreshOnce(ctx)
+	vc := mustQuota(t, s, "ec2/L-1216C47A")
+	if vc.Usage != 18 || vc.Limit != 100 { // 16 (c5.4xlarge) + 2 (t3.micro)
+		t.Fatalf("vCPU quota: %+v", vc)
+	}
+	want := map[string][2]bool{"big": {true, false}, "small": {true, true}, "missing": {false, false}}
+	for _, g := range s.Groups {
+		if w := want[g.Name]; g.Known != w[0] || g.Feasible != w[1] {
+			t.Errorf("group %s: %+v", g.Name, g)
+		}
+	}
+	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "big"}); !ok || v != 0 {
+		t.Errorf("big: %v %v", v, ok)
+	}
+	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "small"}); !ok || v != 1 {
+		t.Errorf("small: %v %v", v, ok)
+	}
+	if _, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "missing"}); ok {
+		t.Error("missing group exported")
+	}
+	ev := rec.find(alerts.QuotaNearLimit, "big")
+	if len(ev) != 1 || !strings.Contains(ev[0].Evidence[0], "needs 144 more") {
+		t.Errorf("big group event: %+v", ev)
+	}
+}

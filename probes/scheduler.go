@@ -1,0 +1,534 @@
+package probes
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medic-sre/medic/internal/logkeys"
+)
+
+// historySize is how many recent results are kept per target.
+const historySize = 16
+
+// defaultMaxConcurrent matches config's max_concurrent_probes default.
+const defaultMaxConcurrent = 512
+
+// maxJitter bounds the random delay added to each slot, so that targets
+// with equal phases (or a hash collision) do not fire in lockstep.
+const maxJitter = 20 * time.Millisecond
+
+// Options configure a Scheduler.
+type Options struct {
+	// MaxConcurrent bounds the probes in flight across all targets; it is
+	// also the number of worker goroutines. 0 means 512.
+	MaxConcurrent int
+	Logger        log.Logger
+	// Registerer receives the probe metrics (docs/metrics.md, Probes).
+	// Nil registers nothing. Registering twice on one registry panics.
+	Registerer prometheus.Registerer
+	// OnResult is called from a probe worker with every result the
+	// scheduler records. It must not block: a slow OnResult holds a worker
+	// and delays other targets' probes. Hand the result off with a
+	// non-blocking send. It is not called for targets removed while their
+	// probe ran, nor for probes cut short because Run is stopping.
+	OnResult func(Target, Result)
+	// Now is the clock for slots and Result.Start. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Scheduler probes a changing set of targets, each on its own interval.
+//
+// Each target gets a stable phase in [0, interval), derived from its Key,
+// so probes spread evenly over the interval and a target keeps its slots
+// across updates and restarts. One goroutine keeps a min-heap of next
+// slots and hands due probes to a fixed pool of MaxConcurrent workers. A
+// slot is skipped, and counted, when the target's previous probe is still
+// running (overlap) or when no worker came free within one interval of it
+// (concurrency).
+type Scheduler struct {
+	now      func() time.Time
+	logger   log.Logger
+	onResult func(Target, Result)
+	workers  int
+	m        *metrics
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	queue   queue
+	running bool
+
+	wake chan struct{} // an Update changed the queue
+}
+
+// entry is one target's schedule, state and history.
+type entry struct {
+	target   Target
+	scope    string
+	interval time.Duration
+	phase    time.Duration
+	base     time.Time // the slot on the target's grid
+	next     time.Time // base plus jitter: when the probe is due
+	index    int       // in the queue
+	busy     bool      // a probe of this target is in flight
+	removed  bool
+	m        handles
+
+	hist [historySize]Result // ring; the newest is hist[(n-1)%historySize]
+	n    int                 // results recorded
+}
+
+type job struct {
+	e    *entry
+	t    Target
+	slot time.Time
+}
+
+// NewScheduler returns a Scheduler with no targets; call Update, then Run.
+func NewScheduler(o Options) *Scheduler {
+	s := &Scheduler{
+		now:      o.Now,
+		logger:   o.Logger,
+		onResult: o.OnResult,
+		workers:  o.MaxConcurrent,
+		m:        newMetrics(),
+		entries:  map[string]*entry{},
+		wake:     make(chan struct{}, 1),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.logger == nil {
+		s.logger = log.NewNopLogger()
+	}
+	s.logger = log.With(s.logger, logkeys.Component, "probes")
+	if s.workers <= 0 {
+		s.workers = defaultMaxConcurrent
+	}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, targetCollector{s})
+	}
+	return s
+}
+
+// Update replaces the set of targets at once. A Key already scheduled keeps
+// its history and its slots; its new settings apply from its next probe (a
+// changed interval moves it to the new grid). Keys not in targets stop:
+// their history, their per-target series and their keep-alive connection
+// are dropped. When a Key appears twice the last one wins.
+func (s *Scheduler) Update(targets []Target) {
+	s.mu.Lock()
+	now := s.now()
+	before := s.groups()
+	next := make(map[string]*entry, len(targets))
+	var added, removed, forget []string
+	for _, t := range targets {
+		if e, ok := next[t.Key]; ok {
+			s.retarget(e, t, now)
+			continue
+		}
+		if e, ok := s.entries[t.Key]; ok {
+			if e.target.Settings.KeepAlive && !t.Settings.KeepAlive {
+				forget = append(forget, t.Key)
+			}
+			s.retarget(e, t, now)
+			next[t.Key] = e
+			continue
+		}
+		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t)}
+		e.phase = phaseOf(t.Key, e.interval)
+		e.m = s.m.handlesFor(t.Service, e.scope)
+		s.schedule(e, now)
+		heap.Push(&s.queue, e)
+		next[t.Key] = e
+		added = append(added, t.Key)
+	}
+	for k, e := range s.entries {
+		if _, ok := next[k]; ok {
+			continue
+		}
+		e.removed = true
+		heap.Remove(&s.queue, e.index)
+		removed = append(removed, k)
+		forget = append(forget, k)
+	}
+	s.entries = next
+	s.dropSeries(before)
+	s.mu.Unlock()
+
+	for _, k := range forget {
+		forgetTransport(k)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	if len(added) > 0 {
+		level.Debug(s.logger).Log(logkeys.Msg, "probe targets added", logkeys.Count, len(added))
+	}
+	if len(removed) > 0 {
+		level.Debug(s.logger).Log(logkeys.Msg, "probe targets removed", logkeys.Count, len(removed))
+	}
+}
+
+// retarget gives a kept entry its new Target.
+func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
+	old := e.target
+	e.target = t
+	if scope := scopeOf(t); t.Service != old.Service || scope != e.scope {
+		e.scope = scope
+		e.m = s.m.handlesFor(t.Service, scope)
+	}
+	if iv := intervalOf(t); iv != e.interval {
+		e.interval = iv
+		e.phase = phaseOf(t.Key, iv)
+		if e.index >= 0 {
+			s.schedule(e, now)
+			heap.Fix(&s.queue, e.index)
+		}
+	}
+}
+
+type group struct{ service, scope string }
+
+// groups returns the (service, scope) pairs with targets. Called with mu held.
+func (s *Scheduler) groups() map[group]bool {
+	g := map[group]bool{}
+	for _, e := range s.entries {
+		g[group{e.target.Service, e.scope}] = true
+	}
+	return g
+}
+
+// dropSeries deletes the counter and histogram series of the (service,
+// scope) pairs that had targets before and have none now, so a service
+// removed from the config leaves /metrics. Called with mu held.
+func (s *Scheduler) dropSeries(before map[group]bool) {
+	after := s.groups()
+	services := map[string]bool{}
+	for g := range after {
+		services[g.service] = true
+	}
+	for g := range before {
+		if after[g] {
+			continue
+		}
+		s.m.probes.DeletePartialMatch(prometheus.Labels{"service": g.service, "scope": g.scope})
+		s.m.latency.DeletePartialMatch(prometheus.Labels{"service": g.service, "scope": g.scope})
+		if !services[g.service] {
+			s.m.skipped.DeletePartialMatch(prometheus.Labels{"service": g.service})
+		}
+	}
+}
+
+// Run probes the targets until ctx is done, then waits for the probes in
+// flight (which see ctx cancelled) and returns nil. It returns an error at
+// once if the Scheduler is already running.
+func (s *Scheduler) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("probes: scheduler already running")
+	}
+	s.running = true
+	// Slots computed by Update before Run may be long past.
+	now := s.now()
+	for _, e := range s.queue {
+		if now.Sub(e.next) > 0 {
+			s.schedule(e, now)
+		}
+	}
+	heap.Init(&s.queue)
+	s.mu.Unlock()
+
+	level.Info(s.logger).Log(logkeys.Msg, "probe scheduler started", logkeys.Count, s.workers)
+	jobs := make(chan job, s.workers)
+	tokens := make(chan struct{}, s.workers)
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Go(func() { s.work(ctx, jobs, tokens) })
+	}
+	s.dispatch(ctx, jobs, tokens)
+	close(jobs)
+	wg.Wait()
+
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
+	level.Info(s.logger).Log(logkeys.Msg, "probe scheduler stopped")
+	return nil
+}
+
+// dispatch hands each due slot to a worker. A token in tokens is a worker
+// that is free or about to be: jobs never holds more than cap(tokens), so
+// sending on it never blocks.
+func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	held := false // a token taken while waiting, not yet used
+	defer func() {
+		if held {
+			<-tokens
+		}
+	}()
+
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.wake:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		e := s.queue[0]
+		now := s.now()
+		if wait := e.next.Sub(now); wait > 0 {
+			s.mu.Unlock()
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-s.wake:
+				timer.Stop()
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+
+		slot := e.next
+		switch late := now.Sub(slot); {
+		case e.busy:
+			e.m.overlap.Inc()
+			s.advance(e)
+		case late >= e.interval:
+			// No worker within a whole interval: this slot and any
+			// whole intervals since are lost; resume on the grid.
+			e.m.concurrency.Add(float64(late / e.interval))
+			s.schedule(e, now)
+			heap.Fix(&s.queue, e.index)
+		default:
+			if !held {
+				select {
+				case tokens <- struct{}{}:
+					held = true
+				default:
+				}
+			}
+			if !held {
+				s.mu.Unlock()
+				select {
+				case tokens <- struct{}{}:
+					held = true
+				case <-ctx.Done():
+					return
+				}
+				continue // the queue may have changed meanwhile
+			}
+			held = false
+			e.busy = true
+			jobs <- job{e: e, t: e.target, slot: slot}
+			s.advance(e)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// work runs probes until jobs is closed, giving back a token after each.
+func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan struct{}) {
+	for j := range jobs {
+		s.probe(ctx, j)
+		<-tokens
+	}
+}
+
+// probe runs one job and records its result.
+func (s *Scheduler) probe(ctx context.Context, j job) {
+	start := s.now()
+	var r Result
+	if ctx.Err() == nil {
+		logger := log.With(s.logger, logkeys.Service, j.t.Service, logkeys.Target, j.t.Key)
+		r = runProber(ctx, j.t, logger)
+	}
+	r.Start = start
+	r.Lateness = start.Sub(j.slot)
+
+	s.mu.Lock()
+	e := j.e
+	e.busy = false
+	if e.removed || ctx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	var was bool
+	first := e.n == 0
+	if !first {
+		was = e.hist[(e.n-1)%historySize].Success
+	}
+	e.hist[e.n%historySize] = r
+	e.n++
+	if r.Success {
+		e.m.ok.Inc()
+	} else {
+		e.m.fail.Inc()
+	}
+	e.m.latency.Observe(r.Duration.Seconds())
+	s.mu.Unlock()
+
+	if first || was != r.Success {
+		level.Debug(s.logger).Log(logkeys.Msg, "probe result changed", logkeys.Service, j.t.Service,
+			logkeys.Target, j.t.Key, logkeys.Result, resultWord(r.Success), logkeys.Reason, r.Reason)
+	}
+	if s.onResult != nil {
+		s.onResult(j.t, r)
+	}
+}
+
+// runProber calls the target's prober, turning an unknown type or a panic
+// into a failed Result.
+func runProber(ctx context.Context, t Target, logger log.Logger) (r Result) {
+	typ := t.Settings.Type
+	if typ == "" {
+		typ = "http"
+	}
+	p := Probers[typ]
+	if p == nil {
+		return Result{Reason: "unknown probe type " + typ}
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			level.Error(logger).Log(logkeys.Msg, "prober panicked", logkeys.Err, fmt.Sprint(v))
+			r = Result{Reason: "prober panicked"}
+		}
+	}()
+	return p(ctx, t, logger)
+}
+
+func resultWord(ok bool) string {
+	if ok {
+		return "success"
+	}
+	return "failure"
+}
+
+// History returns a copy of the target's recent results, oldest first, at
+// most 16; nil for an unknown Key.
+func (s *Scheduler) History(key string) []Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil {
+		return nil
+	}
+	return e.history()
+}
+
+// Snapshot returns a copy of every target's History, by Key. A target not
+// probed yet maps to an empty slice.
+func (s *Scheduler) Snapshot() map[string][]Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]Result, len(s.entries))
+	for k, e := range s.entries {
+		out[k] = e.history()
+	}
+	return out
+}
+
+func (e *entry) history() []Result {
+	n := min(e.n, historySize)
+	out := make([]Result, 0, n)
+	for i := e.n - n; i < e.n; i++ {
+		out = append(out, e.hist[i%historySize])
+	}
+	return out
+}
+
+// schedule puts e on the first slot of its grid after now.
+func (s *Scheduler) schedule(e *entry, now time.Time) {
+	e.base = nextSlot(now, e.phase, e.interval)
+	e.next = e.base.Add(jitter(e.interval))
+}
+
+// advance moves e, at the top of the queue, to its following slot. A slot
+// that is then already a whole interval late is counted and skipped by
+// dispatch, so catching up costs one step per missed slot at most.
+func (s *Scheduler) advance(e *entry) {
+	e.base = e.base.Add(e.interval)
+	e.next = e.base.Add(jitter(e.interval))
+	heap.Fix(&s.queue, e.index)
+}
+
+// nextSlot returns the first time after now that is phase past a multiple
+// of interval since the Unix epoch. It keeps now's monotonic reading.
+func nextSlot(now time.Time, phase, interval time.Duration) time.Time {
+	n := now.UnixNano()
+	iv := int64(interval)
+	k := (n - int64(phase)) / iv
+	slot := k*iv + int64(phase)
+	for slot <= n {
+		slot += iv
+	}
+	return now.Add(time.Duration(slot - n))
+}
+
+// phaseOf spreads keys evenly, and stably, over [0, interval).
+func phaseOf(key string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+func jitter(interval time.Duration) time.Duration {
+	j := min(interval/50, maxJitter)
+	if j <= 0 {
+		return 0
+	}
+	return rand.N(j)
+}
+
+func intervalOf(t Target) time.Duration {
+	if d := t.Settings.Interval.D(); d > 0 {
+		return d
+	}
+	return fallbackInterval
+}
+
+// queue is a min-heap of entries by next due time.
+type queue []*entry
+
+func (q queue) Len() int           { return len(q) }
+func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+func (q *queue) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*q)
+	*q = append(*q, e)
+}
+func (q *queue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	e.index = -1
+	return e
+}

@@ -1,0 +1,150 @@
+package probes
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// tlsKey is what makes two probes' transports differ, apart from
+// keep-alive. Targets with the same TLS settings share a transport.
+type tlsKey struct {
+	insecure   bool
+	serverName string
+	caFile     string
+}
+
+func tlsKeyOf(t Target) tlsKey {
+	tc := t.Settings.TLS
+	return tlsKey{insecure: tc.InsecureSkipVerify, serverName: tc.ServerName, caFile: tc.CAFile}
+}
+
+// cachedTransport is a transport with what it was built from, so a changed
+// setting or a rewritten ca_file builds a new one.
+type cachedTransport struct {
+	rt       *http.Transport
+	key      tlsKey
+	interval time.Duration // keep-alive only: sets the idle timeout
+	caStamp  fileStamp
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) (fileStamp, error) {
+	if path == "" {
+		return fileStamp{}, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, nil
+}
+
+// transports holds the shared fresh-connection transports, by TLS settings,
+// and the per-target keep-alive transports, by target Key. The Scheduler
+// drops a target's keep-alive transport when the target goes away.
+var transports = struct {
+	mu    sync.Mutex
+	fresh map[tlsKey]*cachedTransport
+	kept  map[string]*cachedTransport
+}{
+	fresh: map[tlsKey]*cachedTransport{},
+	kept:  map[string]*cachedTransport{},
+}
+
+// transportFor returns the round tripper for one probe of t. Without
+// keep-alive it is shared by all targets with the same TLS settings and
+// opens (and closes) a connection per request; with keep-alive it belongs to
+// t's Key and keeps at most one idle connection.
+func transportFor(t Target) (http.RoundTripper, error) {
+	key := tlsKeyOf(t)
+	stamp, err := stampOf(key.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca_file %s: %w", key.caFile, unwrapPathErr(err))
+	}
+	interval := t.Settings.Interval.D()
+	if interval <= 0 {
+		interval = fallbackInterval
+	}
+
+	transports.mu.Lock()
+	defer transports.mu.Unlock()
+	if !t.Settings.KeepAlive {
+		if c := transports.fresh[key]; c != nil && c.caStamp == stamp {
+			return c.rt, nil
+		}
+		rt, err := newTransport(key, false, 0)
+		if err != nil {
+			return nil, err
+		}
+		transports.fresh[key] = &cachedTransport{rt: rt, key: key, caStamp: stamp}
+		return rt, nil
+	}
+	if c := transports.kept[t.Key]; c != nil {
+		if c.key == key && c.interval == interval && c.caStamp == stamp {
+			return c.rt, nil
+		}
+		c.rt.CloseIdleConnections()
+	}
+	// The idle timeout must outlast the interval or nothing is reused.
+	rt, err := newTransport(key, true, 2*interval+5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	transports.kept[t.Key] = &cachedTransport{rt: rt, key: key, interval: interval, caStamp: stamp}
+	return rt, nil
+}
+
+// forgetTransport closes and drops the keep-alive transport of a target.
+func forgetTransport(key string) {
+	transports.mu.Lock()
+	c := transports.kept[key]
+	delete(transports.kept, key)
+	transports.mu.Unlock()
+	if c != nil {
+		c.rt.CloseIdleConnections()
+	}
+}
+
+func newTransport(key tlsKey, keepAlive bool, idle time.Duration) (*http.Transport, error) {
+	tc := &tls.Config{InsecureSkipVerify: key.insecure, ServerName: key.serverName}
+	if key.caFile != "" {
+		pem, err := os.ReadFile(key.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file %s: %w", key.caFile, unwrapPathErr(err))
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificates", key.caFile)
+		}
+		tc.RootCAs = pool
+	}
+	return &http.Transport{
+		Proxy:                  nil, // probes go straight to the target, never via a proxy from the environment
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tc,
+		DisableKeepAlives:      !keepAlive,
+		MaxIdleConns:           1,
+		MaxIdleConnsPerHost:    1,
+		IdleConnTimeout:        idle,
+		MaxResponseHeaderBytes: 64 << 10,
+	}, nil
+}
+
+// unwrapPathErr drops the path an *os.PathError repeats.
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
