@@ -144,6 +144,15 @@ func TestInvalidFiles(t *testing.T) {
 			`7: services[0].instance_probe.headers_from_env.Authorization: environment variable MEDIC_TEST_UNSET_TOKEN is not set`}},
 		{"credential in clear in headers", "invalid-credential-header.yml", []string{
 			`7: services[0].instance_probe.headers.Authorization: Authorization carries a credential, which the file must not hold: use headers_from_env`}},
+		{"lease duration below 3s", "invalid-lease-duration.yml", []string{
+			`3: global.lease.duration: 2s is below the minimum of 3s`}},
+		{"lease renew_every exactly half the duration", "invalid-lease-renew-every.yml", []string{
+			`4: global.lease.renew_every: 5s is not below half of duration 10s`}},
+		{"lease renew_every zero", "invalid-lease-renew-every-zero.yml", []string{
+			`3: global.lease.renew_every: must be positive, got 0s`}},
+		{"lease table not a DynamoDB name, empty lease name", "invalid-lease-table.yml", []string{
+			`3: global.lease.table: "medic lease" is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)`,
+			`4: global.lease.name: must not be empty`}},
 		{"every problem at once, decode and checks, in line order", "invalid-many.yml", []string{
 			`2: global.discovery_interval: "fast" is not a duration (write e.g. 500ms, 2s, 1m30s)`,
 			`3: global.allowed_networks[1]: "not-a-network" is not a CIDR network (write e.g. 10.0.0.0/8)`,

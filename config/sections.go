@@ -110,6 +110,9 @@ func (g *Global) setDefaults(set fieldSet) {
 	if !set("max_concurrent_probes") {
 		g.MaxConcurrentProbes = defaultMaxConcurrentProbes
 	}
+	if g.Lease != nil {
+		g.Lease.setDefaults(set.under("lease"), g.Environment)
+	}
 }
 
 func (g *Global) check(c *checker, path string) {
@@ -121,6 +124,9 @@ func (g *Global) check(c *checker, path string) {
 	}
 	if g.MaxConcurrentProbes < 1 {
 		c.errorf(path+".max_concurrent_probes", "must be at least 1, got %d", g.MaxConcurrentProbes)
+	}
+	if g.Lease != nil {
+		g.Lease.check(c, path+".lease")
 	}
 }
 
@@ -145,6 +151,15 @@ func (cfg *Config) Service(name string) *Service {
 		}
 	}
 	return nil
+}
+
+// Groups lists every Auto Scaling group the services name, in config order.
+func (cfg *Config) Groups() []string {
+	var out []string
+	for _, s := range cfg.Services {
+		out = append(out, s.AutoScalingGroups...)
+	}
+	return out
 }
 
 // setDefaults fills the probes and the policy. The endpoint probe takes the

@@ -37,6 +37,9 @@ type Global struct {
 	DiscoveryInterval Duration `yaml:"discovery_interval"`
 	// MaxConcurrentProbes bounds the probes in flight across all targets. Default 512.
 	MaxConcurrentProbes int `yaml:"max_concurrent_probes"`
+	// Lease elects the one acting replica (config/lease.go). Nil: this
+	// replica always acts.
+	Lease *Lease `yaml:"lease"`
 }
 
 // Service is one service behind a load balancer: its endpoint, its groups,

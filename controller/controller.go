@@ -40,6 +40,9 @@ type Options struct {
 	Logger     log.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// OnReport, when set, is called with every heal cycle's report (the
+	// status page keeps recent events from it). It must not block.
+	OnReport func(service string, rep healer.Report, at time.Time)
 	// HealInterval is the longest the healer waits between cycles when no
 	// probe result wakes it. Default 1s.
 	HealInterval time.Duration
@@ -54,6 +57,7 @@ type Controller struct {
 	logger   log.Logger
 	now      func() time.Time
 	healIvl  time.Duration
+	onReport func(string, healer.Report, time.Time)
 
 	wake     chan struct{} // a probe result arrived; coalesced
 	reconfig chan struct{} // the config changed; coalesced
@@ -88,6 +92,7 @@ func New(o Options) *Controller {
 		logger:      o.Logger,
 		now:         o.Now,
 		healIvl:     o.HealInterval,
+		onReport:    o.OnReport,
 		wake:        make(chan struct{}, 1),
 		reconfig:    make(chan struct{}, 1),
 		cfg:         o.Config,
@@ -331,7 +336,11 @@ func (c *Controller) healOnce(ctx context.Context) {
 		c.mu.Lock()
 		c.reports[svc.Name] = rep
 		c.mu.Unlock()
-		c.outcomes.observe(svc, snap, rep, in.Endpoint, c.now())
+		now := c.now()
+		c.outcomes.observe(svc, snap, rep, in.Endpoint, now)
+		if c.onReport != nil {
+			c.onReport(svc.Name, rep, now)
+		}
 	}
 }
 

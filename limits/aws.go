@@ -196,6 +196,15 @@ func newPacer(rps float64) *pacer {
 	return &pacer{every: time.Duration(float64(time.Second) / rps)}
 }
 
+func (p *pacer) setRate(rps float64) {
+	if rps <= 0 {
+		rps = 5
+	}
+	p.mu.Lock()
+	p.every = time.Duration(float64(time.Second) / rps)
+	p.mu.Unlock()
+}
+
 func (p *pacer) wait(ctx context.Context) error {
 	p.mu.Lock()
 	now := time.Now()

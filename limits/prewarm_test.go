@@ -49,7 +49,7 @@ func mid(end time.Time, n int) []time.Time {
 }
 
 func prewarmConfig(now time.Time, apply bool, ceiling int) config.Limits {
-	return defaults(config.Limits{Quotas: nil, Prewarm: config.Prewarm{
+	return defaults(config.Limits{ServiceQuotasRPS: 1000, Prewarm: config.Prewarm{
 		Apply: apply,
 		LoadBalancers: []config.PrewarmLoadBalancer{
 			{Name: "gradual", Type: "application", ARN: arnGradual},
@@ -70,7 +70,8 @@ func seedLBMetrics(t testing.TB, cw *cloudwatch.Client, now time.Time) {
 	putLB(t, cw, "AWS/ApplicationELB", "LoadBalancer", "app/jump/2222222222222222", "RequestCount", ts, []float64{2000, 2000, 2000, 2000, 2000, 6000})
 	// Last week, the event's hour: 100 new connections/s, 3000 active per
 	// minute, 600 MB/h. ×8 → 800/s = 32 LCU; ×1.2 headroom → 39 LCU.
-	lw := mid(now.Add(3*time.Hour-7*24*time.Hour), 12)
+	// (From 2h to 5h ahead: the windows of both events in TestApplyPath.)
+	lw := mid(now.Add(5*time.Hour-7*24*time.Hour), 36)
 	rep := func(v float64) []float64 {
 		out := make([]float64, len(lw))
 		for i := range out {

@@ -132,7 +132,7 @@ func (w *Watcher) Update(cfg config.Limits, groups []string) {
 	w.cfg = cfg
 	w.groups = append([]string(nil), groups...)
 	w.mu.Unlock()
-	w.call.sqPace = newPacer(cfg.ServiceQuotasRPS)
+	w.call.sqPace.setRate(cfg.ServiceQuotasRPS)
 	select {
 	case w.reload <- struct{}{}:
 	default:
@@ -474,5 +474,5 @@ func secondsOrInf(f Forecast) float64 {
 	return f.In.Seconds()
 }
 
-// newBackOffForTest lets tests shorten retry waits.
+// setBackOff replaces the retry policy (tests shorten the waits).
 func (w *Watcher) setBackOff(f func() backoff.BackOff) { w.call.newBackOff = f }

@@ -54,7 +54,7 @@ func run() int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded) && !*untilRecovered:
 		say("stopping: everything the demo started is being shut down")
 		return 0
 	default:

@@ -34,7 +34,9 @@ import (
 	"github.com/medic-sre/medic/discovery"
 	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/internal/logkeys"
+	"github.com/medic-sre/medic/limits"
 	"github.com/medic-sre/medic/probes"
+	"github.com/medic-sre/medic/statuspage"
 )
 
 // version and revision are set at build time with -ldflags -X.
@@ -111,6 +113,9 @@ func versionString() string {
 			}
 		}
 	}
+	if rev == "" {
+		rev = "unknown"
+	}
 	return fmt.Sprintf("medic version %s (revision %s, %s)", version, rev, runtime.Version())
 }
 
@@ -174,6 +179,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
 	}
+	var page *statuspage.Page // fed every cycle's report, for its recent-events list
 	ctrl := controller.New(controller.Options{
 		Config: cfg,
 		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2.NewFromConfig(awsCfg),
@@ -182,9 +188,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Notifier:   notifier,
 		Logger:     logger,
 		Registerer: reg,
+		OnReport:   func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
 	})
 
-	rl := newReloader(f.configFile, ctrl, notifier, logger, reg)
+	watcher := limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
+		Notifier: notifier, DryRun: f.dryRun, Groups: cfg.Groups()})
+
+	page = statuspage.New(ctrl, logger, statuspage.WithLimits(watcher))
+	rl := newReloader(f.configFile, ctrl, notifier, watcher, logger, reg)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "medic_ready", Help: "1 when /-/ready answers 200: a config is loaded and the fleet was read recently."},
 		func() float64 {
 			if ok, _ := ctrl.Ready(); ok {
@@ -198,12 +209,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot listen", "address", f.listenAddress, logkeys.Err, err)
 		return 1
 	}
-	srv := &http.Server{Handler: routes(ctrl, rl, reg, logger), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(ctrl, page, rl, reg), ReadHeaderTimeout: 10 * time.Second}
 	level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String())
 
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		wf := f.webConfigFile
@@ -215,6 +226,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	go func() { defer wg.Done(); _ = ctrl.Run(ctx) }()
 	go func() { defer wg.Done(); _ = notifier.Run(ctx) }()
 	go func() { defer wg.Done(); rl.run(ctx) }()
+	go func() { defer wg.Done(); _ = watcher.Run(ctx) }()
 
 	code := 0
 	select {

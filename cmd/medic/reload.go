@@ -29,9 +29,8 @@ const fileCheckInterval = 5 * time.Second
 type reloader struct {
 	file     string
 	ctrl     *controller.Controller
-	notifier interface {
-		Update(config.Notifications) error
-	}
+	notifier notificationsUpdater
+	limits   limitsUpdater
 	logger   log.Logger
 	requests chan chan error
 	success  prometheus.Gauge
@@ -39,11 +38,18 @@ type reloader struct {
 	sum      [32]byte
 }
 
-func newReloader(file string, ctrl *controller.Controller, n interface {
-	Update(config.Notifications) error
-}, logger log.Logger, reg prometheus.Registerer) *reloader {
+// The parts a reload updates besides the controller.
+type (
+	notificationsUpdater interface {
+		Update(config.Notifications) error
+	}
+	limitsUpdater interface{ Update(config.Limits, []string) }
+)
+
+func newReloader(file string, ctrl *controller.Controller, n notificationsUpdater, lim limitsUpdater,
+	logger log.Logger, reg prometheus.Registerer) *reloader {
 	r := &reloader{
-		file: file, ctrl: ctrl, notifier: n,
+		file: file, ctrl: ctrl, notifier: n, limits: lim,
 		logger:   log.With(logger, logkeys.Component, "reload"),
 		requests: make(chan chan error),
 		success: prometheus.NewGauge(prometheus.GaugeOpts{Name: "medic_config_last_reload_successful",
@@ -115,6 +121,7 @@ func (r *reloader) apply(trigger string) error {
 		return err
 	}
 	r.ctrl.Apply(cfg)
+	r.limits.Update(cfg.Limits, cfg.Groups())
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()
 	level.Info(r.logger).Log(logkeys.Msg, "config reloaded", "trigger", trigger, "services", len(cfg.Services))

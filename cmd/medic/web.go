@@ -4,17 +4,15 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/medic-sre/medic/controller"
-	"github.com/medic-sre/medic/statuspage"
 )
 
 // routes serves medic's endpoints: /metrics, /-/healthy, /-/ready,
 // /-/reload and the status page at /.
-func routes(ctrl *controller.Controller, rl *reloader, reg *prometheus.Registry, logger log.Logger) http.Handler {
+func routes(ctrl *controller.Controller, page http.Handler, rl *reloader, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -40,6 +38,7 @@ func routes(ctrl *controller.Controller, rl *reloader, reg *prometheus.Registry,
 		}
 		fmt.Fprintln(w, "config reloaded.")
 	})
-	mux.Handle("/", statuspage.Handler(ctrl, logger))
+	mux.Handle("/", page) // the status page and its /debug/target view
+	mux.Handle("/debug/", page)
 	return mux
 }

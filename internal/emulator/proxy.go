@@ -24,11 +24,20 @@ type FaultProxy struct {
 
 	mu        sync.Mutex
 	counts    map[string]int
+	forwarded map[string]int // calls that went on to the emulator, by action
+	hooks     map[string]Hook
 	calls     int // calls received while up, for the throttle pattern
 	throttled int
 	fraction  float64
 	down      bool
 }
+
+// Hook sees a call the proxy is about to forward to the emulator (the
+// proxy is up and did not throttle it). It may change the emulator's state
+// first, and it may answer the call itself: it writes the answer to w and
+// returns true. Returning false forwards the call. It runs on the call's
+// own goroutine, so the client waits for it.
+type Hook func(w http.ResponseWriter, r *http.Request) (answered bool)
 
 // StartFaultProxy starts a proxy on 127.0.0.1:free-port forwarding to
 // target (a loopback URL such as Moto.URL()).
@@ -45,9 +54,11 @@ func StartFaultProxy(target string) (*FaultProxy, error) {
 		return nil, fmt.Errorf("fault proxy: %w", err)
 	}
 	p := &FaultProxy{
-		url:    "http://" + l.Addr().String(),
-		target: u,
-		counts: map[string]int{},
+		url:       "http://" + l.Addr().String(),
+		target:    u,
+		counts:    map[string]int{},
+		forwarded: map[string]int{},
+		hooks:     map[string]Hook{},
 	}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -109,6 +120,29 @@ func (p *FaultProxy) Counts() map[string]int {
 	return out
 }
 
+// OnAction installs h for the calls of action that the proxy forwards
+// (nil removes it): e.g. to change the emulator between a client's
+// decision and its call arriving, or to answer in the emulator's place
+// where it differs from AWS.
+func (p *FaultProxy) OnAction(action string, h Hook) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h == nil {
+		delete(p.hooks, action)
+		return
+	}
+	p.hooks[action] = h
+}
+
+// Forwarded is how many calls of action got past the proxy's faults
+// (down, throttling): those forwarded to the emulator or answered by an
+// OnAction hook.
+func (p *FaultProxy) Forwarded(action string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forwarded[action]
+}
+
 // Throttled is how many calls were answered with a throttling error.
 func (p *FaultProxy) Throttled() int {
 	p.mu.Lock()
@@ -146,6 +180,7 @@ func (p *FaultProxy) ResetCounts() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	clear(p.counts)
+	clear(p.forwarded)
 	p.calls, p.throttled = 0, 0
 }
 
@@ -173,14 +208,24 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.calls++
 	k := float64(p.calls)
 	throttle := math.Floor(k*p.fraction) > math.Floor((k-1)*p.fraction)
+	var hook Hook
 	if throttle {
 		p.throttled++
+	} else {
+		p.forwarded[action]++
+		hook = p.hooks[action]
 	}
 	p.mu.Unlock()
 
 	if throttle {
 		writeThrottle(w, r, serviceOf(r))
 		return
+	}
+	if hook != nil {
+		if hook(w, r) {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body)) // the hook may have read it
 	}
 	p.proxy.ServeHTTP(w, r)
 }

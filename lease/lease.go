@@ -1,0 +1,506 @@
+// Package lease makes one medic replica among several the acting one. The
+// replicas share one DynamoDB item; the one that holds it (the leader) may
+// call mutating AWS APIs, the others judge, report and export metrics in
+// standby, and take the item over when the leader stops renewing it.
+//
+// The item is written with conditional PutItem calls only: a replica writes
+// it when nobody holds it, when it holds it already, or when the holder's
+// expiry (as written, in unix milliseconds) is before the writer's clock. A
+// holder counts itself leader only until the START of its last successful
+// write plus Duration minus a safety margin of Duration/5, so that a leader
+// that cannot renew stops acting before anyone else may take over, even with
+// that much clock skew between the replicas. See docs/lease.md.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medic-sre/medic/internal/logkeys"
+)
+
+// Log keys of this package. They belong in internal/logkeys (owned
+// elsewhere); until they move there they are kept here, as constants.
+const (
+	keyLease          = "lease"
+	keyHolder         = "holder"
+	keyPreviousHolder = "previous_holder"
+	keyUntil          = "until"
+	keyTable          = "table"
+)
+
+// Attribute names of the lease item. The table's partition key is "name"
+// (a string); the other attributes are written by PutItem.
+const (
+	attrName       = "name"
+	attrHolder     = "holder"
+	attrExpires    = "expires"     // unix milliseconds, the holder's clock
+	attrAcquiredAt = "acquired_at" // unix milliseconds, when this holder first took it
+)
+
+// The conditions of the writes. A holder may always renew its own lease; a
+// standby may write only over no item or an expired one.
+const (
+	acquireCondition = "attribute_not_exists(#n) OR #h = :me OR #e < :now"
+	releaseCondition = "#h = :me"
+)
+
+// MinDuration is the shortest lease Run accepts; config asks for at least 3s.
+const MinDuration = 100 * time.Millisecond
+
+// Client is the DynamoDB calls the lease makes, shaped exactly like the SDK
+// v2 methods; *dynamodb.Client satisfies it.
+type Client interface {
+	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	DeleteItem(ctx context.Context, params *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+// Options configure a Lease.
+type Options struct {
+	// Client reaches DynamoDB. Required.
+	Client Client
+	// Table is the DynamoDB table (partition key "name", a string). Required.
+	Table string
+	// Name is the lease's item in the table: replicas that share a name
+	// elect one leader. Required.
+	Name string
+	// Holder names this replica, unique among those sharing the lease;
+	// HolderID builds it. Required.
+	Holder string
+	// Duration is how long a write holds the lease. At least MinDuration.
+	Duration time.Duration
+	// RenewEvery is the period of the writes, under Duration/2.
+	RenewEvery time.Duration
+	// Logger receives acquisitions, losses, takeovers and failed calls.
+	// Nil discards.
+	Logger log.Logger
+	// Registerer receives the lease's metrics. Nil registers nothing.
+	Registerer prometheus.Registerer
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// validate reports the first option Run cannot work with.
+func (o *Options) validate() error {
+	switch {
+	case o.Client == nil:
+		return errors.New("lease: no DynamoDB client")
+	case o.Table == "":
+		return errors.New("lease: no table")
+	case o.Name == "":
+		return errors.New("lease: no lease name")
+	case o.Holder == "":
+		return errors.New("lease: no holder identity")
+	case o.Duration < MinDuration:
+		return fmt.Errorf("lease: duration %s is below the minimum of %s", o.Duration, MinDuration)
+	case o.RenewEvery <= 0 || o.RenewEvery >= o.Duration/2:
+		return fmt.Errorf("lease: renew_every %s must be positive and below half the duration (%s)", o.RenewEvery, o.Duration)
+	}
+	return nil
+}
+
+// HolderID is the holder identity of a replica: its EC2 instance id (empty
+// when unknown), host name and process id, e.g. "i-0abc/ip-10-0-1-5/4242".
+func HolderID(instanceID, hostname string, pid int) string {
+	if instanceID == "" {
+		instanceID = "-"
+	}
+	return instanceID + "/" + hostname + "/" + strconv.Itoa(pid)
+}
+
+// Lease is one replica's view of a shared lease. Run keeps it; IsLeader,
+// Leader and LeaderFor may be called from any goroutine.
+type Lease struct {
+	o      Options
+	now    func() time.Time
+	margin time.Duration
+	logger log.Logger
+	m      *metrics
+
+	mu sync.Mutex
+	// leaderUntil: this replica is leader while the clock is before it.
+	// Zero when it is not.
+	leaderUntil time.Time
+	// leading is the state last recorded (metrics, logs), to see changes.
+	leading bool
+	// mayHold: the item may be ours (our last write succeeded or its
+	// outcome is unknown), so shutdown deletes it, conditionally.
+	mayHold bool
+	// acquiredAt is when this replica last took the lease from another
+	// holder or from nobody; kept in the item across renewals.
+	acquiredAt time.Time
+	// holder and until: the last known holder and the expiry written in
+	// the item. holder is "" when unknown or when nobody holds it.
+	holder string
+	until  time.Time
+	// lastErr is the last failed call, for the reason of a loss.
+	lastErr error
+}
+
+// New returns a Lease; Run starts it. New never fails: options are checked
+// by Run, and a metric that cannot be registered is logged.
+func New(o Options) *Lease {
+	l := &Lease{o: o, now: o.Now, logger: o.Logger, margin: o.Duration / 5}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.logger == nil {
+		l.logger = log.NewNopLogger()
+	}
+	l.logger = log.With(l.logger, logkeys.Component, "lease", keyLease, o.Name)
+	l.m = newMetrics(o.Registerer, l, l.logger)
+	return l
+}
+
+// IsLeader reports whether this replica may act now: its last successful
+// write started less than Duration minus the margin ago (by this replica's
+// clock), and no later call showed another holder.
+func (l *Lease) IsLeader() bool { return l.LeaderFor() > 0 }
+
+// LeaderFor is how much longer this replica stays leader without another
+// successful write: 0 when it is not leader. Guarded bounds an action by it.
+func (l *Lease) LeaderFor() time.Duration {
+	l.mu.Lock()
+	until := l.leaderUntil
+	l.mu.Unlock()
+	if until.IsZero() {
+		return 0
+	}
+	return max(until.Sub(l.now()), 0)
+}
+
+// Leader returns the last known holder and the expiry written in the item
+// (by the holder's clock). holder is "" when no holder is known: before the
+// first call, or when nobody held the lease at the last look. This replica
+// may be the holder and still not leader: when its renewals are overdue.
+func (l *Lease) Leader() (holder string, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder, l.until
+}
+
+// Run writes the lease every RenewEvery (counted from the start of the
+// previous write) until ctx ends. A failed call (throttling, a timeout, an
+// outage) is tried again on that schedule; meanwhile the replica stays
+// leader only until its margin runs out. When ctx ends Run stops leading
+// and deletes the item if it may be this replica's, so that another
+// replica takes over at once.
+//
+// Run returns an error for unusable options, or when that last delete
+// failed (the lease then expires on its own after Duration); nil otherwise.
+func (l *Lease) Run(ctx context.Context) error {
+	if err := l.o.validate(); err != nil {
+		return err
+	}
+	level.Info(l.logger).Log(logkeys.Msg, "lease loop started", keyHolder, l.o.Holder,
+		keyTable, l.o.Table, logkeys.Duration, l.o.Duration)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	next := l.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return l.release(ctx)
+		case <-timer.C:
+		}
+		if !l.now().Before(next) {
+			next = l.attempt(ctx).Add(l.o.RenewEvery)
+		}
+		now := l.now()
+		l.observe(now, l.overdueReason)
+		wake := next
+		l.mu.Lock()
+		if l.leading && l.leaderUntil.Before(wake) {
+			wake = l.leaderUntil // to record the loss when it happens
+		}
+		l.mu.Unlock()
+		timer.Reset(max(wake.Sub(now), 0))
+	}
+}
+
+// noSDKRetries turns off the SDK's retryer: Run's schedule is the retry
+// policy, and a retried write would start later than the lease assumes.
+func noSDKRetries(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
+
+// attempt makes one conditional write and records what came of it. It
+// returns when the write started.
+func (l *Lease) attempt(ctx context.Context) time.Time {
+	start := l.now()
+	expires := ceilMillis(start.Add(l.o.Duration))
+	l.mu.Lock()
+	acquiredAt := l.acquiredAt
+	if !l.mayHold || l.holder != l.o.Holder || acquiredAt.IsZero() {
+		acquiredAt = start
+	}
+	l.mu.Unlock()
+
+	cctx, cancel := context.WithTimeout(ctx, l.o.RenewEvery)
+	_, err := l.o.Client.PutItem(cctx, &dynamodb.PutItemInput{
+		TableName: aws.String(l.o.Table),
+		Item: map[string]types.AttributeValue{
+			attrName:       &types.AttributeValueMemberS{Value: l.o.Name},
+			attrHolder:     &types.AttributeValueMemberS{Value: l.o.Holder},
+			attrExpires:    millisValue(expires),
+			attrAcquiredAt: millisValue(acquiredAt.UnixMilli()),
+		},
+		ConditionExpression:      aws.String(acquireCondition),
+		ExpressionAttributeNames: map[string]string{"#n": attrName, "#h": attrHolder, "#e": attrExpires},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":me":  &types.AttributeValueMemberS{Value: l.o.Holder},
+			":now": millisValue(start.UnixMilli()),
+		},
+	}, noSDKRetries)
+	cancel()
+
+	switch {
+	case err == nil:
+		l.m.op(opPut, resultSuccess)
+		l.won(start, time.UnixMilli(expires), acquiredAt)
+	case isConditionFailed(err):
+		l.m.op(opPut, resultConflict)
+		l.heldByOther(ctx)
+	case ctx.Err() != nil:
+		// Shutting down: Run releases next; the write may have landed.
+		l.mu.Lock()
+		l.mayHold = true
+		l.mu.Unlock()
+	default:
+		l.m.op(opPut, classify(err))
+		l.failed(start, err)
+	}
+	return start
+}
+
+// won records a successful write that started at start.
+func (l *Lease) won(start, expires, acquiredAt time.Time) {
+	l.mu.Lock()
+	l.leaderUntil = start.Add(l.o.Duration - l.margin)
+	l.mayHold = true
+	l.acquiredAt = acquiredAt
+	prev := l.holder
+	l.holder, l.until = l.o.Holder, expires
+	l.lastErr = nil
+	l.mu.Unlock()
+	l.m.expiry.Set(float64(expires.UnixMilli()) / 1000)
+	l.observe(l.now(), nil)
+	if prev != "" && prev != l.o.Holder {
+		level.Info(l.logger).Log(logkeys.Msg, "took over the lease from another holder",
+			keyHolder, l.o.Holder, keyPreviousHolder, prev)
+	}
+}
+
+// heldByOther records a write refused because another replica holds the
+// lease, and reads who (consistently) for Leader, the logs and metrics.
+func (l *Lease) heldByOther(ctx context.Context) {
+	l.mu.Lock()
+	l.leaderUntil = time.Time{}
+	l.mayHold = false
+	prev := l.holder
+	l.mu.Unlock()
+
+	holder, until, err := l.read(ctx)
+	if err != nil {
+		level.Warn(l.logger).Log(logkeys.Msg, "the lease is held by another replica; cannot read which",
+			logkeys.Operation, "GetItem", logkeys.Err, err)
+		l.observe(l.now(), func() string { return "another replica holds the lease" })
+		return
+	}
+	l.mu.Lock()
+	l.holder, l.until = holder, until
+	l.mu.Unlock()
+	if holder != "" {
+		l.m.expiry.Set(float64(until.UnixMilli()) / 1000)
+	}
+	l.observe(l.now(), func() string { return "the lease is held by " + holder })
+	switch {
+	case holder == "" || holder == prev:
+	case prev == "" || prev == l.o.Holder:
+		level.Info(l.logger).Log(logkeys.Msg, "another replica holds the lease: standing by",
+			keyHolder, holder, keyUntil, until)
+	default:
+		level.Info(l.logger).Log(logkeys.Msg, "another replica took over the lease: standing by",
+			keyHolder, holder, keyPreviousHolder, prev, keyUntil, until)
+	}
+}
+
+// read returns the holder and expiry in the item; holder "" when there is
+// no item.
+func (l *Lease) read(ctx context.Context) (holder string, until time.Time, err error) {
+	cctx, cancel := context.WithTimeout(ctx, l.o.RenewEvery)
+	defer cancel()
+	out, err := l.o.Client.GetItem(cctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(l.o.Table),
+		Key:            map[string]types.AttributeValue{attrName: &types.AttributeValueMemberS{Value: l.o.Name}},
+		ConsistentRead: aws.Bool(true),
+	}, noSDKRetries)
+	if err != nil {
+		l.m.op(opGet, classify(err))
+		return "", time.Time{}, fmt.Errorf("read lease %s from table %s: %w", l.o.Name, l.o.Table, err)
+	}
+	l.m.op(opGet, resultSuccess)
+	if len(out.Item) == 0 {
+		return "", time.Time{}, nil
+	}
+	if s, ok := out.Item[attrHolder].(*types.AttributeValueMemberS); ok {
+		holder = s.Value
+	}
+	if n, ok := out.Item[attrExpires].(*types.AttributeValueMemberN); ok {
+		if ms, perr := strconv.ParseInt(n.Value, 10, 64); perr == nil {
+			until = time.UnixMilli(ms)
+		}
+	}
+	return holder, until, nil
+}
+
+// failed records a write that failed without an answer on the lease
+// (throttling, timeout, outage, access denied). The item may have been
+// written all the same, so shutdown will try to delete it.
+func (l *Lease) failed(start time.Time, err error) {
+	l.mu.Lock()
+	l.mayHold = true
+	l.lastErr = err
+	leading := l.leading
+	left := l.leaderUntil.Sub(l.now())
+	l.mu.Unlock()
+	err = fmt.Errorf("write lease %s to table %s: %w", l.o.Name, l.o.Table, err)
+	if leading && left > 0 {
+		level.Warn(l.logger).Log(logkeys.Msg, "cannot renew the lease; still leader for a while, retrying",
+			logkeys.Operation, "PutItem", logkeys.Duration, left, logkeys.Err, err)
+		return
+	}
+	level.Warn(l.logger).Log(logkeys.Msg, "cannot write the lease, retrying",
+		logkeys.Operation, "PutItem", logkeys.Err, err)
+}
+
+// overdueReason says why a leader whose margin ran out lost the lease.
+func (l *Lease) overdueReason() string {
+	l.mu.Lock()
+	err := l.lastErr
+	l.mu.Unlock()
+	if err == nil {
+		return "not renewed within duration minus the safety margin"
+	}
+	return "not renewed within duration minus the safety margin: " + err.Error()
+}
+
+// observe records a change of this replica's leadership at now: the
+// transition counter and one log line. reason (nil: none known) says why
+// a loss happened.
+func (l *Lease) observe(now time.Time, reason func() string) {
+	l.mu.Lock()
+	leading := !l.leaderUntil.IsZero() && now.Before(l.leaderUntil)
+	changed := leading != l.leading
+	l.leading = leading
+	until := l.until
+	l.mu.Unlock()
+	if !changed {
+		return
+	}
+	l.m.transitions.Inc()
+	if leading {
+		level.Info(l.logger).Log(logkeys.Msg, "acquired the lease: this replica acts",
+			keyHolder, l.o.Holder, keyUntil, until)
+		return
+	}
+	why := "lost"
+	if reason != nil {
+		why = reason()
+	}
+	level.Warn(l.logger).Log(logkeys.Msg, "lost the lease: this replica stands by",
+		keyHolder, l.o.Holder, logkeys.Reason, why)
+}
+
+// release stops leading and deletes the item if it may be ours, with a
+// condition on the holder so that another replica's item is never deleted.
+func (l *Lease) release(ctx context.Context) error {
+	l.mu.Lock()
+	l.leaderUntil = time.Time{}
+	mayHold := l.mayHold
+	l.mayHold = false
+	l.mu.Unlock()
+	l.observe(l.now(), func() string { return "shutting down" })
+	if !mayHold {
+		return nil
+	}
+
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.o.RenewEvery)
+	defer cancel()
+	_, err := l.o.Client.DeleteItem(cctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(l.o.Table),
+		Key:                       map[string]types.AttributeValue{attrName: &types.AttributeValueMemberS{Value: l.o.Name}},
+		ConditionExpression:       aws.String(releaseCondition),
+		ExpressionAttributeNames:  map[string]string{"#h": attrHolder},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":me": &types.AttributeValueMemberS{Value: l.o.Holder}},
+	}, noSDKRetries)
+	switch {
+	case err == nil:
+		l.m.op(opDelete, resultSuccess)
+		l.mu.Lock()
+		if l.holder == l.o.Holder {
+			l.holder, l.until = "", time.Time{}
+		}
+		l.mu.Unlock()
+		level.Info(l.logger).Log(logkeys.Msg, "released the lease", keyHolder, l.o.Holder)
+		return nil
+	case isConditionFailed(err):
+		l.m.op(opDelete, resultConflict)
+		level.Info(l.logger).Log(logkeys.Msg, "nothing to release: the lease is not this replica's", keyHolder, l.o.Holder)
+		return nil
+	default:
+		l.m.op(opDelete, classify(err))
+		err = fmt.Errorf("release lease %s in table %s: %w", l.o.Name, l.o.Table, err)
+		level.Warn(l.logger).Log(logkeys.Msg, "cannot release the lease; it expires on its own",
+			logkeys.Operation, "DeleteItem", logkeys.Err, err)
+		return err
+	}
+}
+
+// isConditionFailed reports whether err is DynamoDB refusing a write
+// because its condition did not hold: another replica holds the lease.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// throttleCodes are DynamoDB's throttling error codes.
+var throttleCodes = map[string]bool{
+	"ThrottlingException":                    true,
+	"ProvisionedThroughputExceededException": true,
+	"RequestLimitExceeded":                   true,
+}
+
+// classify names a failed call's result label: throttled or error.
+func classify(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && throttleCodes[apiErr.ErrorCode()] {
+		return resultThrottled
+	}
+	return resultError
+}
+
+// ceilMillis is t in unix milliseconds, rounded up, so that the expiry
+// written is never before t.
+func ceilMillis(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	return ms
+}
+
+func millisValue(ms int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(ms, 10)}
+}

@@ -1,0 +1,602 @@
+package statuspage
+
+import (
+	"fmt"
+	"html/template"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medic-sre/medic/controller"
+	"github.com/medic-sre/medic/healer"
+	"github.com/medic-sre/medic/limits"
+	"github.com/medic-sre/medic/probes"
+)
+
+// stripLen is how many recent probes an instance row shows.
+const stripLen = 10
+
+// maxListedIDs bounds the instance ids a refusal or event lists inline.
+const maxListedIDs = 20
+
+// notJudged is the state of an instance in the fleet snapshot that the last
+// heal cycle did not judge (it arrived after the cycle).
+const notJudged healer.State = "not_judged"
+
+// severity orders instance rows worst first.
+var severity = map[healer.State]int{
+	healer.Bad: 0, healer.Suspect: 1, healer.Unknown: 2, notJudged: 3,
+	healer.NotInService: 4, healer.Grace: 5, healer.Healthy: 6,
+}
+
+type pageView struct {
+	Generated string
+	Refresh   int
+	NotReady  string
+	All       bool
+	Services  []serviceView
+	Quotas    *quotasView
+}
+
+type badge struct{ Text, Class string }
+
+type serviceView struct {
+	Anchor         string
+	Name           string
+	Badge          badge
+	FleetRead      string
+	FleetReadTitle string
+	RequestID      string
+	NoCycle        bool
+	Endpoint       *targetRow
+	Counts         []stateCount
+	Total          int
+	Groups         []groupRow
+	Frozen         bool
+	Budget         budget
+	Policy         string
+	Refusals       []refusalRow
+	WouldMark      string // frozen: what the guard would have marked
+	Events         []eventRow
+	Instances      []instanceRow
+	Hidden         int
+	Statics        []targetRow
+}
+
+type stateCount struct {
+	State string
+	N     int
+}
+
+type groupRow struct {
+	Name                     string
+	Desired, Min, Max        int
+	Grace                    string
+	InService, ASGUnhealthy  int
+	Healthy, Suspect, Bad, N int
+}
+
+type budget struct {
+	Used, Max, Left int
+	MonitorOnly     bool
+	Class           string
+}
+
+type refusalRow struct{ Reason, Detail, Instances string }
+
+type eventRow struct {
+	At, AtTitle, LastSeen string
+	Kind, Class           string
+	Reason, Instances     string
+	Detail, RequestID     string
+}
+
+type instanceRow struct {
+	ID, AZ, IP, Group string
+	Lifecycle, ASG    string
+	ASGUnhealthy      bool
+	State, Reason     string
+	Since, SinceTitle string
+	Key               string // debug key; empty when not probed
+	Strip             template.HTML
+	LastProbe         string
+}
+
+type targetRow struct {
+	Key, Address       string
+	Probed, OK         bool
+	Reason             string
+	Strip              template.HTML
+	LastProbe, LastAbs string
+}
+
+type quotasView struct {
+	At      string
+	Age     string
+	DryRun  bool
+	Rows    []quotaRow
+	Failing []string // sources that failed in the last refresh
+}
+
+type quotaRow struct {
+	Service, Code, Name   string
+	Usage, Limit          string
+	Headroom              string
+	State, Class          string
+	Forecast, ForecastWhy string
+	Muted                 bool
+	Request               string
+	sev                   int
+}
+
+// build turns the statuses into what the template shows. It is linear in
+// targets plus instances (plus a sort of each service's rows).
+func (p *Page) build(sts []controller.Status, now time.Time, all bool) pageView {
+	v := pageView{Generated: now.UTC().Format(time.RFC3339), Refresh: RefreshSeconds, All: all}
+	if rd, ok := p.src.(Readiness); ok {
+		if ready, why := rd.Ready(); !ready {
+			v.NotReady = why
+		}
+	}
+	v.Services = make([]serviceView, len(sts))
+	for i := range sts {
+		v.Services[i] = p.buildService(&sts[i], i, now, all)
+	}
+	if p.limits != nil {
+		v.Quotas = buildQuotas(p.limits.Snapshot(), now)
+	}
+	return v
+}
+
+func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all bool) serviceView {
+	rep := &st.Report
+	sv := serviceView{
+		Anchor:    "svc-" + strconv.Itoa(idx),
+		Name:      st.Service.Name,
+		RequestID: rep.RequestID,
+		NoCycle:   rep.RequestID == "" && len(rep.Verdicts) == 0,
+		Frozen:    rep.Frozen,
+	}
+	if !st.Snapshot.At.IsZero() {
+		sv.FleetRead = ago(now, st.Snapshot.At)
+		sv.FleetReadTitle = st.Snapshot.At.UTC().Format(time.RFC3339)
+	}
+	pol := st.Service.Policy
+	sv.Policy = fmt.Sprintf("unhealthy_after %d · healthy_after %d · max_unhealthy %s · grace %s",
+		pol.UnhealthyAfter, pol.HealthyAfter, pol.MaxUnhealthy, pol.GracePeriod)
+	sv.Budget = budget{Used: rep.ActionsLastHour, Max: pol.MaxActionsPerHour, MonitorOnly: pol.MaxActionsPerHour == 0}
+	sv.Budget.Left = max(sv.Budget.Max-sv.Budget.Used, 0)
+	switch {
+	case sv.Budget.MonitorOnly:
+		sv.Budget.Class = "unknown"
+	case sv.Budget.Left == 0:
+		sv.Budget.Class = "bad"
+	case sv.Budget.Used*2 >= sv.Budget.Max:
+		sv.Budget.Class = "suspect"
+	default:
+		sv.Budget.Class = "healthy"
+	}
+
+	// Targets by kind: instance targets by instance id, the endpoint, the rest.
+	keyByID := make(map[string]string, len(st.Targets))
+	var statics []*probes.Target
+	for i := range st.Targets {
+		t := &st.Targets[i]
+		switch {
+		case t.InstanceID != "":
+			keyByID[t.InstanceID] = t.Key
+		case sv.Endpoint == nil && st.Service.Endpoint != "" && t.Address == st.Service.Endpoint:
+			row := targetView(t, st.Probes[t.Key], now)
+			sv.Endpoint = &row
+		default:
+			statics = append(statics, t)
+		}
+	}
+	if sv.Endpoint == nil && st.Service.Endpoint != "" {
+		sv.Endpoint = &targetRow{Address: st.Service.Endpoint, Reason: "not probed yet"}
+	}
+	for _, t := range statics {
+		sv.Statics = append(sv.Statics, targetView(t, st.Probes[t.Key], now))
+	}
+
+	// Instances: the last cycle's verdicts, then snapshot instances it did
+	// not judge yet. Rows stay small until sorted and capped; only the rows
+	// shown get their strings.
+	type pending struct {
+		vd  *healer.Verdict
+		sev int
+	}
+	rows := make([]pending, 0, max(len(rep.Verdicts), len(st.Snapshot.Instances)))
+	judged := make(map[string]bool, len(rep.Verdicts))
+	for i := range rep.Verdicts {
+		vd := &rep.Verdicts[i]
+		judged[vd.Instance.ID] = true
+		rows = append(rows, pending{vd: vd, sev: severity[vd.State]})
+	}
+	for i := range st.Snapshot.Instances {
+		in := &st.Snapshot.Instances[i]
+		if judged[in.ID] {
+			continue
+		}
+		vd := &healer.Verdict{Instance: *in, State: notJudged, Reason: "in the fleet since the last heal cycle; judged at the next"}
+		rows = append(rows, pending{vd: vd, sev: severity[notJudged]})
+	}
+
+	// Counts by state and per group, in one pass.
+	counts := make(map[healer.State]int, len(severity))
+	groups := make(map[string]*groupRow, len(st.Snapshot.Groups))
+	order := make([]string, 0, len(st.Snapshot.Groups))
+	for _, g := range st.Snapshot.Groups {
+		groups[g.Name] = &groupRow{Name: g.Name, Desired: g.Desired, Min: g.Min, Max: g.Max, Grace: g.GracePeriod.String()}
+		order = append(order, g.Name)
+	}
+	for _, r := range rows {
+		in := &r.vd.Instance
+		counts[r.vd.State]++
+		g, ok := groups[in.Group]
+		if !ok {
+			g = &groupRow{Name: in.Group, Grace: "?"}
+			groups[in.Group] = g
+			order = append(order, in.Group)
+		}
+		g.N++
+		if in.LifecycleState == "InService" {
+			g.InService++
+		}
+		if in.HealthStatus == "Unhealthy" {
+			g.ASGUnhealthy++
+		}
+		switch r.vd.State {
+		case healer.Healthy:
+			g.Healthy++
+		case healer.Suspect:
+			g.Suspect++
+		case healer.Bad:
+			g.Bad++
+		}
+	}
+	for _, s := range append(healer.States[:len(healer.States):len(healer.States)], notJudged) {
+		if n := counts[s]; n > 0 {
+			sv.Counts = append(sv.Counts, stateCount{State: string(s), N: n})
+		}
+	}
+	sv.Total = len(rows)
+	for _, name := range order {
+		sv.Groups = append(sv.Groups, *groups[name])
+	}
+
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].sev != rows[j].sev {
+			return rows[i].sev < rows[j].sev
+		}
+		return rows[i].vd.Instance.ID < rows[j].vd.Instance.ID
+	})
+	if !all && p.maxRows > 0 && len(rows) > p.maxRows {
+		sv.Hidden = len(rows) - p.maxRows
+		rows = rows[:p.maxRows]
+	}
+	// The rows shown, their probe strips written into one buffer.
+	sv.Instances = make([]instanceRow, len(rows))
+	var sb strings.Builder
+	sb.Grow(len(rows) * stripLen * 64)
+	ends := make([]int, len(rows))
+	for i, pr := range rows {
+		r := &sv.Instances[i]
+		fillInstance(r, pr.vd, now)
+		if key, ok := keyByID[r.ID]; ok {
+			r.Key = key
+			h := st.Probes[key]
+			writeStrip(&sb, h)
+			if len(h) > 0 {
+				r.LastProbe = ago(now, h[len(h)-1].Start)
+			}
+		}
+		ends[i] = sb.Len()
+	}
+	strips := sb.String()
+	start := 0
+	for i := range sv.Instances {
+		r := &sv.Instances[i]
+		switch {
+		case r.Key == "":
+			r.Strip = notProbed
+		case start == ends[i]:
+			r.Strip = noResult
+		default:
+			r.Strip = template.HTML(strips[start:ends[i]]) // #nosec: writeStrip escapes every text
+		}
+		start = ends[i]
+	}
+
+	// Guard state.
+	for _, rf := range rep.Decision.Refusals {
+		sv.Refusals = append(sv.Refusals, refusalRow{Reason: string(rf.Reason), Detail: rf.Detail, Instances: listIDs(rf.Instances)})
+	}
+	if rep.Frozen && len(rep.Decision.Mark) > 0 {
+		ids := make([]string, len(rep.Decision.Mark))
+		for i, m := range rep.Decision.Mark {
+			ids[i] = m.Instance.ID
+		}
+		sv.WouldMark = listIDs(ids)
+	}
+
+	// Recent events.
+	for _, e := range p.recent(st.Service.Name) {
+		er := eventRow{
+			At:        ago(now, e.First),
+			AtTitle:   e.First.UTC().Format(time.RFC3339),
+			Kind:      e.Kind,
+			Class:     eventClass(e.Kind),
+			Reason:    e.Reason,
+			Instances: listIDs(e.Instances),
+			Detail:    e.Detail,
+			RequestID: e.RequestID,
+		}
+		if e.Last.After(e.First) {
+			er.LastSeen = ago(now, e.Last)
+		}
+		sv.Events = append(sv.Events, er)
+	}
+
+	sv.Badge = serviceBadge(&sv, counts[healer.Bad])
+	return sv
+}
+
+// Strips of instances without probe results.
+const (
+	notProbed template.HTML = `<span class="meta">not probed</span>`
+	noResult  template.HTML = `<span class="meta">no result yet</span>`
+)
+
+func fillInstance(r *instanceRow, vd *healer.Verdict, now time.Time) {
+	in := &vd.Instance
+	r.State, r.Reason = string(vd.State), vd.Reason
+	r.ID, r.AZ, r.Group = in.ID, in.AZ, in.Group
+	if in.PrivateIP.IsValid() {
+		r.IP = in.PrivateIP.String()
+	}
+	r.Lifecycle, r.ASG = in.LifecycleState, in.HealthStatus
+	r.ASGUnhealthy = in.HealthStatus == "Unhealthy"
+	if !vd.Since.IsZero() {
+		r.Since = ago(now, vd.Since)
+		r.SinceTitle = vd.Since.UTC().Format(time.RFC3339)
+	}
+}
+
+func targetView(t *probes.Target, h []probes.Result, now time.Time) targetRow {
+	r := targetRow{Key: t.Key, Address: t.Address}
+	if len(h) == 0 {
+		r.Reason = "not probed yet"
+		return r
+	}
+	last := h[len(h)-1]
+	r.Probed, r.OK, r.Reason = true, last.Success, last.Reason
+	if !last.Success && r.Reason == "" && last.StatusCode != 0 {
+		r.Reason = "status " + strconv.Itoa(last.StatusCode)
+	}
+	r.LastProbe = ago(now, last.Start)
+	r.LastAbs = last.Start.UTC().Format(time.RFC3339)
+	var sb strings.Builder
+	writeStrip(&sb, h)
+	r.Strip = template.HTML(sb.String()) // #nosec: writeStrip escapes every text
+	return r
+}
+
+func serviceBadge(sv *serviceView, bad int) badge {
+	switch {
+	case sv.NoCycle:
+		return badge{"waiting for the first cycle", "unknown"}
+	case sv.Endpoint != nil && sv.Endpoint.Probed && !sv.Endpoint.OK:
+		return badge{"endpoint failing", "bad"}
+	case sv.Frozen:
+		return badge{"frozen", "suspect"}
+	case len(sv.Refusals) > 0:
+		return badge{"guard refusing", "suspect"}
+	case bad > 0:
+		return badge{plural(bad, "bad instance"), "suspect"}
+	}
+	return badge{"ok", "healthy"}
+}
+
+func eventClass(kind string) string {
+	switch kind {
+	case string(healer.ResultMarked):
+		return "act"
+	case string(healer.ResultDryRun):
+		return "grace"
+	case string(healer.ResultFailed):
+		return "bad"
+	case kindRefused:
+		return "suspect"
+	}
+	return "unknown"
+}
+
+// listIDs joins ids, at most maxListedIDs of them.
+func listIDs(ids []string) string {
+	if len(ids) <= maxListedIDs {
+		return strings.Join(ids, ", ")
+	}
+	return strings.Join(ids[:maxListedIDs], ", ") + fmt.Sprintf(" and %d more", len(ids)-maxListedIDs)
+}
+
+// writeStrip writes the last stripLen results as ✓/✗ marks, oldest first,
+// each with a title giving its time, duration and reason. Every text is
+// HTML-escaped here: the result is trusted as template.HTML.
+func writeStrip(sb *strings.Builder, h []probes.Result) {
+	if len(h) > stripLen {
+		h = h[len(h)-stripLen:]
+	}
+	var buf [64]byte
+	for i := range h {
+		r := &h[i]
+		if r.Success {
+			sb.WriteString(`<i class="ok" title="`)
+		} else {
+			sb.WriteString(`<i class="ko" title="`)
+		}
+		sb.Write(r.Start.UTC().AppendFormat(buf[:0], "15:04:05Z"))
+		sb.WriteString(" · ")
+		sb.Write(appendDuration(buf[:0], r.Duration))
+		switch {
+		case r.Success && r.StatusCode != 0:
+			sb.WriteString(" · ok, status ")
+			sb.Write(strconv.AppendInt(buf[:0], int64(r.StatusCode), 10))
+		case r.Success:
+			sb.WriteString(" · ok")
+		case r.Reason != "":
+			sb.WriteString(" · ")
+			escapeTo(sb, r.Reason)
+		case r.StatusCode != 0:
+			sb.WriteString(" · status ")
+			sb.Write(strconv.AppendInt(buf[:0], int64(r.StatusCode), 10))
+		default:
+			sb.WriteString(" · failed")
+		}
+		if r.Success {
+			sb.WriteString(`">✓</i>`)
+		} else {
+			sb.WriteString(`">✗</i>`)
+		}
+	}
+}
+
+// escapeTo writes s with &, <, >, " and ' escaped, safe in text and in a
+// quoted attribute.
+func escapeTo(sb *strings.Builder, s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var rep string
+		switch s[i] {
+		case '&':
+			rep = "&amp;"
+		case '<':
+			rep = "&lt;"
+		case '>':
+			rep = "&gt;"
+		case '"':
+			rep = "&#34;"
+		case '\'':
+			rep = "&#39;"
+		default:
+			continue
+		}
+		sb.WriteString(s[last:i])
+		sb.WriteString(rep)
+		last = i + 1
+	}
+	sb.WriteString(s[last:])
+}
+
+// appendDuration writes d in milliseconds ("12ms", "0.4ms", "1500ms").
+func appendDuration(b []byte, d time.Duration) []byte {
+	if d < 10*time.Millisecond {
+		b = strconv.AppendFloat(b, float64(d)/float64(time.Millisecond), 'f', 1, 64)
+	} else {
+		b = strconv.AppendInt(b, int64(d/time.Millisecond), 10)
+	}
+	return append(b, "ms"...)
+}
+
+// ago says how long before now t was ("4s ago", "3m20s ago", "2h ago");
+// "" for a zero t.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "in " + human(-d)
+	case d < time.Second:
+		return "just now"
+	}
+	return human(d) + " ago"
+}
+
+// human writes d in at most two units: "45s", "3m20s", "2h", "26h5m", "3d4h".
+func human(d time.Duration) string {
+	d = d.Round(time.Second)
+	two := func(a int64, ua string, b int64, ub string) string {
+		s := strconv.FormatInt(a, 10) + ua
+		if b > 0 {
+			s += strconv.FormatInt(b, 10) + ub
+		}
+		return s
+	}
+	switch {
+	case d < time.Minute:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	case d < time.Hour:
+		return two(int64(d/time.Minute), "m", int64(d%time.Minute/time.Second), "s")
+	case d < 48*time.Hour:
+		return two(int64(d/time.Hour), "h", int64(d%time.Hour/time.Minute), "m")
+	}
+	return two(int64(d/(24*time.Hour)), "d", int64(d%(24*time.Hour)/time.Hour), "h")
+}
+
+func buildQuotas(s limits.Snapshot, now time.Time) *quotasView {
+	qv := &quotasView{DryRun: s.DryRun}
+	if !s.At.IsZero() {
+		qv.At = s.At.UTC().Format(time.RFC3339)
+		qv.Age = ago(now, s.At)
+	}
+	for _, src := range s.Sources {
+		if !src.OK {
+			qv.Failing = append(qv.Failing, src.Name+": "+src.Err)
+		}
+	}
+	for _, q := range s.Quotas {
+		r := quotaRow{Service: q.ServiceCode, Code: q.Code, Name: q.Name, State: q.State.String(), Muted: q.Muted,
+			Usage: "?", Limit: "?", Headroom: "?"}
+		if q.UsageKnown {
+			r.Usage = strconv.FormatFloat(q.Usage, 'f', -1, 64)
+		}
+		if q.LimitKnown {
+			r.Limit = strconv.FormatFloat(q.Limit, 'f', -1, 64)
+		}
+		if q.HeadroomKnown {
+			r.Headroom = strconv.FormatFloat(q.Headroom*100, 'f', 1, 64) + "%"
+		}
+		switch q.State {
+		case limits.StateCritical:
+			r.Class, r.sev = "bad", 0
+		case limits.StateWarning:
+			r.Class, r.sev = "suspect", 1
+		case limits.StateOK:
+			r.Class, r.sev = "healthy", 3
+		default:
+			r.Class, r.sev = "unknown", 2
+		}
+		f := q.Forecast
+		switch {
+		case !f.Known:
+			r.Forecast = "not enough data"
+		case !f.Growing:
+			r.Forecast = "not growing"
+		case f.In <= 0:
+			r.Forecast = "exhausted now"
+		default:
+			r.Forecast = "exhausted in " + human(f.In)
+			if f.Method != "" {
+				r.Forecast += " (" + f.Method + ")"
+			}
+		}
+		r.ForecastWhy = f.Why
+		if q.Request != nil {
+			r.Request = fmt.Sprintf("increase to %s: %s", strconv.FormatFloat(q.Request.Desired, 'f', -1, 64), q.Request.Status)
+			if q.Request.Err != "" {
+				r.Request += " (" + q.Request.Err + ")"
+			}
+		}
+		qv.Rows = append(qv.Rows, r)
+	}
+	sort.SliceStable(qv.Rows, func(i, j int) bool {
+		if qv.Rows[i].sev != qv.Rows[j].sev {
+			return qv.Rows[i].sev < qv.Rows[j].sev
+		}
+		return qv.Rows[i].Service+"/"+qv.Rows[i].Code < qv.Rows[j].Service+"/"+qv.Rows[j].Code
+	})
+	return qv
+}
