@@ -28,7 +28,9 @@ type Options struct {
 	// Default time.Now.
 	Now func() time.Time
 	// DrainTimeout bounds how long Run keeps delivering queued events
-	// after its context ends. Default 5s.
+	// after its context ends. Default 3s: within medic's 4s shutdown
+	// budget (cmd/medic), so that a hanging sink neither delays the exit
+	// nor keeps what is left from being counted as dropped.
 	DrainTimeout time.Duration
 	// TickInterval is how often Run checks for due digests and
 	// Alertmanager resends. Default 1s.
@@ -120,7 +122,7 @@ func NewDispatcher(o Options) (*Dispatcher, error) {
 		d.now = time.Now
 	}
 	if d.drainTimeout <= 0 {
-		d.drainTimeout = 5 * time.Second
+		d.drainTimeout = 3 * time.Second
 	}
 	if d.tick <= 0 {
 		d.tick = time.Second

@@ -69,7 +69,7 @@ func (g guarded) MarkUnhealthy(ctx context.Context, inst discovery.Instance, req
 	}
 	level.Info(g.logger).Log(logkeys.Msg, "not the lease holder: reporting instead of acting",
 		logkeys.InstanceID, inst.ID, logkeys.Group, inst.Group, logkeys.RequestID, requestID,
-		logkeys.Reason, reason, keyHolder, holder, keyUntil, until)
+		logkeys.Reason, reason, logkeys.Holder, holder, logkeys.Until, until)
 	return g.standby.MarkUnhealthy(ctx, inst, requestID)
 }
 

@@ -31,16 +31,6 @@ import (
 	"github.com/medic-sre/medic/internal/logkeys"
 )
 
-// Log keys of this package. They belong in internal/logkeys (owned
-// elsewhere); until they move there they are kept here, as constants.
-const (
-	keyLease          = "lease"
-	keyHolder         = "holder"
-	keyPreviousHolder = "previous_holder"
-	keyUntil          = "until"
-	keyTable          = "table"
-)
-
 // Attribute names of the lease item. The table's partition key is "name"
 // (a string); the other attributes are written by PutItem.
 const (
@@ -160,10 +150,13 @@ func New(o Options) *Lease {
 	if l.logger == nil {
 		l.logger = log.NewNopLogger()
 	}
-	l.logger = log.With(l.logger, logkeys.Component, "lease", keyLease, o.Name)
+	l.logger = log.With(l.logger, logkeys.Component, "lease", logkeys.Lease, o.Name)
 	l.m = newMetrics(o.Registerer, l, l.logger)
 	return l
 }
+
+// Holder is this replica's holder identity, as written in the item.
+func (l *Lease) Holder() string { return l.o.Holder }
 
 // IsLeader reports whether this replica may act now: its last successful
 // write started less than Duration minus the margin ago (by this replica's
@@ -192,7 +185,7 @@ func (l *Lease) Leader() (holder string, until time.Time) {
 	return l.holder, l.until
 }
 
-// Run writes the lease every RenewEvery (counted from the start of the
+// Run (call it once) writes the lease every RenewEvery (counted from the start of the
 // previous write) until ctx ends. A failed call (throttling, a timeout, an
 // outage) is tried again on that schedule; meanwhile the replica stays
 // leader only until its margin runs out. When ctx ends Run stops leading
@@ -205,8 +198,8 @@ func (l *Lease) Run(ctx context.Context) error {
 	if err := l.o.validate(); err != nil {
 		return err
 	}
-	level.Info(l.logger).Log(logkeys.Msg, "lease loop started", keyHolder, l.o.Holder,
-		keyTable, l.o.Table, logkeys.Duration, l.o.Duration)
+	level.Info(l.logger).Log(logkeys.Msg, "lease loop started", logkeys.Holder, l.o.Holder,
+		logkeys.Table, l.o.Table, logkeys.Duration, l.o.Duration)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	next := l.now()
@@ -298,7 +291,7 @@ func (l *Lease) won(start, expires, acquiredAt time.Time) {
 	l.observe(l.now(), nil)
 	if prev != "" && prev != l.o.Holder {
 		level.Info(l.logger).Log(logkeys.Msg, "took over the lease from another holder",
-			keyHolder, l.o.Holder, keyPreviousHolder, prev)
+			logkeys.Holder, l.o.Holder, logkeys.PreviousHolder, prev)
 	}
 }
 
@@ -329,10 +322,10 @@ func (l *Lease) heldByOther(ctx context.Context) {
 	case holder == "" || holder == prev:
 	case prev == "" || prev == l.o.Holder:
 		level.Info(l.logger).Log(logkeys.Msg, "another replica holds the lease: standing by",
-			keyHolder, holder, keyUntil, until)
+			logkeys.Holder, holder, logkeys.Until, until)
 	default:
 		level.Info(l.logger).Log(logkeys.Msg, "another replica took over the lease: standing by",
-			keyHolder, holder, keyPreviousHolder, prev, keyUntil, until)
+			logkeys.Holder, holder, logkeys.PreviousHolder, prev, logkeys.Until, until)
 	}
 }
 
@@ -412,7 +405,7 @@ func (l *Lease) observe(now time.Time, reason func() string) {
 	l.m.transitions.Inc()
 	if leading {
 		level.Info(l.logger).Log(logkeys.Msg, "acquired the lease: this replica acts",
-			keyHolder, l.o.Holder, keyUntil, until)
+			logkeys.Holder, l.o.Holder, logkeys.Until, until)
 		return
 	}
 	why := "lost"
@@ -420,7 +413,7 @@ func (l *Lease) observe(now time.Time, reason func() string) {
 		why = reason()
 	}
 	level.Warn(l.logger).Log(logkeys.Msg, "lost the lease: this replica stands by",
-		keyHolder, l.o.Holder, logkeys.Reason, why)
+		logkeys.Holder, l.o.Holder, logkeys.Reason, why)
 }
 
 // release stops leading and deletes the item if it may be ours, with a
@@ -428,10 +421,15 @@ func (l *Lease) observe(now time.Time, reason func() string) {
 func (l *Lease) release(ctx context.Context) error {
 	l.mu.Lock()
 	l.leaderUntil = time.Time{}
+	wasLeading := l.leading
+	l.leading = false
 	mayHold := l.mayHold
 	l.mayHold = false
 	l.mu.Unlock()
-	l.observe(l.now(), func() string { return "shutting down" })
+	if wasLeading {
+		l.m.transitions.Inc()
+		level.Info(l.logger).Log(logkeys.Msg, "stopped leading: shutting down", logkeys.Holder, l.o.Holder)
+	}
 	if !mayHold {
 		return nil
 	}
@@ -453,11 +451,11 @@ func (l *Lease) release(ctx context.Context) error {
 			l.holder, l.until = "", time.Time{}
 		}
 		l.mu.Unlock()
-		level.Info(l.logger).Log(logkeys.Msg, "released the lease", keyHolder, l.o.Holder)
+		level.Info(l.logger).Log(logkeys.Msg, "released the lease", logkeys.Holder, l.o.Holder)
 		return nil
 	case isConditionFailed(err):
 		l.m.op(opDelete, resultConflict)
-		level.Info(l.logger).Log(logkeys.Msg, "nothing to release: the lease is not this replica's", keyHolder, l.o.Holder)
+		level.Info(l.logger).Log(logkeys.Msg, "nothing to release: the lease is not this replica's", logkeys.Holder, l.o.Holder)
 		return nil
 	default:
 		l.m.op(opDelete, classify(err))

@@ -87,13 +87,15 @@ func simulate(clk *clock, rs []*replica, tick time.Duration, end time.Time, chec
 // expiry written in the table; the standby takes over only after that
 // expiry, and never while the old leader still acts.
 func TestLeaderStepsDownBeforeExpiry(t *testing.T) {
-	type fault func(clk *clock, every time.Duration, n int) (err error, landed bool)
-	throttle := func(*clock, time.Duration, int) (error, bool) { return throttled, false }
-	timeout := func(clk *clock, every time.Duration, _ int) (error, bool) {
-		clk.Advance(every) // the call hangs until its timeout
+	// A fault answers a's n-th write from the fault on; wait lets time
+	// pass during the call, checked millisecond by millisecond.
+	type fault func(wait func(time.Duration), every time.Duration, n int) (err error, landed bool)
+	throttle := func(func(time.Duration), time.Duration, int) (error, bool) { return throttled, false }
+	timeout := func(wait func(time.Duration), every time.Duration, _ int) (error, bool) {
+		wait(every) // the call hangs until its timeout
 		return context.DeadlineExceeded, false
 	}
-	answerLostOnce := func(_ *clock, _ time.Duration, n int) (error, bool) {
+	answerLostOnce := func(_ func(time.Duration), _ time.Duration, n int) (error, bool) {
 		if n == 0 {
 			return errors.New("connection reset (fake)"), true // the write landed; its answer did not
 		}
@@ -125,13 +127,20 @@ func TestLeaderStepsDownBeforeExpiry(t *testing.T) {
 			tFault := t0.Add(2*tt.every + tt.every/2)
 			var lastOK, callStart time.Time
 			var pending error
+			var check func(now time.Time)
+			wait := func(d time.Duration) {
+				for range d / time.Millisecond {
+					clk.Advance(time.Millisecond)
+					check(clk.Now())
+				}
+			}
 			n := 0
 			a.c.before = func(op string) error {
 				callStart = clk.Now()
 				if op != "PutItem" || callStart.Before(tFault) {
 					return nil
 				}
-				err, landed := tt.fault(clk, tt.every, n)
+				err, landed := tt.fault(wait, tt.every, n)
 				n++
 				if !landed {
 					return err
@@ -151,7 +160,7 @@ func TestLeaderStepsDownBeforeExpiry(t *testing.T) {
 			var tB time.Time
 			var expiresA int64 // the latest expiry a wrote
 			end := tFault.Add(2 * tt.d)
-			simulate(clk, []*replica{a, b}, time.Millisecond, end, func(now time.Time) {
+			check = func(now time.Time) {
 				holder, expires, _ := table.item(testName)
 				if holder == "a" {
 					expiresA = expires
@@ -172,7 +181,8 @@ func TestLeaderStepsDownBeforeExpiry(t *testing.T) {
 				if bLeads && tB.IsZero() {
 					tB = now
 				}
-			})
+			}
+			simulate(clk, []*replica{a, b}, time.Millisecond, end, check)
 			if tB.IsZero() {
 				t.Fatalf("b never took over")
 			}
@@ -470,7 +480,7 @@ func TestMetrics(t *testing.T) {
 	a.c.before = func(string) error { return throttled }
 	a.l.attempt(ctx)
 
-	expiry := float64(t0.Add(15*time.Second).Unix())
+	expiry := float64(t0.Add(15 * time.Second).Unix())
 	const head = `
 # HELP medic_lease_leader 1 while this replica holds the lease and may act, 0 in standby.
 # TYPE medic_lease_leader gauge

@@ -8,9 +8,15 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -454,9 +460,33 @@ func TestE2EInstanceGoneBeforeActionIsSkipped(t *testing.T) {
 
 // 9. The emulator throttling half of all calls: every intended mark still
 // happens, exactly once.
+//
+// The proxy throttles every second call, medic's from its first. As that
+// pattern may spare SetInstanceHealth by chance, the proxy also throttles
+// the first SetInstanceHealth of each instance that gets past it, so each
+// mark meets throttling at least once.
 func TestE2EThrottledEmulatorStillMarksExactlyOnce(t *testing.T) {
 	w := newWorld(t, fleetOpts{PerAZ: 3})
-	w.proxy.ThrottleFraction(0.5) // every second call, medic's from its first
+	w.proxy.ThrottleFraction(0.5)
+	var (
+		mu        sync.Mutex
+		throttled = map[string]int{} // by instance id: answered Throttling by the hook
+		reached   = map[string]int{} // by instance id: forwarded to the emulator
+	)
+	w.proxy.OnAction("SetInstanceHealth", func(rw http.ResponseWriter, r *http.Request) bool {
+		b, _ := io.ReadAll(r.Body)
+		v, _ := url.ParseQuery(string(b))
+		id := v.Get("InstanceId")
+		mu.Lock()
+		defer mu.Unlock()
+		if throttled[id] == 0 {
+			throttled[id]++
+			writeQueryError(rw, http.StatusBadRequest, "Throttling", "Rate exceeded")
+			return true
+		}
+		reached[id]++
+		return false
+	})
 	m := w.steady(w.config(cfgOpts{}))
 	insts := w.instances()
 	victims := []string{insts[0].ID, insts[len(insts)-1].ID}
@@ -475,21 +505,31 @@ func TestE2EThrottledEmulatorStillMarksExactlyOnce(t *testing.T) {
 
 	w.assertOnlyUnhealthy(victims...)
 	mt := m.metrics()
-	t.Logf("SetInstanceHealth: %d received by the proxy, %d forwarded; %d calls throttled in all; medic counts %v throttled, %v successful",
-		w.proxy.Count("SetInstanceHealth"), w.proxy.Forwarded("SetInstanceHealth"), w.proxy.Throttled(),
+	mu.Lock()
+	t.Logf("SetInstanceHealth: %d received by the proxy, %d got past its throttling pattern, of which %v answered Throttling and %v reached the emulator; %d calls throttled by the pattern in all; medic counts SetInstanceHealth %v throttled, %v successful",
+		w.proxy.Count("SetInstanceHealth"), w.proxy.Forwarded("SetInstanceHealth"), throttled, reached, w.proxy.Throttled(),
 		mt.val("medic_aws_api_calls_total", "operation", "SetInstanceHealth", "result", "throttled"),
 		mt.val("medic_aws_api_calls_total", "operation", "SetInstanceHealth", "result", "success"))
-	if n := w.proxy.Forwarded("SetInstanceHealth"); n != 2 {
-		t.Errorf("SetInstanceHealth calls that reached the emulator = %d, want 2 (one per victim)", n)
+	for _, id := range victims {
+		if reached[id] != 1 {
+			t.Errorf("SetInstanceHealth of %s reached the emulator %d times, want exactly 1", id, reached[id])
+		}
 	}
+	if len(reached) != len(victims) {
+		t.Errorf("SetInstanceHealth reached the emulator for %v, want only %v", reached, victims)
+	}
+	mu.Unlock()
 	if v := mt.val("medic_heal_actions_total", "service", svc, "result", "marked"); v != 2 {
 		t.Errorf(`medic_heal_actions_total{result="marked"} = %v, want 2`, v)
 	}
 	if v := mt.val("medic_heal_actions_total", "service", svc, "result", "failed"); v != 0 {
 		t.Errorf(`medic_heal_actions_total{result="failed"} = %v, want 0`, v)
 	}
+	if v := mt.val("medic_aws_api_calls_total", "operation", "SetInstanceHealth", "result", "throttled"); v < 2 {
+		t.Errorf(`medic_aws_api_calls_total{operation="SetInstanceHealth",result="throttled"} = %v, want ≥ 2`, v)
+	}
 	if w.proxy.Throttled() == 0 {
-		t.Errorf("the proxy throttled nothing")
+		t.Errorf("the proxy's pattern throttled nothing")
 	}
 }
 
@@ -571,4 +611,130 @@ func TestE2EDryRunCallsNothingMutating(t *testing.T) {
 		t.Errorf("want one 'dry run: would mark' log line for %s", victim)
 	}
 	w.assertOnlyUnhealthy()
+}
+
+// invalidConfigs are the files under testdata/, one per kind of mistake,
+// with the line and field (for YAML syntax: the message) each must name.
+var invalidConfigs = []struct {
+	desc, file string
+	line       int
+	field      string
+}{
+	{"bad YAML", "invalid-yaml.yml", 3, "syntax error"},
+	{"unknown key", "invalid-unknown-key.yml", 9, "services[0].instance_probe.intervall: unknown field"},
+	{"bad duration", "invalid-duration.yml", 9, "services[0].instance_probe.timeout: "},
+	{"no services", "invalid-no-services.yml", 5, "services: "},
+	{"bad regex", "invalid-regex.yml", 9, "services[0].instance_probe.body_must_match: bad regular expression"},
+	{"port out of range", "invalid-port-range.yml", 8, "services[0].instance_probe.port: 80800 is out of range"},
+	{"endpoint outside allowed_networks", "invalid-endpoint-network.yml", 7, "services[0].endpoint: address 192.0.2.10 is outside global.allowed_networks"},
+}
+
+// 12. Invalid configs: --config.check and start-up both fail naming
+// file:line and field; a reload with each (SIGHUP and POST /-/reload)
+// keeps the old config running; a valid reload then succeeds.
+func TestE2EInvalidConfigs(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 1})
+	env := append(os.Environ(), w.proxy.Env()...)
+
+	for _, tc := range invalidConfigs {
+		path := filepath.Join("testdata", tc.file)
+		want := fmt.Sprintf("%s:%d: %s", path, tc.line, tc.field)
+		code, out := runToEnd(t, env, "--config.check", "--config.file="+path)
+		if code == 0 || !strings.Contains(out, want) {
+			t.Errorf("%s: --config.check exited %d, want non-zero and output naming %q; got:\n%s", tc.desc, code, want, out)
+		}
+		code, out = runToEnd(t, env, "--config.file="+path, "--web.listen-address=127.0.0.1:0")
+		if code == 0 || !strings.Contains(out, want) {
+			t.Errorf("%s: start-up exited %d, want non-zero and output naming %q; got:\n%s", tc.desc, code, want, out)
+		}
+	}
+	valid := w.config(cfgOpts{MaxUnhealthy: "1"}) // one of the two may be marked
+	cfgFile := w.writeConfig("medic.yml", valid)
+	if code, out := runToEnd(t, env, "--config.check", "--config.file="+cfgFile); code != 0 {
+		t.Fatalf("--config.check of the valid config exited %d:\n%s", code, out)
+	}
+
+	m := w.startMedic(cfgFile)
+	m.waitReady()
+	m.waitJudged(svc, "healthy", len(w.instances()), 30*time.Second)
+	reloadOK := func() float64 { return m.metrics().val("medic_config_last_reload_successful") }
+	refusedBy := func(trigger string) int {
+		return len(m.logsWith("msg", "config reload refused; the running config stays", "trigger", trigger))
+	}
+
+	for _, tc := range invalidConfigs {
+		text, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s:%d: %s", cfgFile, tc.line, tc.field)
+
+		// SIGHUP: refused, logged with the problem, the metric drops to 0.
+		before := refusedBy("SIGHUP")
+		w.writeConfig("medic.yml", string(text))
+		if err := m.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, tc.desc+": SIGHUP reload refused", func() (bool, string) {
+			return refusedBy("SIGHUP") > before, "no refusal logged"
+		})
+		if l := m.logsWith("msg", "config reload refused; the running config stays", "trigger", "SIGHUP"); !strings.Contains(fmt.Sprint(l[len(l)-1]["err"]), want) {
+			t.Errorf("%s: SIGHUP refusal logged %q, want it to name %q", tc.desc, l[len(l)-1]["err"], want)
+		}
+		if v := reloadOK(); v != 0 {
+			t.Errorf("%s: medic_config_last_reload_successful = %v after a refused SIGHUP reload, want 0", tc.desc, v)
+		}
+
+		// POST /-/reload: 400 with the problems.
+		code, body, err := m.post("/-/reload")
+		if code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("%s: POST /-/reload = %d %q (%v), want 400 naming %q", tc.desc, code, body, err, want)
+		}
+		if v := reloadOK(); v != 0 {
+			t.Errorf("%s: medic_config_last_reload_successful = %v after a refused POST reload, want 0", tc.desc, v)
+		}
+	}
+
+	// The old config still runs: its service is probed and judged, and the
+	// instances still have their series.
+	m.waitProbes(svc, 2*len(w.instances()), 15*time.Second)
+	mt := m.metrics()
+	for _, in := range w.instances() {
+		if _, ok := mt.sum("medic_probe_success", "service", svc, "instance_id", in.ID); !ok {
+			t.Errorf("no medic_probe_success series for %s after the refused reloads", in.ID)
+		}
+	}
+	if code, body, _ := m.get("/-/ready"); code != http.StatusOK {
+		t.Errorf("/-/ready after refused reloads: %d %q", code, body)
+	}
+	// And still heals: an instance answering 500 is marked.
+	victim := w.instances()[0].ID
+	if err := w.app(victim).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	w.waitUnhealthy(victim, 15*time.Second)
+
+	// A valid reload succeeds and sets the metric back to 1.
+	w.writeConfig("medic.yml", valid)
+	if code, body, err := m.post("/-/reload"); code != http.StatusOK {
+		t.Errorf("POST /-/reload of the valid config = %d %q (%v), want 200", code, body, err)
+	}
+	if v := reloadOK(); v != 1 {
+		t.Errorf("medic_config_last_reload_successful = %v after a valid reload, want 1", v)
+	}
+}
+
+// 13. SIGTERM and SIGINT each end medic with exit 0 within 5s.
+func TestE2ESignalsStopCleanly(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 1})
+	cfgFile := w.writeConfig("medic.yml", w.config(cfgOpts{}))
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		m := w.startMedic(cfgFile)
+		m.waitReady()
+		m.waitJudged(svc, "healthy", len(w.instances()), 30*time.Second)
+		m.stop(sig)
+		if len(m.logsWith("msg", "stopped")) != 1 {
+			t.Errorf("%v: no 'stopped' log line", sig)
+		}
+	}
 }

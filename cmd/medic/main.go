@@ -19,7 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -34,6 +36,7 @@ import (
 	"github.com/medic-sre/medic/discovery"
 	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/internal/logkeys"
+	"github.com/medic-sre/medic/lease"
 	"github.com/medic-sre/medic/limits"
 	"github.com/medic-sre/medic/probes"
 	"github.com/medic-sre/medic/statuspage"
@@ -169,10 +172,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	level.Info(logger).Log(logkeys.Msg, "starting medic", "version", version, "config", f.configFile, logkeys.DryRun, f.dryRun)
 
 	asg := autoscaling.NewFromConfig(awsCfg)
-	var act healer.Actuator = healer.NewAWSActuator(asg, log.With(logger, logkeys.Component, "actuator"), 30*time.Second)
-	if f.dryRun {
-		act = healer.DryRun(log.With(logger, logkeys.Component, "actuator"))
-	}
+	act, lse := actuator(f.dryRun, cfg.Global.Lease, asg, awsCfg, id, logger, reg)
 	notifier, err := alerts.NewDispatcher(alerts.Options{Config: cfg.Notifications, AWS: &awsCfg,
 		Logger: logger, Registerer: reg})
 	if err != nil {
@@ -228,6 +228,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	go func() { defer wg.Done(); rl.run(ctx) }()
 	go func() { defer wg.Done(); _ = watcher.Run(ctx) }()
 
+	// The lease outlives the loops that act, so that no action starts after
+	// it is released.
+	leaseCtx, leaseCancel := context.WithCancel(context.Background())
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		if lse != nil {
+			_ = lse.Run(leaseCtx)
+		}
+	}()
+
 	code := 0
 	select {
 	case <-ctx.Done():
@@ -241,7 +252,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { wg.Wait(); leaseCancel(); <-leaseDone; close(done) }()
 	select {
 	case <-done:
 	case <-sctx.Done():
@@ -249,6 +260,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	level.Info(logger).Log(logkeys.Msg, "stopped")
 	return code
+}
+
+// actuator builds what marks instances: nothing at all under --dry-run;
+// with a lease, the AWS actuator while this replica leads and the dry-run
+// one while it stands by; else the AWS actuator. The lease is nil unless
+// global.lease is set.
+func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws.Config, id awsapi.Identity,
+	logger log.Logger, reg prometheus.Registerer) (healer.Actuator, *lease.Lease) {
+	alog := log.With(logger, logkeys.Component, "actuator")
+	if dryRun {
+		return healer.DryRun(alog), nil
+	}
+	act := healer.NewAWSActuator(asg, alog, 30*time.Second)
+	if lc == nil {
+		return act, nil
+	}
+	host, _ := os.Hostname()
+	l := lease.New(lease.Options{
+		Client: dynamodb.NewFromConfig(awsCfg), Table: lc.Table, Name: lc.Name,
+		Holder:   lease.HolderID(id.InstanceID, host, os.Getpid()),
+		Duration: lc.Duration.D(), RenewEvery: lc.RenewEvery.D(),
+		Logger: logger, Registerer: reg,
+	})
+	return lease.Guarded(l, act, healer.DryRun(alog), alog), l
 }
 
 func buildInfo() prometheus.Collector {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -114,6 +115,9 @@ func (r *reloader) apply(trigger string) error {
 	if old := r.ctrl.Config(); old.Global.Region != cfg.Global.Region {
 		level.Warn(r.logger).Log(logkeys.Msg, "global.region changed; it takes effect only after a restart",
 			"running", old.Global.Region, "new", cfg.Global.Region)
+	}
+	if old := r.ctrl.Config(); !reflect.DeepEqual(old.Global.Lease, cfg.Global.Lease) {
+		level.Warn(r.logger).Log(logkeys.Msg, "global.lease changed; it takes effect only after a restart")
 	}
 	if err := r.notifier.Update(cfg.Notifications); err != nil {
 		r.success.Set(0)

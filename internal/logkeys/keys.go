@@ -35,6 +35,13 @@ const (
 	Quota        = "quota"
 	LoadBalancer = "load_balancer"
 
+	// The lease that keeps a single replica acting.
+	Lease          = "lease"
+	Table          = "table"
+	Holder         = "holder"
+	PreviousHolder = "previous_holder"
+	Until          = "until"
+
 	// Self* describe the controller host (so they don't clash with the
 	// instance being acted on).
 	SelfAZ         = "self_az"
