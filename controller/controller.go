@@ -309,6 +309,13 @@ func (c *Controller) healOnce(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	all := c.sched.Snapshot()
+	type cycle struct {
+		svc  config.Service
+		snap discovery.Snapshot
+		in   healer.CycleInput
+		rep  healer.Report
+	}
+	var cycles []*cycle
 	for _, svc := range cfg.Services {
 		snap, ok := snaps[svc.Name]
 		if !ok || len(svc.AutoScalingGroups) == 0 {
@@ -332,14 +339,24 @@ func (c *Controller) healOnce(ctx context.Context) {
 		if stale {
 			in.FrozenReason = "the fleet has not been read from AWS recently"
 		}
-		rep := c.healer.Cycle(ctx, in)
+		cycles = append(cycles, &cycle{svc: svc, snap: snap, in: in})
+	}
+	// Services heal side by side: a mark that retries against a throttling
+	// AWS holds up its own service only.
+	var wg sync.WaitGroup
+	for _, cy := range cycles {
+		wg.Add(1)
+		go func() { defer wg.Done(); cy.rep = c.healer.Cycle(ctx, cy.in) }()
+	}
+	wg.Wait()
+	now := c.now()
+	for _, cy := range cycles {
 		c.mu.Lock()
-		c.reports[svc.Name] = rep
+		c.reports[cy.svc.Name] = cy.rep
 		c.mu.Unlock()
-		now := c.now()
-		c.outcomes.observe(svc, snap, rep, in.Endpoint, now)
+		c.outcomes.observe(cy.svc, cy.snap, cy.rep, cy.in.Endpoint, now)
 		if c.onReport != nil {
-			c.onReport(svc.Name, rep, now)
+			c.onReport(cy.svc.Name, cy.rep, now)
 		}
 	}
 }

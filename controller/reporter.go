@@ -61,6 +61,10 @@ func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
 
 // observe reports what changed in one service since its last cycle.
 func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep healer.Report, ep healer.EndpointState, now time.Time) {
+	// The service's outcome series exist from its first cycle, at 0: a
+	// counter born at 1 shows no increase() to dashboards.
+	r.replacements.WithLabelValues(svc.Name, "recovered")
+	r.replacements.WithLabelValues(svc.Name, "not_recovered")
 	state := serviceState(rep, ep)
 	verdicts := map[string]healer.Verdict{}
 	for _, v := range rep.Verdicts {

@@ -1,12 +1,12 @@
 package dashboards
 
 // Overview is the service overview: is the service up as its users see it,
-// what state its instances are in per AZ, what medic did and refused, and
-// whether medic itself is well.
+// what state its instances are in per AZ, what medic did and refused,
+// whether medic itself is well, and which replica leads.
 func Overview() Dashboard {
 	d := newDashboard("medic-overview", "medic / Service overview",
 		"Endpoint health through the load balancer, instances by judged state per AZ, "+
-			"what medic marked and what its guard refused, and medic's own health.")
+			"what medic marked and what its guard refused, medic's own health, and which replica holds the lease and acts.")
 	g := grid{d: &d}
 
 	// Row 1: the service as users see it.
@@ -91,6 +91,29 @@ sum by (service) (`+rate(`medic_probes_total{scope="endpoint",`+svc+`}`)+`)`, "{
 	g.add(12, 7, timeseries("Notification delivery p99",
 		"p99 of one delivery attempt per sink (medic_notification_delivery_duration_seconds).", "s",
 		q(`histogram_quantile(0.99, sum by (sink, le) (`+rate(`medic_notification_delivery_duration_seconds_bucket`)+`))`, "{{sink}}")))
+
+	// Row 5: leadership. Only with global.lease (docs/lease.md); without it
+	// the one replica always acts and these panels have no data.
+	g.add(4, 6, stat("Leaders",
+		"Replicas holding the lease now (sum of medic_lease_leader): 1 in steady state, 0 briefly during a takeover. "+
+			"MedicNoLeader fires after 2 minutes at 0, MedicSeveralLeaders after 1 minute above 1. No data: no lease configured.",
+		"none", thresholds("red", 1.0, "green", 2.0, "red"),
+		Target{Expr: `sum(medic_lease_leader)`, LegendFormat: "leaders", Instant: true}))
+	g.add(10, 6, stateTimeline("Leader by replica",
+		"Which replica holds the lease and acts (medic_lease_leader, per scraped instance); the others stand by and report would-be marks as dry runs.",
+		valueText("0", "standby", "blue", "1", "leader", "green"),
+		thresholds("blue", 1.0, "green"),
+		q(`max by (instance) (medic_lease_leader)`, "{{instance}}")))
+	g.add(5, 6, stacked("Leadership changes",
+		"Times each replica became or stopped being leader (medic_lease_transitions_total). A handover is two: one replica stops, another starts.",
+		"none", "bars",
+		q(`sum by (instance) (increase(medic_lease_transitions_total[$__rate_interval])) > 0`, "{{instance}}")))
+	g.add(5, 6, stacked("Lease calls failing",
+		"Throttled and failed DynamoDB calls on the lease item per replica (medic_lease_operations_total; conflict, "+
+			"another replica holding it, is normal for a standby and not shown). MedicLeaseErrors fires after 10 minutes.",
+		"none", "bars",
+		q(`sum by (instance, operation, result) (increase(medic_lease_operations_total{result=~"error|throttled"}[$__rate_interval])) > 0`,
+			"{{instance}} {{operation}} {{result}}")))
 	return d
 }
 

@@ -22,10 +22,13 @@ import (
 	"github.com/medic-sre/medic/internal/logkeys"
 )
 
-// HealthSetter is the one Auto Scaling call the healer makes, shaped exactly
-// like the SDK v2 method; *autoscaling.Client satisfies it.
+// HealthSetter is the Auto Scaling calls the healer makes, shaped exactly
+// like the SDK v2 methods; *autoscaling.Client satisfies it. Describe is
+// only asked, between retries of a failing mark, whether the instance is
+// still in its group.
 type HealthSetter interface {
 	SetInstanceHealth(ctx context.Context, params *autoscaling.SetInstanceHealthInput, optFns ...func(*autoscaling.Options)) (*autoscaling.SetInstanceHealthOutput, error)
+	DescribeAutoScalingInstances(ctx context.Context, params *autoscaling.DescribeAutoScalingInstancesInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingInstancesOutput, error)
 }
 
 // ActionResult is how one marking ended. The values are the `result` label
@@ -70,7 +73,11 @@ type Actuator interface {
 // call (RetryMaxAttempts 1), and the call is retried with exponential
 // backoff, bounded by ctx and maxElapsed (0 means 1 minute), only while
 // Retryable says so. An instance that no longer exists (IsGone) is
-// ResultGone at once. Each retry is logged with its attempt number.
+// ResultGone at once. Before each retry of a server error the group is
+// asked whether the instance is still a member: an instance that left
+// (AWS and the emulator answer such a call in different ways, the emulator
+// with a 500) is ResultGone, not retried until maxElapsed. Each retry is
+// logged with its attempt number.
 func NewAWSActuator(c HealthSetter, logger log.Logger, maxElapsed time.Duration) Actuator {
 	if logger == nil {
 		logger = log.NewNopLogger()
@@ -131,6 +138,10 @@ func (a *awsActuator) MarkUnhealthy(ctx context.Context, inst discovery.Instance
 		case ctx.Err() != nil:
 			return backoff.Permanent(err)
 		case Retryable(err):
+			if !isThrottle(err) && a.left(ctx, inst) {
+				gone = true
+				return backoff.Permanent(err)
+			}
 			return err
 		default:
 			return backoff.Permanent(err)
@@ -151,6 +162,33 @@ func (a *awsActuator) MarkUnhealthy(ctx context.Context, inst discovery.Instance
 		return Outcome{Result: ResultFailed, Attempts: attempts,
 			Err: fmt.Errorf("set instance health of %s (asg %s) after %d attempts: %w", inst.ID, inst.Group, attempts, err)}
 	}
+}
+
+// left reports whether inst is known to have left its group: the group no
+// longer lists it. Any doubt (the question fails too) is "no".
+func (a *awsActuator) left(ctx context.Context, inst discovery.Instance) bool {
+	out, err := a.c.DescribeAutoScalingInstances(ctx, &autoscaling.DescribeAutoScalingInstancesInput{
+		InstanceIds: []string{inst.ID},
+	})
+	if err != nil {
+		return false
+	}
+	for _, in := range out.AutoScalingInstances {
+		if aws.ToString(in.InstanceId) == inst.ID && aws.ToString(in.AutoScalingGroupName) == inst.Group {
+			return false
+		}
+	}
+	return true
+}
+
+// isThrottle reports whether err is AWS throttling the caller.
+func isThrottle(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && throttleCodes[apiErr.ErrorCode()] {
+		return true
+	}
+	var respErr *awshttp.ResponseError
+	return errors.As(err, &respErr) && respErr.Response != nil && respErr.HTTPStatusCode() == 429
 }
 
 // throttleCodes are the API error codes AWS uses for throttling.
@@ -176,10 +214,11 @@ func Retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && throttleCodes[apiErr.ErrorCode()] {
+	if isThrottle(err) {
 		return true
 	}
+	var apiErr smithy.APIError
+	errors.As(err, &apiErr)
 	var respErr *awshttp.ResponseError
 	if errors.As(err, &respErr) && respErr.Response != nil {
 		code := respErr.HTTPStatusCode()

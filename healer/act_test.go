@@ -19,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/go-kit/log"
@@ -39,7 +41,9 @@ type fakeASG struct {
 	callsByID map[string]int
 	lastOpts  autoscaling.Options
 	lastInput autoscaling.SetInstanceHealthInput
-	onCall    func(n int) // called with the call number, before answering
+	onCall    func(n int)     // called with the call number, before answering
+	describes int             // DescribeAutoScalingInstances calls
+	leftGroup map[string]bool // instances the group no longer lists
 }
 
 func newFakeASG(ids ...string) *fakeASG {
@@ -74,6 +78,22 @@ func (f *fakeASG) SetInstanceHealth(ctx context.Context, in *autoscaling.SetInst
 	}
 	f.health[id] = deref(in.HealthStatus)
 	return &autoscaling.SetInstanceHealthOutput{}, nil
+}
+
+// DescribeAutoScalingInstances lists the instance while the fake knows it,
+// in group web-asg (the group of every instance these tests use).
+func (f *fakeASG) DescribeAutoScalingInstances(ctx context.Context, in *autoscaling.DescribeAutoScalingInstancesInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingInstancesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.describes++
+	out := &autoscaling.DescribeAutoScalingInstancesOutput{}
+	for _, id := range in.InstanceIds {
+		if _, ok := f.health[id]; ok && !f.leftGroup[id] {
+			out.AutoScalingInstances = append(out.AutoScalingInstances, astypes.AutoScalingInstanceDetails{
+				InstanceId: aws.String(id), AutoScalingGroupName: aws.String("web-asg")})
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeASG) healthOf(id string) string {
@@ -167,6 +187,8 @@ func TestAWSActuator(t *testing.T) {
 		wantHealth   string // of i-1 afterwards in the fake
 		wantErr      string // substring
 		wantLog      string // substring
+		left         bool   // the group no longer lists i-1
+		wantDescribe int    // membership questions asked
 	}{
 		{desc: "success first time", inst: web1, want: ResultMarked, wantAttempts: 1, wantHealth: "Unhealthy"},
 		{desc: "throttled 3 times then success: 4 attempts, each retry logged",
@@ -177,7 +199,7 @@ func TestAWSActuator(t *testing.T) {
 		{desc: "5xx then transport error then success",
 			inst:     web1,
 			failNext: []error{apiError(503, "ServiceUnavailable", "try later"), sendError(&net.OpError{Op: "dial", Err: errors.New("connection refused")})},
-			want:     ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy"},
+			want:     ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy", wantDescribe: 2},
 		{desc: "permanent validation error: failed after 1 attempt",
 			inst:     web1,
 			failNext: []error{apiError(400, "ValidationError", "HealthStatus must be Healthy or Unhealthy")},
@@ -194,6 +216,18 @@ func TestAWSActuator(t *testing.T) {
 			inst:     web1,
 			failNext: []error{apiError(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: i-1")},
 			want:     ResultGone, wantAttempts: 1, wantHealth: "Healthy"},
+		{desc: "5xx for an instance that left its group (the emulator's answer): gone after 1 attempt, not retried",
+			inst: web1, left: true,
+			failNext: []error{apiError(500, "InternalFailure", "StopIteration")},
+			want:     ResultGone, wantAttempts: 1, wantHealth: "Healthy", wantDescribe: 1},
+		{desc: "5xx for an instance still in its group: asked once per retry, then marked",
+			inst:     web1,
+			failNext: []error{apiError(500, "InternalFailure", "oops"), apiError(502, "BadGateway", "oops")},
+			want:     ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy", wantDescribe: 2},
+		{desc: "throttling never asks about membership",
+			inst: web1, left: true,
+			failNext: []error{throttle("Throttling")},
+			want:     ResultMarked, wantAttempts: 2, wantHealth: "Unhealthy", wantDescribe: 0},
 		{desc: "already Unhealthy to the group: nothing called",
 			inst: func() discovery.Instance { i := web1; i.HealthStatus = "Unhealthy"; return i }(),
 			want: ResultAlreadyUnhealthy, wantAttempts: 0, wantHealth: "Healthy"},
@@ -202,11 +236,15 @@ func TestAWSActuator(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFakeASG("i-1")
 			f.failNext = tc.failNext
+			f.leftGroup = map[string]bool{"i-1": tc.left}
 			var buf bytes.Buffer
 			a := testActuator(f, log.NewLogfmtLogger(&buf))
 			o := a.MarkUnhealthy(context.Background(), tc.inst, "req-7")
 			if o.Result != tc.want || o.Attempts != tc.wantAttempts {
 				t.Errorf("outcome = %s after %d attempts (err %v), want %s after %d", o.Result, o.Attempts, o.Err, tc.want, tc.wantAttempts)
+			}
+			if f.describes != tc.wantDescribe {
+				t.Errorf("asked about membership %d times, want %d", f.describes, tc.wantDescribe)
 			}
 			if f.callCount() != tc.wantAttempts {
 				t.Errorf("fake saw %d calls, want %d", f.callCount(), tc.wantAttempts)

@@ -201,7 +201,7 @@ func promDuration(d time.Duration) string {
 // Generate builds the rule file for p. It does not validate p.
 func Generate(p Params) File {
 	return File{Groups: []Group{
-		{Name: "medic-self", Rules: p.selfAlerts()},
+		{Name: "medic-self", Rules: append(p.selfAlerts(), p.leaseAlerts()...)},
 		// The recording rules share a group with the alerts that read them,
 		// ahead of them: rules in a group run in order, so the alerts see
 		// this evaluation's ratios, not the last one's.
@@ -338,6 +338,39 @@ func (p Params) selfAlerts() []Rule {
 			"Over the last 10 minutes {{ $value | humanizePercentage }} of the {{ $labels.operation }} calls of medic at "+
 				"{{ $labels.instance }} were throttled or failed (threshold "+pct(p.AWSErrorRatio)+", for 15 minutes). medic retries "+
 				"with backoff; if it cannot catch up, MedicDiscoveryStale or MedicNotReady follow."),
+	}
+}
+
+// leaseAlerts watch the lease that elects the one acting replica
+// (docs/lease.md). medic_lease_* exist only when global.lease is configured:
+// without a lease none of these can fire. The leader count is per job: the
+// replicas of one deployment share a job and a lease.
+func (p Params) leaseAlerts() []Rule {
+	leader := p.sel("medic_lease_leader")
+	return []Rule{
+		p.alert("MedicNoLeader", fmt.Sprintf("count by (job) (%[1]s)\nunless on (job)\n(sum by (job) (%[1]s) > 0)", leader),
+			"2m", Warning,
+			"No medic replica of job {{ $labels.job }} holds the lease: nobody is healing.",
+			"No medic replica of job {{ $labels.job }} has held the lease for 2 minutes ({{ $value }} scraped, all standing by): "+
+				"each reports the marks it would make as dry runs, and no bad instance is marked Unhealthy. A takeover takes at most "+
+				"duration + renew_every (20 seconds by default). Usually no replica can write the lease item (DynamoDB unreachable, "+
+				"table missing, access denied: see MedicLeaseErrors and medic's log), or the leader is running but not scraped (see MedicDown)."),
+		p.alert("MedicSeveralLeaders", fmt.Sprintf("sum by (job) (%s) > 1", leader),
+			"1m", Warning,
+			"{{ $value }} medic replicas of job {{ $labels.job }} act as leader at once.",
+			"{{ $value }} medic replicas of job {{ $labels.job }} have each reported holding the lease for 1 minute; "+
+				"the lease allows one. Each of them may mark instances Unhealthy, with its own max_actions_per_hour budget. "+
+				"The lease's safety margin (duration/5) makes this impossible unless the replicas' clocks are skewed by more than it, "+
+				"or the replicas do not share one lease (different global.lease name or table, or a different environment that the default name follows)."),
+		p.alert("MedicLeaseErrors", fmt.Sprintf(
+			"sum by (job, instance, operation) (rate(%s[5m]))\n/\nsum by (job, instance, operation) (rate(%s[5m]))\n> 0",
+			p.sel("medic_lease_operations_total", `result=~"error|throttled"`), p.sel("medic_lease_operations_total")),
+			"10m", Info,
+			"{{ $value | humanizePercentage }} of medic's lease {{ $labels.operation }} calls to DynamoDB fail.",
+			"For 10 minutes, {{ $labels.operation }} calls on the lease item by medic at {{ $labels.instance }} have been throttled or failed "+
+				"({{ $value | humanizePercentage }} of them over the last 5 minutes). A PutItem that fails is a missed renewal or takeover: "+
+				"a leader that cannot renew stops acting duration/5 before its lease expires, and a replica that can never write never leads. "+
+				"If no replica can write, MedicNoLeader follows."),
 	}
 }
 

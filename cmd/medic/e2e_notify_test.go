@@ -76,8 +76,8 @@ func notifyPlayASG(t *testing.T, w *world) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// notifyReplaced waits until medic has counted n replacements of service
-// with outcome, and returns the newcomers' ids (members not in before).
+// notifyWaitRecovered waits until medic has counted one replacement of
+// service that recovered.
 func notifyWaitRecovered(t *testing.T, m *medic, service string, timeout time.Duration) {
 	t.Helper()
 	m.waitMetric(timeout, eq(1), "medic_replacements_total", "service", service, "outcome", "recovered")
@@ -94,10 +94,15 @@ func notifyFreePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// notifyStartMedic writes cfg, starts medic and waits until it is ready and
+// notifyStartMedic checks that cfg keeps medic on loopback and every
+// instance IP is in 127.0.0.0/8, writes cfg, starts medic and waits until it is ready and
 // judges every instance of service healthy.
 func notifyStartMedic(t *testing.T, w *world, service, cfg string) *medic {
 	t.Helper()
+	if !strings.Contains(cfg, "allowed_networks: [127.0.0.0/8]") {
+		t.Fatalf("the config does not restrict medic to 127.0.0.0/8:\n%s", cfg)
+	}
+	w.assertLoopback(w.instances())
 	m := w.startMedic(w.writeConfig("medic.yml", cfg))
 	m.waitReady()
 	m.waitJudged(service, "healthy", len(w.instances()), 30*time.Second)

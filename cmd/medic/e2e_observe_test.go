@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -26,13 +27,19 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/medic-sre/medic/alerts/rules"
 	"github.com/medic-sre/medic/dashboards"
 )
 
-// withPolicy returns cfg (from world.config) with max_actions_per_hour set
+// withMaxActions returns cfg (from world.config) with max_actions_per_hour set
 // to n.
 func withMaxActions(t *testing.T, cfg string, n int) string {
 	t.Helper()
@@ -41,6 +48,28 @@ func withMaxActions(t *testing.T, cfg string, n int) string {
 		t.Fatalf("the harness config no longer holds %q:\n%s", line, cfg)
 	}
 	return strings.Replace(cfg, line, fmt.Sprintf("max_actions_per_hour: %d", n), 1)
+}
+
+// promWithLease returns cfg (from world.config) with global.lease in the
+// table it creates on the emulator (docs/lease.md), so that the lease
+// metrics exist.
+func promWithLease(t *testing.T, w *world, cfg string) string {
+	t.Helper()
+	const table = "medic-lease"
+	c := dynamodb.NewFromConfig(w.moto.Config())
+	if _, err := c.CreateTable(w.ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("name"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("name"), KeyType: ddbtypes.KeyTypeHash}},
+		BillingMode:          ddbtypes.BillingModePayPerRequest,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const line = "  discovery_interval: 1s\n"
+	if !strings.Contains(cfg, line) {
+		t.Fatalf("the harness config no longer holds %q:\n%s", line, cfg)
+	}
+	return strings.Replace(cfg, line, line+"  lease: {table: "+table+"}\n", 1)
 }
 
 // ---- Prometheus ----
@@ -141,6 +170,17 @@ func (p *promServer) value(t *testing.T, query string) (float64, int) {
 	return v, len(d.Result)
 }
 
+// promWaitScrapes waits until Prometheus has scraped medic successfully at
+// least n times.
+func promWaitScrapes(t *testing.T, prom *promServer, n float64) {
+	t.Helper()
+	eventually(t, 30*time.Second, "Prometheus scraping medic", func() (bool, string) {
+		up, _ := prom.value(t, `up{job="medic"}`)
+		c, _ := prom.value(t, `sum_over_time(up{job="medic"}[1m])`)
+		return up == 1 && c >= n, fmt.Sprintf("up %v, %v successful scrapes", up, c)
+	})
+}
+
 // promCreateALB creates an application load balancer in the fleet's
 // subnets on the emulator and returns its ARN.
 func promCreateALB(t *testing.T, w *world, name string) string {
@@ -163,6 +203,40 @@ func promCreateALB(t *testing.T, w *world, name string) string {
 	return aws.ToString(out.LoadBalancers[0].LoadBalancerArn)
 }
 
+// promPutALBMetrics puts an hour of steady traffic for the load balancer
+// into the emulator's CloudWatch (AWS/ApplicationELB, 5-minute buckets),
+// so that medic's pre-warm has data: a ramp ratio and a forecast.
+func promPutALBMetrics(t *testing.T, w *world, arn string) {
+	t.Helper()
+	i := strings.Index(arn, ":loadbalancer/")
+	if i < 0 {
+		t.Fatalf("not a load balancer ARN: %s", arn)
+	}
+	dim := cwtypes.Dimension{Name: aws.String("LoadBalancer"), Value: aws.String(arn[i+len(":loadbalancer/"):])}
+	// On the query protocol, as medic's own client (moto 5.2.1 does not
+	// speak the SDK's default RPC v2 CBOR for CloudWatch).
+	c := cloudwatch.NewFromConfig(w.moto.Config(), func(o *cloudwatch.Options) {
+		o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
+	})
+	now := time.Now().Truncate(5 * time.Minute)
+	for _, m := range []struct {
+		name  string
+		value float64
+	}{
+		{"RequestCount", 30000}, {"NewConnectionCount", 6000}, {"ActiveConnectionCount", 9000},
+		{"ProcessedBytes", 5e7}, {"RuleEvaluations", 30000}, {"PeakLCUs", 3},
+	} {
+		var data []cwtypes.MetricDatum
+		for k := 12; k >= 1; k-- {
+			data = append(data, cwtypes.MetricDatum{MetricName: aws.String(m.name), Dimensions: []cwtypes.Dimension{dim},
+				Timestamp: aws.Time(now.Add(-time.Duration(k) * 5 * time.Minute).Add(time.Minute)), Value: aws.Float64(m.value)})
+		}
+		if _, err := c.PutMetricData(w.ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("AWS/ApplicationELB"), MetricData: data}); err != nil {
+			t.Fatalf("PutMetricData %s: %v", m.name, err)
+		}
+	}
+}
+
 // promWebhook is a webhook receiver answering 200, counting requests.
 func promWebhook(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	var n atomic.Int64
@@ -182,7 +256,13 @@ var promMetricsWithoutData = map[string]string{}
 // promPanelsWithoutData are panel queries (as in the dashboard, Grafana
 // variables unreplaced) that may return no data in this scenario, each with
 // the reason; every other panel query must return data.
-var promPanelsWithoutData = map[string]string{}
+var promPanelsWithoutData = map[string]string{
+	`sum by (sink) (increase(medic_notifications_dropped_total[$__rate_interval])) > 0`:                                              "nothing is dropped: the webhook answers at once",
+	`sum by (operation, result) (rate(medic_aws_api_calls_total{result!="success"}[$__rate_interval])) > 0`:                          "every AWS call succeeds (no fault is injected at the proxy)",
+	`sum by (service, reason) (rate(medic_probe_skipped_total{service=~"$service"}[$__rate_interval])) > 0`:                          "no probe slot is skipped: probes finish well within the interval",
+	`sum by (instance) (increase(medic_lease_transitions_total[$__rate_interval])) > 0`:                                              "the one transition (this replica becoming leader) precedes Prometheus's first scrape; no handover here",
+	`sum by (instance, operation, result) (increase(medic_lease_operations_total{result=~"error|throttled"}[$__rate_interval])) > 0`: "no lease call fails",
+}
 
 // 4. A real Prometheus scrapes medic through a heal episode (a replacement
 // that recovers) and a guard refusal (rate limit); every dashboard and rule
@@ -199,20 +279,42 @@ func TestE2EPrometheusScrapesAndDashboardsQuery(t *testing.T) {
 	}
 	w := newWorld(t, fleetOpts{PerAZ: 2})
 	albARN := promCreateALB(t, w, "e2e-web-alb")
+	promPutALBMetrics(t, w, albARN)
 	hook, hookCalls := promWebhook(t)
 	hookFile := w.writeConfig("hook-url", hook.URL+"/medic\n")
-	cfg := withMaxActions(t, w.config(cfgOpts{}), 1) + fmt.Sprintf(`notifications:
+	// Limits: moto knows no EC2 quotas, so the vCPU limit is given (scale-out
+	// feasibility becomes known); the Auto Scaling groups quota is set at its
+	// usage (this world's one group), so its forecast is known ("at_limit");
+	// a scheduled event gives the load balancer a next event.
+	eventStart := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	cfg := promWithLease(t, w, withMaxActions(t, w.config(cfgOpts{}), 1)) + fmt.Sprintf(`notifications:
   retry: {max_attempts: 2, initial_interval: 100ms, max_interval: 200ms}
   sinks:
     - {name: hook, type: webhook, url_file: %q}
 limits:
   interval: 30s
+  quotas:
+    - {service_code: ec2, code: L-1216C47A, limit: 1000}
+    - {service_code: autoscaling, code: L-CDE20ADC, limit: 1}
   prewarm:
     load_balancers:
       - {name: web-alb, type: application, arn: %q}
-`, hookFile, albARN)
+    events:
+      - {name: launch, start: %q, duration: 1h, multiplier: 8, load_balancers: [web-alb]}
+`, hookFile, albARN, eventStart)
 	m := notifyStartMedic(t, w, svc, cfg)
+	m.waitMetric(20*time.Second, eq(1), "medic_lease_leader")
 	prom := promStart(t, m.addr, ruleFile)
+	// Prometheus scrapes medic before anything happens, so that counters
+	// are seen rising.
+	promWaitScrapes(t, prom, 3)
+	// The outcome counters exist at 0 before the first replacement, so
+	// the dashboards' increase() sees it.
+	for _, outcome := range []string{"recovered", "not_recovered"} {
+		if v, ok := m.metrics().sum("medic_replacements_total", "service", svc, "outcome", outcome); !ok || v != 0 {
+			t.Errorf(`before any fault, medic_replacements_total{outcome=%q} = %v (exists: %t), want 0`, outcome, v, ok)
+		}
+	}
 	notifyPlayASG(t, w)
 
 	// A heal episode: marked, replaced, recovered.
@@ -224,14 +326,13 @@ limits:
 	notifyBreak(t, w, insts[len(insts)-1].ID)
 	m.waitMetric(20*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "rate_limit")
 
-	// Prometheus has scraped medic several times, the last one after the
-	// refusal.
-	eventually(t, 30*time.Second, "Prometheus scraping medic", func() (bool, string) {
-		up, _ := prom.value(t, `up{job="medic"}`)
-		n, _ := prom.value(t, `count_over_time(up{job="medic"}[1m])`)
+	// Prometheus has scraped medic since the refusal.
+	eventually(t, 30*time.Second, "Prometheus seeing the refusal", func() (bool, string) {
 		r, _ := prom.value(t, `max(medic_guard_refusing{reason="rate_limit"})`)
-		return up == 1 && n >= 5 && r == 1, fmt.Sprintf("up %v, %v scrapes, guard refusing %v", up, n, r)
+		return r == 1, fmt.Sprintf("guard refusing %v", r)
 	})
+	n, _ := prom.value(t, `count_over_time(up{job="medic"}[1m])`)
+	t.Logf("Prometheus scraped medic %v times in the last minute", n)
 	t.Logf("webhook received %d notifications", hookCalls.Load())
 
 	// (1) Every metric a rule, panel or variable names exists in medic's
@@ -347,10 +448,14 @@ limits:
 		return len(groups) == len(want) && len(pending) == 0, fmt.Sprintf("%d groups (want %d); not ok: %v", len(groups), len(want), pending)
 	})
 	nRules := 0
-	for i, g := range groups {
+	loaded := map[string]int{}
+	for _, g := range groups {
 		nRules += len(g.Rules)
-		if g.Name != want[i].Name || len(g.Rules) != len(want[i].Rules) {
-			t.Errorf("group %d: %s with %d rules, want %s with %d", i, g.Name, len(g.Rules), want[i].Name, len(want[i].Rules))
+		loaded[g.Name] = len(g.Rules)
+	}
+	for _, g := range want {
+		if loaded[g.Name] != len(g.Rules) {
+			t.Errorf("group %s: Prometheus loaded %d rules, want %d", g.Name, loaded[g.Name], len(g.Rules))
 		}
 	}
 	t.Logf("Prometheus loaded %d groups, %d rules, all healthy", len(groups), nRules)
@@ -390,6 +495,8 @@ func pageRunChromium(t *testing.T, bin string, args ...string) []byte {
 	return stdout.Bytes()
 }
 
+var pageReasonRE = regexp.MustCompile(`[3-9] consecutive failed probes \(status 500, status 500, status 500`)
+
 // 5. The real binary's status page in headless Chromium: it shows the
 // broken instance with its reason, the service name with markup in it as
 // text, and a screenshot is kept.
@@ -417,13 +524,16 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 	})
 	for _, want := range []struct{ desc, s string }{
 		{"the broken instance", victim},
-		{"its reason", "3 consecutive failed probes (status 500, status 500, status 500)"},
 		{"the service name as text", "web&lt;b&gt;x&lt;/b&gt;"},
 		{"the guard's refusal", "rate_limit"},
 	} {
 		if !strings.Contains(dom, want.s) {
 			t.Errorf("%s: DOM lacks %q", want.desc, want.s)
 		}
+	}
+	// The reason grows by one probe per second: match its shape.
+	if !pageReasonRE.MatchString(dom) {
+		t.Errorf("its reason: DOM lacks a match for %s", pageReasonRE)
 	}
 	if strings.Contains(strings.ToLower(dom), "<b>x</b>") {
 		t.Errorf("the markup in the service name became an element")
