@@ -1,7 +1,6 @@
 package alerts
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,10 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/medic-sre/medic/internal/testkit"
 
 	"github.com/medic-sre/medic/config"
 )
@@ -158,7 +158,7 @@ func runAlertmanager(t *testing.T, bin, cfg, storage string) (base string, ok bo
 		"--log.level=warn",
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -189,24 +189,6 @@ func runAlertmanager(t *testing.T, bin, cfg, storage string) (base string, ok bo
 		return resp.StatusCode == http.StatusOK
 	})
 	return base, !dead, logs.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // gettableAlert is the part of GET /api/v2/alerts the test reads.

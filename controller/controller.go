@@ -135,6 +135,7 @@ func (c *Controller) Apply(cfg *config.Config) {
 			delete(c.snapshots, name)
 			delete(c.reports, name)
 			c.healer.Forget(name)
+			c.outcomes.forget(name)
 		}
 	}
 	c.mu.Unlock()

@@ -40,6 +40,9 @@ type pendingReplacement struct {
 	markedAt           time.Time
 	deadline           time.Time
 	requestID          string
+	// goodSince is when a healthy newcomer and a passing endpoint were
+	// first seen together, zero while they are not.
+	goodSince time.Time
 }
 
 func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
@@ -160,13 +163,20 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 			}
 		}
 		epOK := !ep.Configured || ep.Healthy
+		if newcomer == "" || !epOK {
+			p.goodSince = time.Time{}
+		} else if p.goodSince.IsZero() {
+			p.goodSince = now
+		}
+		r.pending[id] = p
 		switch {
-		case newcomer != "" && epOK:
+		case !p.goodSince.IsZero() && now.Sub(p.goodSince) >= settle(svc):
 			delete(r.pending, id)
 			r.replacements.WithLabelValues(svc.Name, "recovered").Inc()
 			r.notifier.Notify(alerts.Event{Kind: alerts.ReplacementRecovered, Severity: alerts.Info, Time: now,
 				Service: svc.Name, Subject: id, AZ: p.az, RequestID: p.requestID, State: state,
-				Summary:  fmt.Sprintf("%s was replaced by %s, which is healthy; %s recovered in %s.", id, newcomer, svc.Name, now.Sub(p.markedAt).Round(time.Second)),
+				Summary: fmt.Sprintf("%s was replaced by %s, which is healthy; %s recovered in %s and stayed good for %s.",
+					id, newcomer, svc.Name, p.goodSince.Sub(p.markedAt).Round(time.Second), settle(svc)),
 				Evidence: evidenceFor([]string{newcomer}, verdicts),
 				Action:   "marked " + id + " Unhealthy; " + p.group + " replaced it"})
 		case now.After(p.deadline):
@@ -179,6 +189,26 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 				Action: "marked " + id + " Unhealthy; a person should check why the group has not recovered"})
 		}
 	}
+}
+
+// settle is how long a healthy newcomer and a passing endpoint must hold
+// together before a replacement counts as recovered: healthy_after probe
+// intervals, so one lucky probe is not called a recovery.
+func settle(svc config.Service) time.Duration {
+	return time.Duration(max(svc.Policy.HealthyAfter, 1)) * svc.InstanceProbe.Interval.D()
+}
+
+// forget drops what the reporter remembers of a service that left the
+// config, and its series.
+func (r *reporter) forget(service string) {
+	delete(r.refusing, service)
+	delete(r.endpoint, service)
+	for id, p := range r.pending {
+		if p.service == service {
+			delete(r.pending, id)
+		}
+	}
+	r.replacements.DeletePartialMatch(prometheus.Labels{"service": service})
 }
 
 // graceOf is the grace period a newcomer in group gets under policy.

@@ -3,10 +3,11 @@ package discovery_test
 import (
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/discovery"

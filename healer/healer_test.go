@@ -1,13 +1,14 @@
 package healer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/medic-sre/medic/internal/testkit"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,24 +34,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log sink safe for concurrent cycles.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // world is a service's fleet and probe history as a test sets it up.
@@ -96,11 +79,11 @@ func (w *world) input(now time.Time, rid string) CycleInput {
 	}
 }
 
-func newTestHealer(t *testing.T, act Actuator) (*Healer, *prometheus.Registry, *testClock, *syncBuffer) {
+func newTestHealer(t *testing.T, act Actuator) (*Healer, *prometheus.Registry, *testClock, *testkit.SyncBuffer) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	clk := &testClock{t: t0}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	h := New(Options{Actuator: act, Logger: log.NewLogfmtLogger(logs), Registerer: reg, Now: clk.Now})
 	return h, reg, clk, logs
 }

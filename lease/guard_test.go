@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/go-kit/log"
 
 	"github.com/medic-sre/medic/discovery"
@@ -53,7 +55,7 @@ func TestGuarded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testkit.SyncBuffer
 			act := &recordingActuator{}
 			g := Guarded(tt.l, act, healer.DryRun(log.NewLogfmtLogger(&logs)), log.NewLogfmtLogger(&logs))
 			out := g.MarkUnhealthy(context.Background(), inst, "req-1")
@@ -89,7 +91,7 @@ func TestGuardedLease(t *testing.T) {
 	table := newFakeTable()
 	a := newReplica(table, "a", 15*time.Second, 5*time.Second, clk.Now)
 	act := &recordingActuator{}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	g := Guarded(a.l, act, healer.DryRun(nil), log.NewLogfmtLogger(&logs))
 	inst := discovery.Instance{ID: "i-0bad", Group: "web-asg"}
 

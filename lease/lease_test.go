@@ -1,14 +1,14 @@
 package lease
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/medic-sre/medic/internal/testkit"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,36 +20,18 @@ const (
 	testName  = "medic-test"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // replica is one Lease on a fake table, with its connection, logs and
 // metrics, and (for simulate) when its next write is due.
 type replica struct {
 	l    *Lease
 	c    *conn
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	reg  *prometheus.Registry
 	next time.Time
 }
 
 func newReplica(table *fakeTable, holder string, d, every time.Duration, now func() time.Time) *replica {
-	r := &replica{c: table.conn(), logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	r := &replica{c: table.conn(), logs: &testkit.SyncBuffer{}, reg: prometheus.NewRegistry()}
 	r.l = New(Options{
 		Client: r.c, Table: testTable, Name: testName, Holder: holder,
 		Duration: d, RenewEvery: every,

@@ -2,54 +2,20 @@ package statuspage
 
 import (
 	"bytes"
-	"context"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/medic-sre/medic/internal/testkit"
 )
-
-// chromium returns the path of a Chromium binary, skipping the test when
-// none is installed (CI installs Debian's chromium through .ci/deps).
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium not installed (Debian package chromium; make deps installs it)")
-	return ""
-}
-
-// runChromium runs headless Chromium with a fresh profile and no network
-// chatter of its own, and returns its stdout.
-func runChromium(t *testing.T, bin string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	base := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-		"--hide-scrollbars", "--user-data-dir=" + t.TempDir(),
-	}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\nstderr:\n%s", args, err, stderr.String())
-	}
-	return stdout.Bytes()
-}
 
 // TestChromium loads the page in a real headless browser: the DOM it built
 // shows the broken instance with its reason, holds no element made from
 // the markup in names and reasons, and a screenshot is kept.
 func TestChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := testkit.Chromium(t)
 	srv := httptest.NewServer(newTestPage(&fakeSource{sts: demoStatuses()}, WithLimits(demoLimits())))
 	defer srv.Close()
 	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
@@ -57,7 +23,7 @@ func TestChromium(t *testing.T) {
 	}
 	url := srv.URL + "/"
 
-	dom := string(runChromium(t, bin, "--dump-dom", url))
+	dom := string(testkit.RunChromium(t, bin, "--dump-dom", url))
 	if !strings.Contains(dom, "</html>") {
 		t.Fatalf("no DOM dumped:\n%s", dom)
 	}
@@ -89,7 +55,7 @@ func TestChromium(t *testing.T) {
 	}
 	shot := filepath.Join(dir, "statuspage.png")
 	_ = os.Remove(shot)
-	runChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
+	testkit.RunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
 	png, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)

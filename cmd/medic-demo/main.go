@@ -132,7 +132,7 @@ func (d *demo) run(ctx context.Context, medicBin string, breakAfter time.Duratio
 	if medicBin == "" {
 		medicBin = filepath.Join(d.dir, "medic")
 		say("building medic")
-		b := exec.CommandContext(ctx, "go", "build", "-o", medicBin, "./cmd/medic")
+		b := exec.CommandContext(ctx, "go", "build", "-o", medicBin, "github.com/medic-sre/medic/cmd/medic")
 		b.Stdout, b.Stderr = os.Stdout, os.Stderr
 		if err := b.Run(); err != nil {
 			return fmt.Errorf("go build ./cmd/medic: %w", err)

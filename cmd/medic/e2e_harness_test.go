@@ -30,6 +30,8 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -394,30 +396,12 @@ func (w *world) writeConfig(name, text string) string {
 
 // ---- the medic process ----
 
-// syncBuffer is a bytes.Buffer safe for the process's writer and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // medic is one running medic binary.
 type medic struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *syncBuffer // stdout and stderr
-	addr string      // host:port of its web server
+	out  *testkit.SyncBuffer // stdout and stderr
+	addr string              // host:port of its web server
 	done chan struct{}
 	err  error // Wait's result, valid after done
 }
@@ -470,7 +454,7 @@ func (w *world) runMedic(args ...string) *medic {
 
 func startProcess(t *testing.T, env []string, args ...string) *medic {
 	t.Helper()
-	m := &medic{t: t, out: &syncBuffer{}, done: make(chan struct{})}
+	m := &medic{t: t, out: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	m.cmd = exec.Command(medicBinary(t), args...)
 	m.cmd.Env = env
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out

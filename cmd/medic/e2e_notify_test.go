@@ -30,6 +30,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/medic-sre/medic/alerts"
+	"github.com/medic-sre/medic/internal/testkit"
 )
 
 // notifyPlayASG plays the Auto Scaling group every 500ms until the test
@@ -352,7 +353,7 @@ func notifyStartAlertmanager(t *testing.T) string {
 type notifyProcess struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testkit.SyncBuffer
 	done chan struct{}
 }
 
@@ -361,7 +362,7 @@ type notifyProcess struct {
 // test failed.
 func notifyStartProcess(t *testing.T, name, bin string, args ...string) *notifyProcess {
 	t.Helper()
-	p := &notifyProcess{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &notifyProcess{name: name, out: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
@@ -463,45 +465,13 @@ limits:
 
 // ---- the status page in Chromium ----
 
-// pageChromium returns the path of a Chromium binary, or skips the test.
-func pageChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium is not installed (Debian package chromium)")
-	return ""
-}
-
-// pageRunChromium runs headless Chromium with a fresh profile and no
-// network chatter of its own, and returns its stdout.
-func pageRunChromium(t *testing.T, bin string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	base := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-		"--hide-scrollbars", "--user-data-dir=" + t.TempDir(),
-	}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\nstderr:\n%s", args, err, stderr.String())
-	}
-	return stdout.Bytes()
-}
-
 var pageReasonRE = regexp.MustCompile(`[3-9] consecutive failed probes \(status 500, status 500, status 500`)
 
 // 5. The real binary's status page in headless Chromium: it shows the
 // broken instance with its reason, the service name with markup in it as
 // text, and a screenshot is kept.
 func TestE2EStatusPageInChromium(t *testing.T) {
-	bin := pageChromium(t)
+	bin := testkit.Chromium(t)
 	const name = `web<b>x</b>`
 	w := newWorld(t, fleetOpts{PerAZ: 2})
 	// max_actions_per_hour 0: monitor only, so the broken instance stays
@@ -519,7 +489,7 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 	}
 	var dom string
 	eventually(t, 20*time.Second, "the page showing the reason", func() (bool, string) {
-		dom = string(pageRunChromium(t, bin, "--dump-dom", url))
+		dom = string(testkit.RunChromium(t, bin, "--dump-dom", url))
 		return strings.Contains(dom, "</html>") && strings.Contains(dom, "status 500"), "no 'status 500' in the DOM yet"
 	})
 	for _, want := range []struct{ desc, s string }{
@@ -550,7 +520,7 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 	}
 	shot := filepath.Join(dir, "e2e-statuspage.png")
 	_ = os.Remove(shot)
-	pageRunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
+	testkit.RunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
 	png, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)

@@ -1,0 +1,155 @@
+package controller
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/medic-sre/medic/alerts"
+	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/discovery"
+	"github.com/medic-sre/medic/healer"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	events []alerts.Event
+}
+
+func (r *recorder) Notify(e alerts.Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
+
+func (r *recorder) take() []alerts.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.events
+	r.events = nil
+	return out
+}
+
+// step is one heal cycle as the reporter sees it, and the events it must
+// send for it (by kind, in order; "" Resolved suffix "/resolved").
+type step struct {
+	at        time.Duration // since t0
+	instances []healer.Verdict
+	outcomes  map[string]healer.Outcome
+	refusals  []healer.Refusal
+	endpoint  healer.EndpointState
+	want      []string
+}
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func inst(id string, st healer.State) healer.Verdict {
+	return healer.Verdict{Instance: discovery.Instance{ID: id, Group: "web-asg", AZ: "us-east-1a", LifecycleState: "InService"},
+		State: st, Reason: "because " + string(st)}
+}
+
+func TestReporter(t *testing.T) {
+	svc := config.Service{Name: "web", Endpoint: "http://127.0.0.1/health",
+		InstanceProbe: config.Probe{Interval: config.Duration(time.Second)},
+		Policy:        config.Policy{HealthyAfter: 2, GracePeriod: config.GracePeriod{Duration: 10 * time.Second}}}
+	up := healer.EndpointState{Configured: true, Healthy: true}
+	down := healer.EndpointState{Configured: true, Reason: "status 503"}
+	marked := map[string]healer.Outcome{"i-1": {Result: healer.ResultMarked, Attempts: 1}}
+	tests := []struct {
+		desc         string
+		steps        []step
+		wantReplaced map[string]float64 // medic_replacements_total by outcome at the end
+	}{
+		{desc: "marked, replaced, newcomer healthy with the endpoint passing for healthy_after intervals: recovered once",
+			steps: []step{
+				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-2", healer.Healthy)}, outcomes: marked, endpoint: up,
+					want: []string{"instance_marked"}},
+				{at: 5 * time.Second, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Grace)}, endpoint: up},
+				{at: 15 * time.Second, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Healthy)}, endpoint: up},
+				{at: 16 * time.Second, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Healthy)}, endpoint: up},
+				{at: 17 * time.Second, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Healthy)}, endpoint: up,
+					want: []string{"replacement_recovered"}},
+				{at: 18 * time.Second, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Healthy)}, endpoint: up},
+			},
+			wantReplaced: map[string]float64{"recovered": 1, "not_recovered": 0}},
+		{desc: "the endpoint failing restarts the settle time",
+			steps: []step{
+				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-2", healer.Healthy)}, outcomes: marked, endpoint: up,
+					want: []string{"instance_marked"}},
+				{at: 15 * time.Second, instances: []healer.Verdict{inst("i-3", healer.Healthy)}, endpoint: up},
+				{at: 16 * time.Second, instances: []healer.Verdict{inst("i-3", healer.Healthy)}, endpoint: down, want: []string{"endpoint_failing"}},
+				{at: 17 * time.Second, instances: []healer.Verdict{inst("i-3", healer.Healthy)}, endpoint: up, want: []string{"endpoint_recovered/resolved"}},
+				{at: 18 * time.Second, instances: []healer.Verdict{inst("i-3", healer.Healthy)}, endpoint: up},
+				{at: 19 * time.Second, instances: []healer.Verdict{inst("i-3", healer.Healthy)}, endpoint: up, want: []string{"replacement_recovered"}},
+			},
+			wantReplaced: map[string]float64{"recovered": 1, "not_recovered": 0}},
+		{desc: "no healthy newcomer by grace + recovery window: not recovered, asks for a person",
+			steps: []step{
+				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-2", healer.Healthy)}, outcomes: marked, endpoint: up,
+					want: []string{"instance_marked"}},
+				{at: 10*time.Second + recoveryWindow, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Bad)}, endpoint: up},
+				{at: 10*time.Second + recoveryWindow + time.Second, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Bad)}, endpoint: up,
+					want: []string{"replacement_not_recovered"}},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 1}},
+		{desc: "a refusal is reported when it starts and when it clears, not every cycle",
+			steps: []step{
+				{at: 0, refusals: []healer.Refusal{{Reason: healer.MaxUnhealthy, Detail: "3 of 6 bad", Instances: []string{"i-1"}}},
+					instances: []healer.Verdict{inst("i-1", healer.Bad)}, endpoint: up, want: []string{"mark_refused"}},
+				{at: time.Second, refusals: []healer.Refusal{{Reason: healer.MaxUnhealthy, Detail: "3 of 6 bad", Instances: []string{"i-1"}}},
+					instances: []healer.Verdict{inst("i-1", healer.Bad)}, endpoint: up},
+				{at: 2 * time.Second, instances: []healer.Verdict{inst("i-1", healer.Healthy)}, endpoint: up, want: []string{"mark_refused/resolved"}},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+		{desc: "dry run: reported as would-be, no replacement watched; gone and already-unhealthy say nothing",
+			steps: []step{
+				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-4", healer.Bad), inst("i-5", healer.Bad)}, endpoint: up,
+					outcomes: map[string]healer.Outcome{"i-1": {Result: healer.ResultDryRun}, "i-4": {Result: healer.ResultGone}, "i-5": {Result: healer.ResultAlreadyUnhealthy}},
+					want:     []string{"instance_marked"}},
+				{at: 20*time.Second + recoveryWindow, instances: []healer.Verdict{inst("i-2", healer.Healthy)}, endpoint: up},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			rec := &recorder{}
+			reg := prometheus.NewRegistry()
+			r := newReporter(rec, reg)
+			for i, st := range tc.steps {
+				rep := healer.Report{Verdicts: st.instances, Outcomes: st.outcomes, RequestID: "req",
+					Decision: healer.Decision{Refusals: st.refusals}}
+				var snap discovery.Snapshot
+				for _, v := range st.instances {
+					snap.Instances = append(snap.Instances, v.Instance)
+				}
+				r.observe(svc, snap, rep, st.endpoint, t0.Add(st.at))
+				var got []string
+				for _, e := range rec.take() {
+					k := string(e.Kind)
+					if e.Resolved {
+						k += "/resolved"
+					}
+					got = append(got, k)
+					if e.Kind == alerts.InstanceMarked && (len(e.Evidence) == 0 || e.Action == "") {
+						t.Errorf("step %d: marked event lacks evidence or action: %+v", i, e)
+					}
+					if e.NeedsAction != (e.Kind == alerts.ReplacementNotRecovered) {
+						t.Errorf("step %d: %s has NeedsAction %v", i, e.Kind, e.NeedsAction)
+					}
+				}
+				if strings.Join(got, ",") != strings.Join(st.want, ",") {
+					t.Errorf("step %d (t+%s): events %v, want %v", i, st.at, got, st.want)
+				}
+			}
+			for outcome, want := range tc.wantReplaced {
+				if got := testutil.ToFloat64(r.replacements.WithLabelValues("web", outcome)); got != want {
+					t.Errorf("medic_replacements_total{outcome=%q} = %v, want %v", outcome, got, want)
+				}
+			}
+			r.forget("web")
+			if n := testutil.CollectAndCount(r.replacements); n != 0 {
+				t.Errorf("after forget, %d replacement series remain", n)
+			}
+		})
+	}
+}
