@@ -150,7 +150,13 @@ func (d *demo) run(ctx context.Context, medicBin string, breakAfter time.Duratio
 
 	breakAt := time.Now().Add(breakAfter)
 	var victim, replacement string
-	var markedAt time.Time
+	var markedAt, brokeAt time.Time
+	noteMarked := func() {
+		if markedAt.IsZero() {
+			markedAt = time.Now()
+			say("medic marked %s Unhealthy in demo-web (%.1fs after it broke)", victim, markedAt.Sub(brokeAt).Seconds())
+		}
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	seen := map[string]bool{}
@@ -168,6 +174,7 @@ func (d *demo) run(ctx context.Context, medicBin string, breakAfter time.Duratio
 			if err := d.fleet.App(victim).Status(http.StatusInternalServerError); err != nil {
 				return err
 			}
+			brokeAt = time.Now()
 			say("BREAKING %s: its health check now answers 500. Watch medic find it.", victim)
 		}
 		cur, err := d.fleet.Instances(ctx)
@@ -176,9 +183,8 @@ func (d *demo) run(ctx context.Context, medicBin string, breakAfter time.Duratio
 			continue
 		}
 		for _, in := range cur {
-			if in.ID == victim && in.Health == "Unhealthy" && markedAt.IsZero() {
-				markedAt = time.Now()
-				say("medic marked %s Unhealthy in demo-web (%.1fs after it broke)", victim, markedAt.Sub(breakAt).Seconds())
+			if in.ID == victim && in.Health == "Unhealthy" {
+				noteMarked()
 			}
 			if !seen[in.ID] {
 				seen[in.ID] = true
@@ -191,6 +197,9 @@ func (d *demo) run(ctx context.Context, medicBin string, breakAfter time.Duratio
 			say("playing the group failed: %v", err)
 		}
 		for _, id := range replaced {
+			if id == victim {
+				noteMarked() // marked since the fleet was read above
+			}
 			say("the group terminated %s", id)
 		}
 		if replacement != "" && d.medicHealthy() == 6 {
