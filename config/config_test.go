@@ -401,6 +401,7 @@ services:
 			MaxUnhealthy:      config.IntOrPercent{Value: 34, IsPercent: true},
 			GracePeriod:       config.GracePeriod{FromASG: true},
 			MaxActionsPerHour: 10,
+			AZCorrelation:     true,
 		},
 	}
 	if !reflect.DeepEqual(cfg.Services[0], want) {

@@ -514,6 +514,9 @@ func (p *Policy) setDefaults(set fieldSet) {
 	if !set("max_actions_per_hour") {
 		p.MaxActionsPerHour = defaultMaxActionsHr
 	}
+	if !set("az_correlation") {
+		p.AZCorrelation = true
+	}
 }
 
 func (p *Policy) check(c *checker, path string) {

@@ -120,6 +120,11 @@ type Policy struct {
 	GracePeriod GracePeriod `yaml:"grace_period"`
 	// MaxActionsPerHour bounds marks per service in any sliding hour. Default 10.
 	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
+	// AZCorrelation refuses to mark when the bad instances are two or more,
+	// all in one availability zone of a service that spans several, and at
+	// least half of that zone: the fault is the zone's, and replacements
+	// would land in it too. Default true.
+	AZCorrelation bool `yaml:"az_correlation"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("2s", "1m30s").

@@ -36,10 +36,14 @@ const (
 	// LastHealthy: the group has no judged-healthy InService instance left
 	// to carry the traffic while the bad ones are replaced.
 	LastHealthy RefusalReason = "last_healthy"
+	// AZCorrelated: the bad instances are all in one availability zone and
+	// at least half of it; the fault is likely the zone's, and the group's
+	// replacements would land in it too.
+	AZCorrelated RefusalReason = "az_correlated"
 )
 
 // RefusalReasons lists every RefusalReason.
-var RefusalReasons = []RefusalReason{MaxUnhealthy, ServiceWideFailure, RateLimit, LastHealthy}
+var RefusalReasons = []RefusalReason{MaxUnhealthy, ServiceWideFailure, RateLimit, LastHealthy, AZCorrelated}
 
 // Refusal is one reason the guard would not mark some bad instances.
 type Refusal struct {
@@ -90,7 +94,12 @@ type GuardInput struct {
 //  3. Per group, last healthy: when the group has no InService instance
 //     both judged Healthy and reported Healthy by the group, none of its
 //     candidates is marked: nothing would carry the traffic.
-//  4. Rate: the remaining candidates, oldest failure first (then by id),
+//  4. AZ correlation (policy az_correlation): when two or more probed
+//     instances are Bad, all in one zone of a service probed in two or
+//     more zones, and they are at least half of that zone's probed
+//     instances, none of the remaining candidates is marked: the zone is
+//     at fault, and replacements would land in it too.
+//  5. Rate: the remaining candidates, oldest failure first (then by id),
 //     are marked up to max_actions_per_hour minus the marks in the last
 //     RateWindow; the rest are refused. max_actions_per_hour 0 means
 //     monitor only: nothing is ever marked.
@@ -184,6 +193,12 @@ func Guard(in GuardInput) Decision {
 	if len(eligible) == 0 {
 		return d
 	}
+	if in.Policy.AZCorrelation {
+		if r, ok := azCorrelated(in.Verdicts, eligible); ok {
+			d.Refusals = append(d.Refusals, r)
+			return d
+		}
+	}
 	used := actionsInWindow(in.RecentActions, in.Now)
 	budget := max(in.Policy.MaxActionsPerHour-used, 0)
 	if budget >= len(eligible) {
@@ -201,6 +216,38 @@ func Guard(in GuardInput) Decision {
 	}
 	d.Refusals = append(d.Refusals, Refusal{Reason: RateLimit, Detail: detail, Instances: ids(waiting)})
 	return d
+}
+
+// azCorrelated reports a refusal when the probed Bad instances are two or
+// more, all in one zone of a service probed in several, and at least half
+// of that zone's probed instances.
+func azCorrelated(verdicts, cands []Verdict) (Refusal, bool) {
+	probed, bad := map[string]int{}, map[string]int{}
+	for _, v := range verdicts {
+		switch v.State {
+		case Healthy, Suspect:
+			probed[v.Instance.AZ]++
+		case Bad:
+			probed[v.Instance.AZ]++
+			bad[v.Instance.AZ]++
+		}
+	}
+	if len(probed) < 2 || len(bad) != 1 {
+		return Refusal{}, false
+	}
+	for az, n := range bad {
+		if n < 2 || 2*n < probed[az] {
+			return Refusal{}, false
+		}
+		return Refusal{
+			Reason: AZCorrelated,
+			Detail: fmt.Sprintf("all %d bad instances are in %s, %d of its %d probed instances, while the service's other zones are fine: "+
+				"likely a fault of the zone, and replacements would land there too; marking none (consider a zonal shift)",
+				n, az, n, probed[az]),
+			Instances: ids(cands),
+		}, true
+	}
+	return Refusal{}, false
 }
 
 // isCandidate: judged Bad, InService, in a group, and still Healthy to the group.

@@ -49,6 +49,29 @@ func fleet(group, pattern string) []Verdict {
 	return out
 }
 
+// inAZ moves verdicts to zone az.
+func inAZ(az string, vs []Verdict) []Verdict {
+	for i := range vs {
+		vs[i].Instance.AZ = az
+	}
+	return vs
+}
+
+// zones builds one group spread over zones a and b from two patterns, with
+// ids <group>-a<i> and <group>-b<i>.
+func zones(group, a, b string) []Verdict {
+	va, vb := inAZ("us-east-1a", fleet(group, a)), inAZ("us-east-1b", fleet(group, b))
+	for i := range va {
+		va[i].Instance.ID = fmt.Sprintf("%s-a%d", group, i)
+	}
+	for i := range vb {
+		vb[i].Instance.ID = fmt.Sprintf("%s-b%d", group, i)
+	}
+	return append(va, vb...)
+}
+
+func azOn(p *config.Policy) { p.AZCorrelation = true; p.MaxUnhealthy = pct(100) }
+
 func pct(n int) config.IntOrPercent   { return config.IntOrPercent{Value: n, IsPercent: true} }
 func count(n int) config.IntOrPercent { return config.IntOrPercent{Value: n} }
 
@@ -80,6 +103,23 @@ func TestGuard(t *testing.T) {
 		refused  []refusal
 	}{
 		{desc: "zero instances: nothing to do"},
+		{desc: "az correlation: 2 bad of 3 in one zone, the other zone fine: refused",
+			verdicts: zones("web", "BBH", "HHH"), endpoint: passing, policy: azOn,
+			refused: []refusal{{AZCorrelated, "all 2 bad instances are in us-east-1a, 2 of its 3 probed instances", "web-a0,web-a1"}}},
+		{desc: "az correlation: exactly half of the zone (2 of 4) is refused",
+			verdicts: zones("web", "BBHH", "HHHH"), endpoint: passing, policy: azOn,
+			refused: []refusal{{AZCorrelated, "2 of its 4 probed", "web-a0,web-a1"}}},
+		{desc: "az correlation: under half of the zone (2 of 5) is marked",
+			verdicts: zones("web", "BBHHH", "HHHHH"), endpoint: passing, policy: azOn, mark: "web-a0,web-a1"},
+		{desc: "az correlation: one bad instance is never a zone fault",
+			verdicts: zones("web", "BH", "HH"), endpoint: passing, policy: azOn, mark: "web-a0"},
+		{desc: "az correlation: bad in two zones is not one zone's fault",
+			verdicts: zones("web", "BBH", "BHH"), endpoint: passing, policy: azOn, mark: "web-a0,web-b0,web-a1"}, // oldest failure first
+		{desc: "az correlation: a single-zone service cannot tell, so marks",
+			verdicts: inAZ("us-east-1a", fleet("web", "BBHH")), endpoint: passing, policy: azOn, mark: "web-0,web-1"},
+		{desc: "az correlation off: 2 bad of 3 in one zone are marked",
+			verdicts: zones("web", "BBH", "HHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
+			mark: "web-a0,web-a1"},
 		{desc: "all healthy: nothing to do", verdicts: fleet("web", "HHH"), endpoint: passing},
 		{desc: "suspect is not marked", verdicts: fleet("web", "HHS"), endpoint: passing},
 		{desc: "one bad of six at 34% is marked", verdicts: fleet("web", "BHHHHH"), endpoint: passing,

@@ -277,6 +277,7 @@ func TestCycleRefusalEpisodes(t *testing.T) {
 	want := `
 # HELP medic_guard_refusing 1 while the guard is refusing to mark for that reason.
 # TYPE medic_guard_refusing gauge
+medic_guard_refusing{reason="az_correlated",service="web"} 0
 medic_guard_refusing{reason="last_healthy",service="web"} 0
 medic_guard_refusing{reason="max_unhealthy",service="web"} 1
 medic_guard_refusing{reason="rate_limit",service="web"} 0
