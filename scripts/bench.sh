@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 out=BENCHMARKS.md
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 run() { # title, package, benchmark regexp, benchtime, extra env...
   local title=$1 pkg=$2 re=$3 bt=$4; shift 4
@@ -44,10 +45,23 @@ fi
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),"\
        "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(go version | cut -d' ' -f3-4),"\
-       "load average at start $(cut -d' ' -f1-3 /proc/loadavg)."
+       "load average at start $load0."
   echo "These are shared 2-core machines: wall-clock figures vary with what else runs; ratios measured"
   echo "in the same run (saturation) are the steadier ones."
   echo
+  cat <<'TARGETS'
+Targets these figures are held to:
+
+| figure | target |
+|---|---|
+| saturation: medic CPU-s per 1,000 probes ÷ plain net/http's (`cpu-ratio`) | ≤ 1.5 |
+| saturation: medic probes/s ÷ plain net/http's (`rate-ratio`) | ≥ 0.8 |
+| schedule: probes started within 250 ms of their slot (`%on-time`) | ≥ 99% |
+| schedule: resident memory above idle per target (`rss-B/target`) | ≤ 10 KiB |
+| detection: fault to mark at interval 1s, unhealthy_after 3 | ≤ 4 s (3 × 1 s + 1 s) |
+| discovery: AWS calls per refresh below one page | independent of fleet size |
+
+TARGETS
   cat "$tmp"
 } >"$out"
 echo "wrote $out" >&2
