@@ -26,9 +26,11 @@ import (
 	"github.com/medic-sre/medic/probes"
 )
 
-// Discoverer reads every service's fleet. *discovery.Discoverer is one.
+// Discoverer reads every service's fleet, and once per service the marks
+// made before medic started. *discovery.Discoverer is one.
 type Discoverer interface {
 	Refresh(ctx context.Context, services []config.Service) (map[string]discovery.Snapshot, error)
+	RecentHealthCheckReplacements(ctx context.Context, services []config.Service, since time.Time) (map[string][]time.Time, error)
 }
 
 // Options wire a Controller.
@@ -68,6 +70,8 @@ type Controller struct {
 	reports     map[string]healer.Report
 	lastGood    time.Time // last complete discovery
 	lastErr     error
+	awsTrouble  bool            // an AWSAPITrouble event is open
+	seeded      map[string]bool // services whose earlier marks were read back
 	outcomes    *reporter
 	readyReason string
 }
@@ -98,6 +102,7 @@ func New(o Options) *Controller {
 		cfg:         o.Config,
 		snapshots:   map[string]discovery.Snapshot{},
 		reports:     map[string]healer.Report{},
+		seeded:      map[string]bool{},
 		readyReason: "no discovery has completed yet",
 	}
 	c.outcomes = newReporter(o.Notifier, o.Registerer)
@@ -136,6 +141,11 @@ func (c *Controller) Apply(cfg *config.Config) {
 			delete(c.reports, name)
 			c.healer.Forget(name)
 			c.outcomes.forget(name)
+		}
+	}
+	for name := range c.seeded {
+		if cfg.Service(name) == nil {
+			delete(c.seeded, name) // added back later, it is seeded afresh
 		}
 	}
 	c.mu.Unlock()
@@ -214,6 +224,10 @@ func (c *Controller) refresh(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	c.seed(ctx, logger, cfg, snaps)
+	if ctx.Err() != nil {
+		return
+	}
 	c.mu.Lock()
 	for name, s := range snaps {
 		if cfg.Service(name) != nil {
@@ -222,9 +236,16 @@ func (c *Controller) refresh(ctx context.Context) {
 	}
 	wasErr := c.lastErr
 	c.lastErr = err
+	now := c.now()
 	if err == nil {
-		c.lastGood = c.now()
+		c.lastGood = now
 	}
+	// Trouble worth telling people about starts when the fleet view goes
+	// stale (medic stops acting) and ends when a refresh succeeds again.
+	stale := err != nil && (c.lastGood.IsZero() || now.Sub(c.lastGood) > c.staleAfter())
+	startTrouble, endTrouble := stale && !c.awsTrouble, err == nil && c.awsTrouble
+	c.awsTrouble = stale || (c.awsTrouble && err != nil)
+	lastGood := c.lastGood
 	c.mu.Unlock()
 	switch {
 	case err != nil:
@@ -232,8 +253,83 @@ func (c *Controller) refresh(ctx context.Context) {
 	case wasErr != nil:
 		level.Info(logger).Log(logkeys.Msg, "fleet refresh recovered")
 	}
+	if startTrouble || endTrouble {
+		c.notifier.Notify(awsTroubleEvent(endTrouble, err, lastGood, now, rid))
+	}
 	c.sched.Update(c.targets())
 	c.poke(c.wake)
+}
+
+// seed hands the healer, once per service, the marks of the last
+// healer.RateWindow read back from its groups' scaling activities, so that
+// a restart (a crash, a deploy, a new leader) does not start from an empty
+// rate-limit budget. It runs for the services this refresh read for the
+// first time — at start, or added by a reload — before their snapshots are
+// published, hence before their first heal cycle; later refreshes make no
+// call.
+//
+// A failure is logged and not retried: the service heals with what was
+// read, its budget possibly larger than it should be for up to an hour.
+// (A retry after the healer has marked could count its own marks twice:
+// the group's activity starts seconds after the mark.)
+func (c *Controller) seed(ctx context.Context, logger log.Logger, cfg *config.Config, snaps map[string]discovery.Snapshot) {
+	c.mu.Lock()
+	var todo []config.Service
+	for _, svc := range cfg.Services {
+		if _, read := snaps[svc.Name]; read && len(svc.AutoScalingGroups) > 0 && !c.seeded[svc.Name] {
+			todo = append(todo, svc)
+		}
+	}
+	c.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	since := c.now().Add(-healer.RateWindow)
+	marks, err := c.disc.RecentHealthCheckReplacements(ctx, todo, since)
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	n := 0
+	for _, svc := range todo {
+		if c.cfg.Service(svc.Name) == nil {
+			continue // removed by a reload meanwhile
+		}
+		c.healer.Seed(svc.Name, marks[svc.Name])
+		c.seeded[svc.Name] = true
+		n += len(marks[svc.Name])
+	}
+	c.mu.Unlock()
+	if err != nil {
+		level.Warn(logger).Log(logkeys.Msg, "cannot read all earlier marks back from the groups' scaling activities; "+
+			"going on with what was read: the rate-limit budget may be larger than it should be for up to an hour",
+			logkeys.Err, err, logkeys.Count, n)
+		return
+	}
+	level.Info(logger).Log(logkeys.Msg, "rate-limit budget seeded from the groups' scaling activities of the last hour",
+		logkeys.Count, n)
+}
+
+// awsTroubleEvent says that medic cannot read the fleet from AWS (and so
+// has stopped acting), or that it can again.
+func awsTroubleEvent(resolved bool, err error, lastGood, now time.Time, rid string) alerts.Event {
+	e := alerts.Event{Kind: alerts.AWSAPITrouble, Severity: alerts.Warning, Time: now, Subject: "discovery",
+		RequestID: rid, Resolved: resolved}
+	if resolved {
+		e.Severity = alerts.Info
+		e.Summary = "medic reads the fleet from AWS again and acts again."
+		e.Action = "resumed healing"
+		return e
+	}
+	since := "it never has since it started"
+	if !lastGood.IsZero() {
+		since = "the last good read was " + now.Sub(lastGood).Round(time.Second).String() + " ago"
+	}
+	e.Summary = "medic cannot read the fleet from AWS: " + since + "."
+	e.Evidence = []string{"last error: " + errString(err)}
+	e.Action = "stopped marking instances until it can read the fleet again; probing and reporting go on"
+	e.State = "healing paused"
+	return e
 }
 
 // targets lists what the scheduler should probe now: each service's

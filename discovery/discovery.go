@@ -36,10 +36,14 @@ const (
 	MaxFilterValues = 200
 )
 
-// DescribeGroupsAPI is the one Auto Scaling call discovery makes.
-type DescribeGroupsAPI interface {
+// AutoScalingAPI is the Auto Scaling calls discovery makes: the groups at
+// every refresh, their scaling activities once per service at start.
+// *autoscaling.Client is one.
+type AutoScalingAPI interface {
 	DescribeAutoScalingGroups(ctx context.Context, params *autoscaling.DescribeAutoScalingGroupsInput,
 		optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error)
+	DescribeScalingActivities(ctx context.Context, params *autoscaling.DescribeScalingActivitiesInput,
+		optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeScalingActivitiesOutput, error)
 }
 
 // DescribeInstancesAPI is the one EC2 call discovery makes.
@@ -67,7 +71,7 @@ func (e *ServiceError) Unwrap() error { return e.Err }
 
 // Options configure a Discoverer.
 type Options struct {
-	ASG DescribeGroupsAPI
+	ASG AutoScalingAPI
 	EC2 DescribeInstancesAPI
 	// Logger: nil means no logging.
 	Logger log.Logger
@@ -84,7 +88,7 @@ type Options struct {
 // Discoverer reads the fleets of services from AWS. Refresh may be called
 // from one goroutine at a time; LastSuccess from any.
 type Discoverer struct {
-	asg     DescribeGroupsAPI
+	asg     AutoScalingAPI
 	ec2     DescribeInstancesAPI
 	logger  log.Logger
 	now     func() time.Time

@@ -173,6 +173,60 @@ func (h *Healer) Forget(service string) {
 	st.mu.Unlock()
 }
 
+// SeedMatch is how close a seeded mark must be to one the healer made
+// itself to be taken for the same mark.
+const SeedMatch = time.Second
+
+// Seed adds marks made before this healer started — read back from AWS,
+// by medic or by anyone else — to the service's rate-limit memory, so a
+// restart does not hand out a fresh max_actions_per_hour. They count
+// against the guard's budget and in medic_heal_actions_last_hour like the
+// healer's own, until they are RateWindow old.
+//
+// A seeded mark within SeedMatch of one already remembered is taken for
+// it and dropped, each remembered mark absorbing at most one seed: seeding
+// the same marks twice adds nothing, while two distinct marks in the same
+// second (two instances of one cycle) both count. Marks already out of the
+// window are dropped.
+func (h *Healer) Seed(service string, marks []time.Time) {
+	st := h.state(service)
+	defer st.mu.Unlock()
+	now := h.now()
+	st.actions = keepWindow(st.actions, now)
+	used := make([]bool, len(st.actions))
+	mine := len(st.actions)
+	added := 0
+	for _, m := range marks {
+		if !m.After(now.Add(-RateWindow)) {
+			continue
+		}
+		dup := false
+		for i := range mine {
+			if !used[i] && absDuration(st.actions[i].Sub(m)) < SeedMatch {
+				used[i], dup = true, true
+				break
+			}
+		}
+		if !dup {
+			st.actions = append(st.actions, m)
+			added++
+		}
+	}
+	n := actionsInWindow(st.actions, now)
+	h.m.lastHour.WithLabelValues(service).Set(float64(n))
+	if added > 0 {
+		level.Info(h.logger).Log(logkeys.Msg, "rate-limit budget seeded with earlier marks read from AWS",
+			logkeys.Service, service, logkeys.Count, added)
+	}
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
 // Cycle judges every instance of the service, asks the guard what may be
 // marked, marks it (at most once per instance while the instance stays in
 // the snapshot), and records all of it in logs and metrics.
