@@ -68,6 +68,9 @@ func StartFaultProxy(target string) (*FaultProxy, error) {
 			// rewrite what was signed.
 			r.Out.Host = r.In.Host
 		},
+		// A client that gives up (medic shutting down) is not news: answer
+		// 502 without logging "proxy error: context canceled".
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
 	}
 	p.srv = &http.Server{Handler: p}
 	go func() { _ = p.srv.Serve(l) }()
