@@ -1,10 +1,7 @@
 package statuspage
 
 import (
-	"bytes"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -47,21 +44,5 @@ func TestChromium(t *testing.T) {
 		}
 	}
 
-	dir := os.Getenv("MEDIC_ARTIFACTS_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(dir, "statuspage.png")
-	_ = os.Remove(shot)
-	testkit.RunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
-	png, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
-	}
-	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
-		t.Errorf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
-	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	testkit.Screenshot(t, bin, url, "statuspage.png")
 }

@@ -8,7 +8,6 @@ package main
 // core suite's names.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -513,21 +512,5 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 		t.Errorf("SetInstanceHealth calls = %d under max_actions_per_hour 0", n)
 	}
 
-	dir := os.Getenv("MEDIC_ARTIFACTS_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(dir, "e2e-statuspage.png")
-	_ = os.Remove(shot)
-	testkit.RunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
-	png, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
-	}
-	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
-		t.Errorf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
-	}
-	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	testkit.Screenshot(t, bin, url, "e2e-statuspage.png")
 }

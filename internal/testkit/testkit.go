@@ -6,7 +6,9 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -64,4 +66,29 @@ func RunChromium(t testing.TB, bin string, args ...string) []byte {
 		t.Fatalf("chromium %v: %v\nstderr:\n%s", args, err, stderr.String())
 	}
 	return stdout.Bytes()
+}
+
+// Screenshot has Chromium take a 1400×1000 screenshot of url into
+// $MEDIC_ARTIFACTS_DIR/name (a test temp dir when unset), checks it is a
+// plausible PNG, logs its path and returns it.
+func Screenshot(t testing.TB, bin, url, name string) string {
+	t.Helper()
+	dir := os.Getenv("MEDIC_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, name)
+	_ = os.Remove(shot)
+	RunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,1000", url)
+	png, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
+		t.Errorf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
+	}
+	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+	return shot
 }
