@@ -67,17 +67,18 @@ services:
 	})
 	go func() { _ = ctrl.Run(ctx) }()
 
-	healthyAll := func() bool {
-		for _, st := range ctrl.Statuses() {
-			n := 0
-			for _, v := range st.Report.Verdicts {
-				if v.State == healer.Healthy {
-					n++
-				}
-			}
-			return n == 6
+	healthyAll := func() bool { // the one service's six instances
+		sts := ctrl.Statuses()
+		if len(sts) != 1 {
+			return false
 		}
-		return false
+		n := 0
+		for _, v := range sts[0].Report.Verdicts {
+			if v.State == healer.Healthy {
+				n++
+			}
+		}
+		return n == 6
 	}
 	waitFor := func(what string, d time.Duration, cond func() bool) {
 		deadline := time.Now().Add(d)

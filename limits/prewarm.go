@@ -138,7 +138,7 @@ func (w *Watcher) readLBMetrics(ctx context.Context, lbs []config.PrewarmLoadBal
 			out[k[0]] = map[string][]Bucket{}
 		}
 		for _, p := range ps {
-			out[k[0]][k[1]] = append(out[k[0]][k[1]], Bucket{T: p.T, V: p.V})
+			out[k[0]][k[1]] = append(out[k[0]][k[1]], Bucket(p))
 		}
 	}
 	return out, nil

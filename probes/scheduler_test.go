@@ -371,7 +371,7 @@ func TestNextSlot(t *testing.T) {
 		})
 	}
 	// Phases spread over the interval and stay put for a key.
-	if phaseOf("a", iv) != phaseOf("a", iv) {
+	if a1, a2 := phaseOf("a", iv), phaseOf("a", iv); a1 != a2 {
 		t.Error("phase of a key is not stable")
 	}
 	var buckets [5]int
