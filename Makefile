@@ -28,8 +28,11 @@ bench: ## benchmarks; writes BENCHMARKS.md
 demo: ## the embedded default: emulator, 6-instance loopback fleet, medic, one instance broken
 	$(GO) run ./cmd/medic-demo
 
-lint: ## vet, gofmt and the Prometheus rules
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## vet, staticcheck, gofmt and the Prometheus rules
 	$(GO) vet ./...
+	GOFLAGS= $(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	promtool check rules alerts/rules/*.rules.yml
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/smithy-go"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -52,6 +54,14 @@ type DescribeInstancesAPI interface {
 		optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
 
+// DescribeTargetHealthAPI is the one Elastic Load Balancing (v2) call
+// discovery makes: each target group's view of its targets.
+// *elasticloadbalancingv2.Client is one.
+type DescribeTargetHealthAPI interface {
+	DescribeTargetHealth(ctx context.Context, params *elbv2.DescribeTargetHealthInput,
+		optFns ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error)
+}
+
 // ErrGroupNotFound: a service names an Auto Scaling group that AWS does not
 // report (deleted, misspelt, or in another region or account).
 var ErrGroupNotFound = errors.New("auto scaling group not found")
@@ -73,6 +83,9 @@ func (e *ServiceError) Unwrap() error { return e.Err }
 type Options struct {
 	ASG AutoScalingAPI
 	EC2 DescribeInstancesAPI
+	// ELB reads the target groups' view of the instances (Instance.LBHealth);
+	// nil: not read, LBHealth stays empty.
+	ELB DescribeTargetHealthAPI
 	// Logger: nil means no logging.
 	Logger log.Logger
 	// Registerer receives the discovery metrics; nil: unregistered.
@@ -90,6 +103,7 @@ type Options struct {
 type Discoverer struct {
 	asg     AutoScalingAPI
 	ec2     DescribeInstancesAPI
+	elb     DescribeTargetHealthAPI
 	logger  log.Logger
 	now     func() time.Time
 	allowed []netip.Prefix
@@ -108,6 +122,7 @@ func New(o Options) *Discoverer {
 	d := &Discoverer{
 		asg:     o.ASG,
 		ec2:     o.EC2,
+		elb:     o.ELB,
 		logger:  o.Logger,
 		now:     o.Now,
 		allowed: o.AllowedNetworks,
@@ -166,8 +181,9 @@ func (d *Discoverer) LastSuccess() time.Time {
 // Refresh reads the fleets of services: every group they name in one
 // paginated DescribeAutoScalingGroups (batches of 100 names), then every
 // member's private IP and launch time in one DescribeInstances (batches of
-// 1000 ids). Below those sizes a refresh makes two AWS calls however large
-// the fleet.
+// 1000 ids), then, with an ELB client, one DescribeTargetHealth per distinct
+// target group of those groups. Below those sizes a refresh makes two AWS
+// calls plus one per target group, however large the fleet.
 //
 // Results:
 //   - All read: a snapshot for every service, nil error.
@@ -181,6 +197,10 @@ func (d *Discoverer) LastSuccess() time.Time {
 //
 // Instances come and go at any time and are never an error: a member EC2
 // does not report (yet, or any more) has no IP and no launch time.
+//
+// The load balancers' view is evidence, not part of the fleet: a
+// DescribeTargetHealth that fails is logged and leaves LBHealth without
+// that target group, and the refresh goes on (and may still succeed).
 func (d *Discoverer) Refresh(ctx context.Context, services []config.Service) (map[string]Snapshot, error) {
 	start := d.now()
 	snaps, err := d.refresh(ctx, services)
@@ -236,6 +256,7 @@ func (d *Discoverer) refresh(ctx context.Context, services []config.Service) (ma
 	if err != nil {
 		return nil, err
 	}
+	lbHealth := d.describeTargetHealth(ctx, names, groups)
 
 	snaps := make(map[string]Snapshot, len(services))
 	var errs []error
@@ -266,6 +287,9 @@ func (d *Discoverer) refresh(ctx context.Context, services []config.Service) (ma
 					AZ:             aws.ToString(in.AvailabilityZone),
 					LifecycleState: string(in.LifecycleState),
 					HealthStatus:   aws.ToString(in.HealthStatus),
+				}
+				for _, arn := range g.TargetGroupARNs {
+					inst.LBHealth = append(inst.LBHealth, lbHealth[arn][inst.ID]...)
 				}
 				if det, ok := details[inst.ID]; ok {
 					inst.LaunchTime = det.launch
@@ -323,6 +347,72 @@ func (d *Discoverer) describeGroups(ctx context.Context, names []string) (map[st
 		}
 	}
 	return groups, nil
+}
+
+// describeTargetHealth reads, in one DescribeTargetHealth each, the
+// registered targets of every distinct target group of the groups among
+// names that AWS reported, and returns their views by target group ARN,
+// then by target id. A target group whose call fails is logged and left
+// out: its instances show no view of it. Nil without an ELB client.
+func (d *Discoverer) describeTargetHealth(ctx context.Context, names []string,
+	groups map[string]astypes.AutoScalingGroup) map[string]map[string][]TargetHealth {
+	if d.elb == nil {
+		return nil
+	}
+	var arns []string
+	seen := map[string]bool{}
+	for _, name := range names {
+		for _, arn := range groups[name].TargetGroupARNs {
+			if !seen[arn] {
+				seen[arn] = true
+				arns = append(arns, arn)
+			}
+		}
+	}
+	out := make(map[string]map[string][]TargetHealth, len(arns))
+	for i, arn := range arns {
+		if err := ctx.Err(); err != nil {
+			level.Warn(d.logger).Log(logkeys.Msg, "target health not read: refresh cancelled",
+				logkeys.Count, len(arns)-i, logkeys.Err, err)
+			break
+		}
+		tg := TargetGroupName(arn)
+		res, err := d.elb.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
+		if err != nil {
+			level.Warn(d.logger).Log(logkeys.Msg, "cannot read target health; its instances show no load balancer view",
+				logkeys.TargetGroup, tg, logkeys.Err, err)
+			continue
+		}
+		byID := make(map[string][]TargetHealth, len(res.TargetHealthDescriptions))
+		for _, desc := range res.TargetHealthDescriptions {
+			if desc.Target == nil || desc.TargetHealth == nil {
+				continue
+			}
+			id := aws.ToString(desc.Target.Id)
+			byID[id] = append(byID[id], TargetHealth{
+				TargetGroup: tg,
+				State:       string(desc.TargetHealth.State),
+				Reason:      string(desc.TargetHealth.Reason),
+			})
+		}
+		out[arn] = byID
+	}
+	return out
+}
+
+// TargetGroupName is the name in a target group's ARN
+// (arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID); the
+// ARN itself when it has no such part.
+func TargetGroupName(arn string) string {
+	_, rest, ok := strings.Cut(arn, ":targetgroup/")
+	if !ok {
+		return arn
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	if name == "" {
+		return arn
+	}
+	return name
 }
 
 type instanceDetail struct {

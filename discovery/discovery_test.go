@@ -96,7 +96,9 @@ func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 	w := build(t, emulator.FleetSpec{Group: "two-calls-web", PerAZ: 3})
 	p, asg, ec := proxied(t)
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	d := discovery.New(discovery.Options{ASG: asg, EC2: ec, Now: clk.Now})
+	// With an ELB client: these groups have no target group, so no
+	// DescribeTargetHealth (TestRefreshReadsTargetHealthOnMoto has some).
+	d := discovery.New(discovery.Options{ASG: asg, EC2: ec, ELB: elbVia(p), Now: clk.Now})
 
 	services := []config.Service{
 		{Name: "api", AutoScalingGroups: []string{"two-calls-a", "two-calls-b"}},
@@ -131,7 +133,7 @@ func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 			if !in.PrivateIP.IsValid() || in.PrivateIP != want[in.ID] {
 				t.Errorf("%s/%s: IP %v, want %v", s.Service, in.ID, in.PrivateIP, want[in.ID])
 			}
-			if in.LaunchTime.IsZero() || in.AZ == "" || in.LifecycleState != "InService" || in.HealthStatus != "Healthy" {
+			if in.LaunchTime.IsZero() || in.AZ == "" || in.LifecycleState != "InService" || in.HealthStatus != "Healthy" || in.LBHealth != nil {
 				t.Errorf("%s/%s: incomplete %+v", s.Service, in.ID, in)
 			}
 		}

@@ -1,6 +1,8 @@
 // Package discovery reads, every refresh, who is in each service's fleet:
 // the InService instances of its Auto Scaling groups, where they are and
-// since when, and each group's own view of their health.
+// since when, each group's own view of their health, and the view of the
+// load balancers' target groups they are registered with. The last two are
+// evidence for people: medic decides on its own probes.
 package discovery
 
 import (
@@ -19,6 +21,25 @@ type Instance struct {
 	LifecycleState string
 	// HealthStatus as the group reports it ("Healthy" or "Unhealthy").
 	HealthStatus string
+	// LBHealth is what the target groups of the instance's Auto Scaling
+	// group report of it, in the order the group lists them: one entry per
+	// registration. Empty when the group has no target group, when a target
+	// group does not list the instance (not registered, or no longer), when
+	// discovery has no ELB client, or when reading that target group failed
+	// in this refresh. Evidence for people, never a reason to act.
+	LBHealth []TargetHealth
+}
+
+// TargetHealth is one target group's view of one instance, as
+// DescribeTargetHealth reports it.
+type TargetHealth struct {
+	// TargetGroup is the target group's name, from its ARN.
+	TargetGroup string
+	// State: healthy, unhealthy, initial, draining, unused or unavailable.
+	State string
+	// Reason is the load balancer's reason code when the state is not
+	// healthy, e.g. Target.ResponseCodeMismatch; empty when it gives none.
+	Reason string
 }
 
 // Group is an Auto Scaling group's own settings, as read at refresh.

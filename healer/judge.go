@@ -189,30 +189,74 @@ func judgeOne(inst discovery.Instance, gr grace, rs []probes.Result, p config.Po
 		run := rs[failStart:]
 		v.State = Bad
 		v.Since = run[0].Start
-		v.Reason = fmt.Sprintf("%s since %s", describeFailures(run), clock(run[0].Start))
+		v.Reason = fmt.Sprintf("%s since %s", describeFailures(run), clock(run[0].Start)) + lbView(inst.LBHealth, true)
 	case latched && consecFail > 0:
 		run := rs[failStart:]
 		v.State = Suspect
 		v.Since = run[0].Start
 		v.Reason = fmt.Sprintf("failing again since %s: %s, below unhealthy_after %d; still recovering from %s ending %s",
-			clock(run[0].Start), describeFailures(run), unhealthyAfter, describeFailures(badRun), clock(badRun[len(badRun)-1].Start))
+			clock(run[0].Start), describeFailures(run), unhealthyAfter, describeFailures(badRun), clock(badRun[len(badRun)-1].Start)) +
+			lbView(inst.LBHealth, true)
 	case latched:
 		v.State = Suspect
 		v.Since = rs[passStart].Start
 		v.Reason = fmt.Sprintf("recovering: %d of %d passing probes needed since %s, after %s ending %s",
-			consecPass, healthyAfter, clock(rs[passStart].Start), describeFailures(badRun), clock(badRun[len(badRun)-1].Start))
+			consecPass, healthyAfter, clock(rs[passStart].Start), describeFailures(badRun), clock(badRun[len(badRun)-1].Start)) +
+			lbView(inst.LBHealth, false)
 	case consecFail > 0:
 		run := rs[failStart:]
 		v.State = Suspect
 		v.Since = run[0].Start
 		v.Reason = fmt.Sprintf("%s since %s, below unhealthy_after %d",
-			describeFailures(run), clock(run[0].Start), unhealthyAfter)
+			describeFailures(run), clock(run[0].Start), unhealthyAfter) + lbView(inst.LBHealth, true)
 	default:
 		v.State = Healthy
 		v.Since = rs[passStart].Start
 		v.Reason = fmt.Sprintf("%s since %s", plural(consecPass, "passing probe"), clock(rs[passStart].Start))
 	}
 	return v
+}
+
+// lbView is what a Bad or Suspect verdict's reason adds of the load
+// balancer's view of the instance, for the people reading it; it never
+// changes the verdict. "" when no target group reports the instance. One
+// phrase when every target group agrees ("; the load balancer sees it
+// unhealthy (Target.ResponseCodeMismatch)"; with failing probes, "; the load
+// balancer still sees it healthy"), else one per target group ("; the load
+// balancer sees it unhealthy in web-tg (Target.Timeout), healthy in
+// admin-tg").
+func lbView(hs []discovery.TargetHealth, failing bool) string {
+	if len(hs) == 0 {
+		return ""
+	}
+	agree := true
+	for _, h := range hs[1:] {
+		if h.State != hs[0].State || h.Reason != hs[0].Reason {
+			agree = false
+			break
+		}
+	}
+	if agree {
+		if hs[0].State == lbHealthy && failing {
+			return "; the load balancer still sees it healthy"
+		}
+		return "; the load balancer sees it " + withReason(hs[0].State, hs[0].Reason)
+	}
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = withReason(h.State+" in "+h.TargetGroup, h.Reason)
+	}
+	return "; the load balancer sees it " + strings.Join(parts, ", ")
+}
+
+// lbHealthy is the State of a target its load balancer finds healthy.
+const lbHealthy = "healthy"
+
+func withReason(s, reason string) string {
+	if reason == "" {
+		return s
+	}
+	return s + " (" + reason + ")"
 }
 
 // describeFailures says "3 consecutive failed probes (status 500, status

@@ -1,6 +1,7 @@
 package healer
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,15 @@ func results(start time.Time, pattern string) []probes.Result {
 func inService(id, group string, launched time.Time) discovery.Instance {
 	return discovery.Instance{ID: id, Group: group, AZ: "us-east-1a", LaunchTime: launched,
 		LifecycleState: "InService", HealthStatus: "Healthy"}
+}
+
+func withLB(in discovery.Instance, hs ...discovery.TargetHealth) discovery.Instance {
+	in.LBHealth = hs
+	return in
+}
+
+func lbSays(tg, state, reason string) discovery.TargetHealth {
+	return discovery.TargetHealth{TargetGroup: tg, State: state, Reason: reason}
 }
 
 func TestJudge(t *testing.T) {
@@ -162,6 +172,58 @@ func TestJudge(t *testing.T) {
 			inst:    inService("i-1", "web-asg", t0.Add(-5*time.Minute-2*time.Second)),
 			history: "FFFFFP", start: t0.Add(-6 * time.Second), // grace ended at -2s, the pass is at -1s
 			want: Suspect, wantReason: "recovering"},
+
+		// The load balancer's view is evidence in the reason of a Bad or
+		// Suspect verdict; it never changes the state or since.
+		{desc: "lb unhealthy: bad, the reason quotes the lb's reason",
+			inst:    withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "unhealthy", "Target.ResponseCodeMismatch")),
+			history: "PFFF", start: t0,
+			want: Bad, wantReason: "3 consecutive failed probes (status 500, status 500, status 500) since 12:00:01Z; the load balancer sees it unhealthy (Target.ResponseCodeMismatch)",
+			wantSince: t0.Add(time.Second)},
+		{desc: "lb healthy: still bad on medic's probes, the reason says the lb disagrees",
+			inst: withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "healthy", "")), history: "PFFF", start: t0,
+			want: Bad, wantReason: "since 12:00:01Z; the load balancer still sees it healthy", wantSince: t0.Add(time.Second)},
+		{desc: "lb healthy: failing suspect says still healthy",
+			inst: withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "healthy", "")), history: "PPF", start: t0.Add(-3 * time.Second),
+			want: Suspect, wantReason: "1 failed probe (status 500) since 11:59:59Z, below unhealthy_after 3; the load balancer still sees it healthy",
+			wantSince: t0.Add(-time.Second)},
+		{desc: "lb healthy: a recovering suspect says healthy, not still healthy",
+			inst: withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "healthy", "")), history: "FFFP",
+			want: Suspect, wantReason: "ending 11:59:58Z; the load balancer sees it healthy"},
+		{desc: "lb unhealthy on a failing-again suspect",
+			inst: withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "unhealthy", "Target.Timeout")), history: "FFFPF",
+			want: Suspect, wantReason: "still recovering from 3 consecutive failed probes (status 500, status 500, status 500) ending 11:59:57Z; the load balancer sees it unhealthy (Target.Timeout)"},
+		{desc: "lb draining with no reason code",
+			inst: withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "draining", "")), history: "PFFF",
+			want: Bad, wantReason: "; the load balancer sees it draining"},
+		{desc: "two target groups that agree: one phrase",
+			inst: withLB(inService("i-1", "web-asg", old),
+				lbSays("web-tg", "unhealthy", "Target.Timeout"), lbSays("admin-tg", "unhealthy", "Target.Timeout")),
+			history: "PFFF",
+			want:    Bad, wantReason: "; the load balancer sees it unhealthy (Target.Timeout)"},
+		{desc: "two target groups that disagree: one phrase each, in the group's order",
+			inst: withLB(inService("i-1", "web-asg", old),
+				lbSays("web-tg", "unhealthy", "Target.ResponseCodeMismatch"), lbSays("admin-tg", "healthy", "")),
+			history: "PFFF",
+			want:    Bad, wantReason: "; the load balancer sees it unhealthy in web-tg (Target.ResponseCodeMismatch), healthy in admin-tg"},
+		{desc: "lb unhealthy does not make a passing instance anything but healthy",
+			inst:    withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "unhealthy", "Target.ResponseCodeMismatch")),
+			history: "PPPPP", start: t0.Add(-5 * time.Second),
+			want: Healthy, wantReason: "5 passing probes since 11:59:55Z", wantSince: t0.Add(-5 * time.Second)},
+		{desc: "lb unhealthy does not end grace",
+			inst:    withLB(inService("i-1", "web-asg", t0.Add(-time.Minute)), lbSays("web-tg", "unhealthy", "Target.FailedHealthChecks")),
+			history: "FFFFF",
+			want:    Grace, wantSince: t0.Add(-time.Minute)},
+		{desc: "lb unhealthy without probe results is unknown",
+			inst: withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "unhealthy", "Target.Timeout")),
+			want: Unknown, wantReason: "no probe results yet"},
+		{desc: "lb unhealthy on an instance not in service",
+			inst: func() discovery.Instance {
+				i := withLB(inService("i-1", "web-asg", old), lbSays("web-tg", "draining", "Target.DeregistrationInProgress"))
+				i.LifecycleState = "Terminating"
+				return i
+			}(),
+			history: "FFFF", want: NotInService},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -196,10 +258,13 @@ func TestJudge(t *testing.T) {
 			if v.Reason == "" {
 				t.Error("empty reason")
 			}
+			if mentions := strings.Contains(v.Reason, "load balancer"); mentions != (len(tc.inst.LBHealth) > 0 && (v.State == Bad || v.State == Suspect)) {
+				t.Errorf("reason = %q: the load balancer's view belongs in Bad and Suspect reasons only, when known", v.Reason)
+			}
 			if !tc.wantSince.IsZero() && !v.Since.Equal(tc.wantSince) {
 				t.Errorf("since = %s, want %s", v.Since, tc.wantSince)
 			}
-			if v.Instance != tc.inst {
+			if !reflect.DeepEqual(v.Instance, tc.inst) {
 				t.Errorf("instance = %+v, want %+v", v.Instance, tc.inst)
 			}
 		})

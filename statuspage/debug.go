@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/medic-sre/medic/controller"
+	"github.com/medic-sre/medic/discovery"
 	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/internal/logkeys"
 	"github.com/medic-sre/medic/probes"
@@ -50,6 +51,22 @@ func findTarget(sts []controller.Status, key string) (*controller.Status, *probe
 		}
 	}
 	return nil, nil
+}
+
+// lbDebug is the target groups' view of an instance, one "name state
+// (reason)" per registration; evidence only, medic does not act on it.
+func lbDebug(hs []discovery.TargetHealth) string {
+	if len(hs) == 0 {
+		return "no target group reports it"
+	}
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.TargetGroup + " " + h.State
+		if h.Reason != "" {
+			parts[i] += " (" + h.Reason + ")"
+		}
+	}
+	return strings.Join(parts, ", ") + " (evidence only, not acted on)"
 }
 
 func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []probes.Result, now time.Time) {
@@ -98,6 +115,7 @@ func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []pr
 		if vd != nil {
 			in := vd.Instance
 			fmt.Fprintf(w, "Group:    %s, %s, %s per the group\n", in.Group, in.LifecycleState, in.HealthStatus)
+			fmt.Fprintf(w, "LB view:  %s\n", lbDebug(in.LBHealth))
 			fmt.Fprintf(w, "Judged:   %s: %s\n", vd.State, vd.Reason)
 			if !vd.Since.IsZero() {
 				fmt.Fprintf(w, "Since:    %s (%s)\n", vd.Since.UTC().Format(time.RFC3339Nano), ago(now, vd.Since))

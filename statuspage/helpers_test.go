@@ -22,7 +22,9 @@ const (
 	evilService = `<script>alert(1)</script>`
 	evilReason  = `2 consecutive failed probes (body did not match <img src=x onerror="document.body.dataset.pwned=1">)`
 	evilDetail  = `all 2 probed instances are bad <b>and</b> the endpoint fails`
-	badReason   = "3 consecutive failed probes (status 500, status 500, status 500) since 12:00:25Z"
+	// evilLBReason would close the tooltip's attribute if not escaped.
+	evilLBReason = `Target."><img src=x onerror="document.body.dataset.pwned=2">`
+	badReason    = "3 consecutive failed probes (status 500, status 500, status 500) since 12:00:25Z"
 )
 
 // fakeSource is a Source with fixed statuses.
@@ -101,7 +103,14 @@ func demoStatuses() []controller.Status {
 			az, subnet = "us-east-1b", 2
 		}
 		in := discovery.Instance{ID: id, Group: "web-asg", AZ: az, PrivateIP: netip.AddrFrom4([4]byte{127, 0, byte(subnet), byte(10 + n)}),
-			LaunchTime: testNow.Add(-3 * time.Hour), LifecycleState: "InService", HealthStatus: "Healthy"}
+			LaunchTime: testNow.Add(-3 * time.Hour), LifecycleState: "InService", HealthStatus: "Healthy",
+			LBHealth: []discovery.TargetHealth{{TargetGroup: "web-tg", State: "healthy"}}}
+		if id == "i-0bad" {
+			in.LBHealth = []discovery.TargetHealth{
+				{TargetGroup: "web-tg", State: "unhealthy", Reason: "Target.ResponseCodeMismatch"},
+				{TargetGroup: "admin-tg", State: "draining", Reason: "Target.DeregistrationInProgress"},
+			}
+		}
 		vd := healer.Verdict{Instance: in, State: healer.Healthy, Since: testNow.Add(-2 * time.Hour),
 			Reason: "16 passing probes since 11:59:59Z"}
 		h := history(end, 16, 0)
@@ -136,6 +145,9 @@ func demoStatuses() []controller.Status {
 	for n, id := range []string{"i-0e01", "i-0e02"} {
 		in := discovery.Instance{ID: id, Group: "evil-asg", AZ: "us-east-1a", PrivateIP: netip.AddrFrom4([4]byte{127, 0, 3, byte(10 + n)}),
 			LaunchTime: testNow.Add(-time.Hour), LifecycleState: "InService", HealthStatus: "Healthy"}
+		if n == 0 {
+			in.LBHealth = []discovery.TargetHealth{{TargetGroup: "evil-tg", State: "unhealthy", Reason: evilLBReason}}
+		}
 		ev.Snapshot.Instances = append(ev.Snapshot.Instances, in)
 		ev.Report.Verdicts = append(ev.Report.Verdicts, healer.Verdict{Instance: in, State: healer.Bad, Reason: evilReason, Since: end.Add(-2 * time.Second)})
 		key := evilService + "/" + id

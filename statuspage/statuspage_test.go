@@ -51,6 +51,10 @@ func TestPageShowsServices(t *testing.T) {
 		{"bad instance reason", badReason},
 		{"bad instance AZ and IP", `<td class="nw">us-east-1a</td><td class="mono">127.0.1.12</td>`},
 		{"ASG reports it Unhealthy", `InService, <span class="tag bad">Unhealthy</span>`},
+		{"load balancer column", `<th title="what the target groups report: shown as evidence, never acted on">load balancer</th>`},
+		{"lb unhealthy, reason in tooltip", `<span class="mono">web-tg</span> <span class="tag bad" title="Target.ResponseCodeMismatch">unhealthy</span><br><span class="mono">admin-tg</span> <span class="tag suspect" title="Target.DeregistrationInProgress">draining</span></td></tr>`},
+		{"lb healthy, no tooltip", `<span class="mono">web-tg</span> <span class="tag healthy">healthy</span></td></tr>`},
+		{"no lb view", `<span class="meta" title="no target group reports this instance">—</span></td></tr>`},
 		{"suspect reason", "1 failed probe (timeout) since 12:00:29Z, below unhealthy_after 3"},
 		{"failed probe tooltip", `<i class="ko" title="12:00:29Z · 41ms · status 500">✗</i>`},
 		{"passing probe tooltip", `<i class="ok" title="12:00:11Z · 5.0ms · ok, status 200">✓</i>`},
@@ -93,6 +97,7 @@ func TestPageEscapesMarkup(t *testing.T) {
 		{"probe reason in tooltip", `title="12:00:29Z · 41ms · body did not match &lt;img src=x onerror=&#34;document.body.dataset.pwned=1&#34;&gt;"`},
 		{"refusal detail", `all 2 probed instances are bad &lt;b&gt;and&lt;/b&gt; the endpoint fails`},
 		{"key in link", `href="debug/target?key=%3cscript%3ealert%281%29%3c%2fscript%3e%2fi-0e01"`},
+		{"lb reason in tooltip", `title="Target.&#34;&gt;&lt;img src=x onerror=&#34;document.body.dataset.pwned=2&#34;&gt;"`},
 	} {
 		if !strings.Contains(body, want.s) {
 			t.Errorf("%s: page lacks %q", want.desc, want.s)
@@ -158,6 +163,7 @@ func TestDebugView(t *testing.T) {
 			"Address:  127.0.1.12:8080\n",
 			"Probe:    http GET http://127.0.1.12:8080/healthz, every 2s, timeout 1s (headers not shown)\n",
 			"Group:    web-asg, InService, Unhealthy per the group\n",
+			"LB view:  web-tg unhealthy (Target.ResponseCodeMismatch), admin-tg draining (Target.DeregistrationInProgress) (evidence only, not acted on)\n",
 			"Judged:   bad: " + badReason + "\n",
 			"Action:   marked Unhealthy; its group replaces it (1 call)\n",
 			"Last 16 probes, oldest first:\n",
@@ -171,6 +177,9 @@ func TestDebugView(t *testing.T) {
 		}},
 		{desc: "markup stays text", target: "/debug/target?key=" + "%3Cscript%3Ealert(1)%3C%2Fscript%3E%2Fi-0e01", status: http.StatusOK, want: []string{
 			"Service:  <script>alert(1)</script>\n", "Guard:    refused (service_wide_failure): " + evilDetail + "\n",
+		}},
+		{desc: "instance no target group reports", target: "/debug/target?key=" + "%3Cscript%3Ealert(1)%3C%2Fscript%3E%2Fi-0e02", status: http.StatusOK, want: []string{
+			"LB view:  no target group reports it\n",
 		}},
 		{desc: "endpoint probes, newest last", target: "/debug/target?key=web/endpoint", status: http.StatusOK, want: []string{
 			"2026-05-01T12:00:29.000Z  6ms       0s        200     true     -\n",

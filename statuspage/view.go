@@ -101,7 +101,11 @@ type instanceRow struct {
 	Key               string // debug key; empty when not probed
 	Strip             template.HTML
 	LastProbe         string
+	LB                []lbCell // the target groups' view, evidence only
 }
+
+// lbCell is one target group's view of an instance.
+type lbCell struct{ TargetGroup, State, Reason, Class string }
 
 type targetRow struct {
 	Key, Address       string
@@ -358,10 +362,33 @@ func fillInstance(r *instanceRow, vd *healer.Verdict, now time.Time) {
 	}
 	r.Lifecycle, r.ASG = in.LifecycleState, in.HealthStatus
 	r.ASGUnhealthy = in.HealthStatus == "Unhealthy"
+	if len(in.LBHealth) > 0 {
+		r.LB = make([]lbCell, len(in.LBHealth))
+		for i, h := range in.LBHealth {
+			r.LB[i] = lbCell{TargetGroup: h.TargetGroup, State: h.State, Reason: h.Reason, Class: lbClass(h.State)}
+		}
+	}
 	if !vd.Since.IsZero() {
 		r.Since = ago(now, vd.Since)
 		r.SinceTitle = vd.Since.UTC().Format(time.RFC3339)
 	}
+}
+
+// lbClass colours a target group's state like the judged states: healthy
+// green, unhealthy red, initial (registering) like grace, draining amber,
+// the rest (unused, unavailable) grey.
+func lbClass(state string) string {
+	switch state {
+	case "healthy":
+		return "healthy"
+	case "unhealthy":
+		return "bad"
+	case "initial":
+		return "grace"
+	case "draining":
+		return "suspect"
+	}
+	return "unknown"
 }
 
 func targetView(t *probes.Target, h []probes.Result, now time.Time) targetRow {

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,7 +184,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctrl := controller.New(controller.Options{
 		Config: cfg,
 		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2.NewFromConfig(awsCfg),
-			Logger: logger, Registerer: reg}),
+			ELB: elasticloadbalancingv2.NewFromConfig(awsCfg), Logger: logger, Registerer: reg}),
 		Actuator:   act,
 		Notifier:   notifier,
 		Logger:     logger,

@@ -34,6 +34,7 @@ const (
 	Sink         = "sink"
 	Quota        = "quota"
 	LoadBalancer = "load_balancer"
+	TargetGroup  = "target_group"
 
 	// The lease that keeps a single replica acting.
 	Lease          = "lease"
