@@ -3,9 +3,7 @@ package discovery_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,17 +22,7 @@ import (
 
 var moto *emulator.Moto
 
-func TestMain(m *testing.M) {
-	var err error
-	moto, err = emulator.StartMoto(context.Background(), nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start moto:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	moto.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.MainWithMoto(m, &moto) }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -25,17 +24,7 @@ import (
 // group names, and BuildFleet gives each fleet its own subnets.
 var moto *emulator.Moto
 
-func TestMain(m *testing.M) {
-	var err error
-	moto, err = emulator.StartMoto(context.Background(), nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start moto:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	moto.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { emulator.MainWithMoto(m, &moto) }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

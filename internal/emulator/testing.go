@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 )
 
@@ -16,4 +18,19 @@ func StartMotoT(t testing.TB) *Moto {
 	}
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// MainWithMoto is a TestMain for a package whose tests share one
+// moto_server: it starts it, stores it in *shared, runs the tests, stops
+// it and exits with the tests' code.
+func MainWithMoto(m *testing.M, shared **Moto) {
+	mo, err := StartMoto(context.Background(), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start moto:", err)
+		os.Exit(1)
+	}
+	*shared = mo
+	code := m.Run()
+	mo.Stop()
+	os.Exit(code)
 }
