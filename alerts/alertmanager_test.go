@@ -29,7 +29,7 @@ func decodeAlerts(t *testing.T, b []byte) []alertmanagerAlert {
 // The sink's bookkeeping, against a recording server: fire, re-post,
 // resolve by Resolved and by an ending kind, expire after the TTL.
 func TestAlertmanagerSinkLifecycle(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := testkit.NewClock(t0)
 	srv := newRecorder(t, nil)
 	s := newAlertmanagerSink(config.NotificationSink{
 		Name: "am", ResendInterval: config.Duration(time.Minute), AlertTTL: config.Duration(time.Hour),

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/medic-sre/medic/config"
@@ -171,7 +173,7 @@ func TestRetries(t *testing.T) {
 }
 
 func TestDedupWithinWindow(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := testkit.NewClock(t0)
 	srv := newRecorder(t, nil)
 	td := startDispatcher(t, Options{Now: clock.Now, Config: config.Notifications{
 		Retry: fastRetry,
@@ -212,7 +214,7 @@ medic_notifications_total{result="sent",sink="hook"} 2
 // the flood becomes exactly one digest naming all 50. Alertmanager, which
 // groups on its own, gets each of them.
 func TestBurstBecomesOneDigest(t *testing.T) {
-	clock := &fakeClock{t: t0}
+	clock := testkit.NewClock(t0)
 	hook := newRecorder(t, nil)
 	am := newRecorder(t, nil)
 	td := startDispatcher(t, Options{Now: clock.Now, Config: config.Notifications{

@@ -20,24 +20,6 @@ import (
 	"github.com/medic-sre/medic/config"
 )
 
-// fakeClock is the injected clock of deduplication and digests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // waitFor polls cond until it holds, at most about 20s (a bound, not a
 // timing assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -29,14 +31,6 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // proxied returns clients that reach moto through a fault proxy, so the
 // test can count calls per refresh.
@@ -83,7 +77,7 @@ func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 	b := build(t, emulator.FleetSpec{Group: "two-calls-b", AZs: []string{"us-east-1c"}, PerAZ: 1})
 	w := build(t, emulator.FleetSpec{Group: "two-calls-web", PerAZ: 3})
 	p, asg, ec := proxied(t)
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	// With an ELB client: these groups have no target group, so no
 	// DescribeTargetHealth (TestRefreshReadsTargetHealthOnMoto has some).
 	d := discovery.New(discovery.Options{ASG: asg, EC2: ec, ELB: elbVia(p), Now: clk.Now})
@@ -142,7 +136,7 @@ func TestRefreshMissingGroupIsPartial(t *testing.T) {
 	ctx := ctxT(t)
 	build(t, emulator.FleetSpec{Group: "partial-ok", AZs: []string{"us-east-1a"}, PerAZ: 1})
 	_, asg, ec := proxied(t)
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	reg := prometheus.NewPedanticRegistry()
 	d := discovery.New(discovery.Options{ASG: asg, EC2: ec, Now: clk.Now, Registerer: reg})
 

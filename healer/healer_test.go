@@ -18,24 +18,6 @@ import (
 	"github.com/medic-sre/medic/probes"
 )
 
-// testClock is a settable clock for the healer.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // world is a service's fleet and probe history as a test sets it up.
 type world struct {
 	service   string
@@ -79,10 +61,10 @@ func (w *world) input(now time.Time, rid string) CycleInput {
 	}
 }
 
-func newTestHealer(t *testing.T, act Actuator) (*Healer, *prometheus.Registry, *testClock, *testkit.SyncBuffer) {
+func newTestHealer(t *testing.T, act Actuator) (*Healer, *prometheus.Registry, *testkit.Clock, *testkit.SyncBuffer) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	clk := &testClock{t: t0}
+	clk := testkit.NewClock(t0)
 	logs := &testkit.SyncBuffer{}
 	h := New(Options{Actuator: act, Logger: log.NewLogfmtLogger(logs), Registerer: reg, Now: clk.Now})
 	return h, reg, clk, logs

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -213,25 +215,10 @@ func num(m map[string]types.AttributeValue, k string) (int64, error) {
 	return 0, fmt.Errorf("fake: %s is not a number attribute", k)
 }
 
-// clock is a hand-driven clock; offset makes a skewed view of it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is a hand-driven clock; skewed makes a skewed view of it.
+type clock struct{ *testkit.Clock }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return &clock{testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))} }
 
 // skewed returns a clock reading c plus s.
 func (c *clock) skewed(s time.Duration) func() time.Time {
