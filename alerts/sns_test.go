@@ -2,15 +2,12 @@ package alerts
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/medic-sre/medic/internal/emulator"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -18,66 +15,10 @@ import (
 	"github.com/medic-sre/medic/config"
 )
 
-// startMoto runs moto_server on a free loopback port until the test ends
-// and points the SDK at it the standard way: AWS_ENDPOINT_URL and dummy
-// credentials.
-func startMoto(t *testing.T) aws.Config {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Fatalf("moto_server is not on PATH: %v", err)
-	}
-	port := freePort(t)
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			t.Logf("moto_server output:\n%s", logs.String())
-		}
-	})
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, "moto_server to answer", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("moto_server exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
-	t.Setenv("AWS_ENDPOINT_URL", endpoint)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	cfg, err := awsconfig.LoadDefaultConfig(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 // An event published to a real SNS topic (on the emulator) reaches the SQS
 // queue subscribed to it, evidence and verdict included.
 func TestSNSToSQS(t *testing.T) {
-	awsCfg := startMoto(t)
+	awsCfg := emulator.DefaultConfigT(t)
 	ctx := t.Context()
 	snsc, sqsc := sns.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
 

@@ -3,17 +3,14 @@ package limits
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/medic-sre/medic/internal/emulator"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -32,59 +29,9 @@ import (
 	"github.com/medic-sre/medic/config"
 )
 
-// startMoto runs moto_server on a free loopback port for one test and
-// returns an aws.Config that reaches it the production way:
-// AWS_ENDPOINT_URL with dummy credentials.
-func startMoto(tb testing.TB) aws.Config {
-	tb.Helper()
-	if _, err := exec.LookPath("moto_server"); err != nil {
-		tb.Skip("moto_server not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("moto_server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case <-done:
-			tb.Fatal("moto_server exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("moto_server did not answer on %s: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the deadline
-	}
-	tb.Setenv("AWS_ENDPOINT_URL", url)
-	tb.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	tb.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	tb.Setenv("AWS_REGION", "us-east-1")
-	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cfg
-}
+// startMoto runs moto_server for one test and returns an aws.Config that
+// reaches it the production way: AWS_ENDPOINT_URL with dummy credentials.
+func startMoto(tb testing.TB) aws.Config { return emulator.DefaultConfigT(tb) }
 
 // recorder is a Notifier that keeps events.
 type recorder struct {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 )
 
 // StartMotoT starts a moto_server for a test, fails the test if it cannot,
@@ -33,4 +36,20 @@ func MainWithMoto(m *testing.M, shared **Moto) {
 	code := m.Run()
 	mo.Stop()
 	os.Exit(code)
+}
+
+// DefaultConfigT starts a moto_server for a test, points the process
+// environment at it the production way (AWS_ENDPOINT_URL, dummy
+// credentials, no instance metadata, no shared config files; via
+// tb.Setenv, so not for parallel tests), and returns the SDK's default
+// config as medic itself would load it.
+func DefaultConfigT(tb testing.TB) aws.Config {
+	tb.Helper()
+	m := StartMotoT(tb)
+	m.SetEnv(tb.Setenv)
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
 }
