@@ -171,6 +171,34 @@ func (c *caller) do(ctx context.Context, op string, fn func(context.Context) err
 	return nil
 }
 
+// pages runs one paged AWS call through c (pacing, retries, metrics) until
+// page reports no next page. call asks for the page at token (nil first);
+// it alone runs inside c.do, so only it is retried. page then handles that
+// answer and returns the next token: nil after the last page. An error
+// from c.do (wrapped with op) or from page ends the loop and is returned
+// as it is.
+func pages[Out any](ctx context.Context, c *caller, op string,
+	call func(ctx context.Context, token *string) (Out, error),
+	page func(out Out) (next *string, err error)) error {
+	var token *string
+	for {
+		var out Out
+		err := c.do(ctx, op, func(ctx context.Context) (err error) {
+			out, err = call(ctx, token)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if token, err = page(out); err != nil {
+			return err
+		}
+		if token == nil {
+			return nil
+		}
+	}
+}
+
 // pacer spaces calls at least 1/rps apart (Service Quotas' rate limits).
 type pacer struct {
 	mu    sync.Mutex

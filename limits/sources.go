@@ -123,27 +123,20 @@ func (w *Watcher) srcASGLimits(ctx context.Context, g *gathered) error {
 }
 
 func (w *Watcher) srcELBv2Limits(ctx context.Context, g *gathered) error {
-	var marker *string
-	for {
-		var out *elbv2.DescribeAccountLimitsOutput
-		err := w.call.do(ctx, "elbv2:DescribeAccountLimits", func(ctx context.Context) (err error) {
-			out, err = w.c.elbv2.DescribeAccountLimits(ctx, &elbv2.DescribeAccountLimitsInput{Marker: marker})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		g.set(func() {
-			for _, l := range out.Limits {
-				if v, err := strconv.ParseFloat(aws.ToString(l.Max), 64); err == nil {
-					g.apiLimits["elbv2:"+aws.ToString(l.Name)] = v
+	return pages(ctx, w.call, "elbv2:DescribeAccountLimits",
+		func(ctx context.Context, marker *string) (*elbv2.DescribeAccountLimitsOutput, error) {
+			return w.c.elbv2.DescribeAccountLimits(ctx, &elbv2.DescribeAccountLimitsInput{Marker: marker})
+		},
+		func(out *elbv2.DescribeAccountLimitsOutput) (*string, error) {
+			g.set(func() {
+				for _, l := range out.Limits {
+					if v, err := strconv.ParseFloat(aws.ToString(l.Max), 64); err == nil {
+						g.apiLimits["elbv2:"+aws.ToString(l.Name)] = v
+					}
 				}
-			}
+			})
+			return out.NextMarker, nil
 		})
-		if marker = out.NextMarker; marker == nil {
-			return nil
-		}
-	}
 }
 
 func (w *Watcher) srcELBLimits(ctx context.Context, g *gathered) error {
@@ -190,60 +183,54 @@ func (w *Watcher) srcEC2Attributes(ctx context.Context, g *gathered) error {
 // srcSQApplied reads applied quota values of one service code.
 func (w *Watcher) srcSQApplied(svc string) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
-		var tok *string
-		for {
-			var out *servicequotas.ListServiceQuotasOutput
-			err := w.call.do(ctx, "servicequotas:ListServiceQuotas", func(ctx context.Context) (err error) {
-				out, err = w.c.quotas.ListServiceQuotas(ctx, &servicequotas.ListServiceQuotasInput{ServiceCode: &svc, NextToken: tok, MaxResults: aws.Int32(100)})
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("service %s: %w", svc, err)
-			}
-			g.set(func() {
-				for _, q := range out.Quotas {
-					if q.Value != nil {
-						k := svc + "/" + aws.ToString(q.QuotaCode)
-						g.sqApplied[k] = *q.Value
-						g.adjustable[k] = q.Adjustable
+		err := pages(ctx, w.call, "servicequotas:ListServiceQuotas",
+			func(ctx context.Context, tok *string) (*servicequotas.ListServiceQuotasOutput, error) {
+				return w.c.quotas.ListServiceQuotas(ctx, &servicequotas.ListServiceQuotasInput{ServiceCode: &svc, NextToken: tok, MaxResults: aws.Int32(100)})
+			},
+			func(out *servicequotas.ListServiceQuotasOutput) (*string, error) {
+				g.set(func() {
+					for _, q := range out.Quotas {
+						if q.Value != nil {
+							k := svc + "/" + aws.ToString(q.QuotaCode)
+							g.sqApplied[k] = *q.Value
+							g.adjustable[k] = q.Adjustable
+						}
 					}
-				}
+				})
+				return out.NextToken, nil
 			})
-			if tok = out.NextToken; tok == nil {
-				return nil
-			}
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc, err)
 		}
+		return nil
 	}
 }
 
 // srcSQDefault reads AWS default quota values of one service code.
 func (w *Watcher) srcSQDefault(svc string) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
-		var tok *string
-		for {
-			var out *servicequotas.ListAWSDefaultServiceQuotasOutput
-			err := w.call.do(ctx, "servicequotas:ListAWSDefaultServiceQuotas", func(ctx context.Context) (err error) {
-				out, err = w.c.quotas.ListAWSDefaultServiceQuotas(ctx, &servicequotas.ListAWSDefaultServiceQuotasInput{ServiceCode: &svc, NextToken: tok, MaxResults: aws.Int32(100)})
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("service %s: %w", svc, err)
-			}
-			g.set(func() {
-				for _, q := range out.Quotas {
-					if q.Value != nil {
-						k := svc + "/" + aws.ToString(q.QuotaCode)
-						g.sqDefault[k] = *q.Value
-						if _, ok := g.adjustable[k]; !ok {
-							g.adjustable[k] = q.Adjustable
+		err := pages(ctx, w.call, "servicequotas:ListAWSDefaultServiceQuotas",
+			func(ctx context.Context, tok *string) (*servicequotas.ListAWSDefaultServiceQuotasOutput, error) {
+				return w.c.quotas.ListAWSDefaultServiceQuotas(ctx, &servicequotas.ListAWSDefaultServiceQuotasInput{ServiceCode: &svc, NextToken: tok, MaxResults: aws.Int32(100)})
+			},
+			func(out *servicequotas.ListAWSDefaultServiceQuotasOutput) (*string, error) {
+				g.set(func() {
+					for _, q := range out.Quotas {
+						if q.Value != nil {
+							k := svc + "/" + aws.ToString(q.QuotaCode)
+							g.sqDefault[k] = *q.Value
+							if _, ok := g.adjustable[k]; !ok {
+								g.adjustable[k] = q.Adjustable
+							}
 						}
 					}
-				}
+				})
+				return out.NextToken, nil
 			})
-			if tok = out.NextToken; tok == nil {
-				return nil
-			}
+		if err != nil {
+			return fmt.Errorf("service %s: %w", svc, err)
 		}
+		return nil
 	}
 }
 
@@ -252,28 +239,24 @@ func (w *Watcher) srcSQDefault(svc string) func(context.Context, *gathered) erro
 // srcInstances sums the vCPUs of running On-Demand instances by class.
 func (w *Watcher) srcInstances(ctx context.Context, g *gathered) error {
 	byType := map[string]int{}
-	var tok *string
-	for {
-		var out *ec2.DescribeInstancesOutput
-		err := w.call.do(ctx, "ec2:DescribeInstances", func(ctx context.Context) (err error) {
-			out, err = w.c.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{NextToken: tok, MaxResults: aws.Int32(1000),
+	err := pages(ctx, w.call, "ec2:DescribeInstances",
+		func(ctx context.Context, tok *string) (*ec2.DescribeInstancesOutput, error) {
+			return w.c.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{NextToken: tok, MaxResults: aws.Int32(1000),
 				Filters: []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}}}})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		for _, r := range out.Reservations {
-			for _, in := range r.Instances {
-				if in.InstanceLifecycle != "" { // spot or scheduled: other quotas
-					continue
+		},
+		func(out *ec2.DescribeInstancesOutput) (*string, error) {
+			for _, r := range out.Reservations {
+				for _, in := range r.Instances {
+					if in.InstanceLifecycle != "" { // spot or scheduled: other quotas
+						continue
+					}
+					byType[string(in.InstanceType)]++
 				}
-				byType[string(in.InstanceType)]++
 			}
-		}
-		if tok = out.NextToken; tok == nil {
-			break
-		}
+			return out.NextToken, nil
+		})
+	if err != nil {
+		return err
 	}
 	types := make([]string, 0, len(byType))
 	for t := range byType {
@@ -366,20 +349,16 @@ func (w *Watcher) srcAddresses(ctx context.Context, g *gathered) error {
 
 func (w *Watcher) srcLaunchTemplates(ctx context.Context, g *gathered) error {
 	n := 0
-	var tok *string
-	for {
-		var out *ec2.DescribeLaunchTemplatesOutput
-		err := w.call.do(ctx, "ec2:DescribeLaunchTemplates", func(ctx context.Context) (err error) {
-			out, err = w.c.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{NextToken: tok, MaxResults: aws.Int32(200)})
-			return err
+	err := pages(ctx, w.call, "ec2:DescribeLaunchTemplates",
+		func(ctx context.Context, tok *string) (*ec2.DescribeLaunchTemplatesOutput, error) {
+			return w.c.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{NextToken: tok, MaxResults: aws.Int32(200)})
+		},
+		func(out *ec2.DescribeLaunchTemplatesOutput) (*string, error) {
+			n += len(out.LaunchTemplates)
+			return out.NextToken, nil
 		})
-		if err != nil {
-			return err
-		}
-		n += len(out.LaunchTemplates)
-		if tok = out.NextToken; tok == nil {
-			break
-		}
+	if err != nil {
+		return err
 	}
 	g.set(func() { g.usage["ec2_launch_templates"] = float64(n) })
 	return nil
@@ -390,26 +369,22 @@ func (w *Watcher) srcLaunchTemplates(ctx context.Context, g *gathered) error {
 func (w *Watcher) srcGroups(watch map[string]bool) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
 		n := 0
-		var tok *string
 		var mine []astypes.AutoScalingGroup
-		for {
-			var out *autoscaling.DescribeAutoScalingGroupsOutput
-			err := w.call.do(ctx, "autoscaling:DescribeAutoScalingGroups", func(ctx context.Context) (err error) {
-				out, err = w.c.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{NextToken: tok, MaxRecords: aws.Int32(100)})
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			n += len(out.AutoScalingGroups)
-			for _, a := range out.AutoScalingGroups {
-				if watch[aws.ToString(a.AutoScalingGroupName)] {
-					mine = append(mine, a)
+		err := pages(ctx, w.call, "autoscaling:DescribeAutoScalingGroups",
+			func(ctx context.Context, tok *string) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+				return w.c.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{NextToken: tok, MaxRecords: aws.Int32(100)})
+			},
+			func(out *autoscaling.DescribeAutoScalingGroupsOutput) (*string, error) {
+				n += len(out.AutoScalingGroups)
+				for _, a := range out.AutoScalingGroups {
+					if watch[aws.ToString(a.AutoScalingGroupName)] {
+						mine = append(mine, a)
+					}
 				}
-			}
-			if tok = out.NextToken; tok == nil {
-				break
-			}
+				return out.NextToken, nil
+			})
+		if err != nil {
+			return err
 		}
 		g.set(func() { g.usage["asg_groups"] = float64(n) })
 		// Resolve the instance types each watched group launches.
@@ -487,23 +462,19 @@ func (w *Watcher) srcGroups(watch map[string]bool) func(context.Context, *gather
 func (w *Watcher) srcLaunchConfigurations(ctx context.Context, g *gathered) error {
 	n := 0
 	types := map[string]string{}
-	var tok *string
-	for {
-		var out *autoscaling.DescribeLaunchConfigurationsOutput
-		err := w.call.do(ctx, "autoscaling:DescribeLaunchConfigurations", func(ctx context.Context) (err error) {
-			out, err = w.c.asg.DescribeLaunchConfigurations(ctx, &autoscaling.DescribeLaunchConfigurationsInput{NextToken: tok, MaxRecords: aws.Int32(100)})
-			return err
+	err := pages(ctx, w.call, "autoscaling:DescribeLaunchConfigurations",
+		func(ctx context.Context, tok *string) (*autoscaling.DescribeLaunchConfigurationsOutput, error) {
+			return w.c.asg.DescribeLaunchConfigurations(ctx, &autoscaling.DescribeLaunchConfigurationsInput{NextToken: tok, MaxRecords: aws.Int32(100)})
+		},
+		func(out *autoscaling.DescribeLaunchConfigurationsOutput) (*string, error) {
+			n += len(out.LaunchConfigurations)
+			for _, lc := range out.LaunchConfigurations {
+				types[aws.ToString(lc.LaunchConfigurationName)] = aws.ToString(lc.InstanceType)
+			}
+			return out.NextToken, nil
 		})
-		if err != nil {
-			return err
-		}
-		n += len(out.LaunchConfigurations)
-		for _, lc := range out.LaunchConfigurations {
-			types[aws.ToString(lc.LaunchConfigurationName)] = aws.ToString(lc.InstanceType)
-		}
-		if tok = out.NextToken; tok == nil {
-			break
-		}
+	if err != nil {
+		return err
 	}
 	g.set(func() {
 		g.usage["asg_launch_configurations"] = float64(n)
@@ -519,58 +490,50 @@ func (w *Watcher) srcLaunchConfigurations(ctx context.Context, g *gathered) erro
 func (w *Watcher) srcELBv2(withListeners bool) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
 		types := map[string]string{}
-		var marker *string
-		for {
-			var out *elbv2.DescribeLoadBalancersOutput
-			err := w.call.do(ctx, "elbv2:DescribeLoadBalancers", func(ctx context.Context) (err error) {
-				out, err = w.c.elbv2.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Marker: marker})
-				return err
+		err := pages(ctx, w.call, "elbv2:DescribeLoadBalancers",
+			func(ctx context.Context, marker *string) (*elbv2.DescribeLoadBalancersOutput, error) {
+				return w.c.elbv2.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Marker: marker})
+			},
+			func(out *elbv2.DescribeLoadBalancersOutput) (*string, error) {
+				for _, lb := range out.LoadBalancers {
+					types[aws.ToString(lb.LoadBalancerArn)] = string(lb.Type)
+				}
+				return out.NextMarker, nil
 			})
-			if err != nil {
-				return err
-			}
-			for _, lb := range out.LoadBalancers {
-				types[aws.ToString(lb.LoadBalancerArn)] = string(lb.Type)
-			}
-			if marker = out.NextMarker; marker == nil {
-				break
-			}
+		if err != nil {
+			return err
 		}
 		targets := map[string]float64{}
 		tgLBs := map[string][]string{}
 		nTG := 0
-		marker = nil
-		for {
-			var out *elbv2.DescribeTargetGroupsOutput
-			err := w.call.do(ctx, "elbv2:DescribeTargetGroups", func(ctx context.Context) (err error) {
-				out, err = w.c.elbv2.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Marker: marker})
-				return err
+		err = pages(ctx, w.call, "elbv2:DescribeTargetGroups",
+			func(ctx context.Context, marker *string) (*elbv2.DescribeTargetGroupsOutput, error) {
+				return w.c.elbv2.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Marker: marker})
+			},
+			func(out *elbv2.DescribeTargetGroupsOutput) (*string, error) {
+				for _, tg := range out.TargetGroups {
+					nTG++
+					arn := aws.ToString(tg.TargetGroupArn)
+					tgLBs[arn] = tg.LoadBalancerArns
+					if len(tg.LoadBalancerArns) == 0 {
+						continue
+					}
+					var th *elbv2.DescribeTargetHealthOutput
+					err := w.call.do(ctx, "elbv2:DescribeTargetHealth", func(ctx context.Context) (err error) {
+						th, err = w.c.elbv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: &arn})
+						return err
+					})
+					if err != nil {
+						return nil, fmt.Errorf("target group %s: %w", arn, err)
+					}
+					for _, lb := range tg.LoadBalancerArns {
+						targets[lb] += float64(len(th.TargetHealthDescriptions))
+					}
+				}
+				return out.NextMarker, nil
 			})
-			if err != nil {
-				return err
-			}
-			for _, tg := range out.TargetGroups {
-				nTG++
-				arn := aws.ToString(tg.TargetGroupArn)
-				tgLBs[arn] = tg.LoadBalancerArns
-				if len(tg.LoadBalancerArns) == 0 {
-					continue
-				}
-				var th *elbv2.DescribeTargetHealthOutput
-				err := w.call.do(ctx, "elbv2:DescribeTargetHealth", func(ctx context.Context) (err error) {
-					th, err = w.c.elbv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: &arn})
-					return err
-				})
-				if err != nil {
-					return fmt.Errorf("target group %s: %w", arn, err)
-				}
-				for _, lb := range tg.LoadBalancerArns {
-					targets[lb] += float64(len(th.TargetHealthDescriptions))
-				}
-			}
-			if marker = out.NextMarker; marker == nil {
-				break
-			}
+		if err != nil {
+			return err
 		}
 		listeners := map[string]float64{}
 		if withListeners {
@@ -619,23 +582,19 @@ func (w *Watcher) srcELBv2(withListeners bool) func(context.Context, *gathered) 
 
 func (w *Watcher) srcELB(ctx context.Context, g *gathered) error {
 	n, most := 0, 0
-	var marker *string
-	for {
-		var out *elasticloadbalancing.DescribeLoadBalancersOutput
-		err := w.call.do(ctx, "elb:DescribeLoadBalancers", func(ctx context.Context) (err error) {
-			out, err = w.c.elb.DescribeLoadBalancers(ctx, &elasticloadbalancing.DescribeLoadBalancersInput{Marker: marker})
-			return err
+	err := pages(ctx, w.call, "elb:DescribeLoadBalancers",
+		func(ctx context.Context, marker *string) (*elasticloadbalancing.DescribeLoadBalancersOutput, error) {
+			return w.c.elb.DescribeLoadBalancers(ctx, &elasticloadbalancing.DescribeLoadBalancersInput{Marker: marker})
+		},
+		func(out *elasticloadbalancing.DescribeLoadBalancersOutput) (*string, error) {
+			for _, lb := range out.LoadBalancerDescriptions {
+				n++
+				most = max(most, len(lb.Instances))
+			}
+			return out.NextMarker, nil
 		})
-		if err != nil {
-			return err
-		}
-		for _, lb := range out.LoadBalancerDescriptions {
-			n++
-			most = max(most, len(lb.Instances))
-		}
-		if marker = out.NextMarker; marker == nil {
-			break
-		}
+	if err != nil {
+		return err
 	}
 	g.set(func() { g.usage["elb_classic"], g.usage["elb_instances_per_classic"] = float64(n), float64(most) })
 	return nil
@@ -756,28 +715,24 @@ func (w *Watcher) getMetricData(ctx context.Context, qs []cwtypes.MetricDataQuer
 		n := min(len(qs), 500)
 		batch := qs[:n]
 		qs = qs[n:]
-		var tok *string
-		for {
-			var out *cloudwatch.GetMetricDataOutput
-			err := w.call.do(ctx, "cloudwatch:GetMetricData", func(ctx context.Context) (err error) {
-				out, err = w.c.cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{MetricDataQueries: batch,
+		err := pages(ctx, w.call, "cloudwatch:GetMetricData",
+			func(ctx context.Context, tok *string) (*cloudwatch.GetMetricDataOutput, error) {
+				return w.c.cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{MetricDataQueries: batch,
 					StartTime: aws.Time(start), EndTime: aws.Time(end), NextToken: tok, ScanBy: cwtypes.ScanByTimestampAscending})
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range out.MetricDataResults {
-				id := aws.ToString(r.Id)
-				for i := range r.Timestamps {
-					if i < len(r.Values) {
-						res[id] = append(res[id], Point{T: r.Timestamps[i], V: r.Values[i]})
+			},
+			func(out *cloudwatch.GetMetricDataOutput) (*string, error) {
+				for _, r := range out.MetricDataResults {
+					id := aws.ToString(r.Id)
+					for i := range r.Timestamps {
+						if i < len(r.Values) {
+							res[id] = append(res[id], Point{T: r.Timestamps[i], V: r.Values[i]})
+						}
 					}
 				}
-			}
-			if tok = out.NextToken; tok == nil {
-				break
-			}
+				return out.NextToken, nil
+			})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return res, nil
