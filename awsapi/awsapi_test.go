@@ -1,13 +1,14 @@
 package awsapi_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/medic-sre/medic/internal/testkit"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -19,12 +20,6 @@ import (
 	"github.com/medic-sre/medic/awsapi"
 	"github.com/medic-sre/medic/internal/emulator"
 )
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // setEnv points the SDK at endpoint with moto's dummy credentials.
 func setEnv(t *testing.T, endpoint string) {
@@ -41,7 +36,7 @@ func TestLoadConfigReachesEndpointAndCountsCalls(t *testing.T) {
 	m := emulator.StartMotoT(t)
 	setEnv(t, m.URL())
 	reg := prometheus.NewPedanticRegistry()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 
 	cfg, id, err := awsapi.LoadConfig(ctx, awsapi.Options{Registerer: reg})
 	if err != nil {
@@ -85,7 +80,7 @@ medic_aws_api_calls_total{operation="SetInstanceHealth",result="error"} 1
 
 func TestLoadConfigRegion(t *testing.T) {
 	setEnv(t, "http://127.0.0.1:1")
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 
 	cfg, _, err := awsapi.LoadConfig(ctx, awsapi.Options{Region: "eu-west-1"})
 	if err != nil || cfg.Region != "eu-west-1" {
@@ -142,7 +137,7 @@ func TestIdentityFromIMDSv2(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fakeIMDS(t, false).URL)
 
-	cfg, id, err := awsapi.LoadConfig(ctxT(t), awsapi.Options{})
+	cfg, id, err := awsapi.LoadConfig(testkit.Context(t), awsapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +148,7 @@ func TestIdentityFromIMDSv2(t *testing.T) {
 
 	// The environment's region wins over metadata; the identity stays.
 	t.Setenv("AWS_REGION", "us-west-2")
-	cfg, id, err = awsapi.LoadConfig(ctxT(t), awsapi.Options{})
+	cfg, id, err = awsapi.LoadConfig(testkit.Context(t), awsapi.Options{})
 	if err != nil || cfg.Region != "us-west-2" || id != want {
 		t.Errorf("got region %q identity %+v err %v", cfg.Region, id, err)
 	}
@@ -165,7 +160,7 @@ func TestIdentityTimeoutIsNotAnError(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fakeIMDS(t, true).URL)
 
 	start := time.Now()
-	cfg, id, err := awsapi.LoadConfig(ctxT(t), awsapi.Options{})
+	cfg, id, err := awsapi.LoadConfig(testkit.Context(t), awsapi.Options{})
 	if err != nil || id != (awsapi.Identity{}) || cfg.Region != emulator.Region {
 		t.Errorf("got region %q identity %+v err %v", cfg.Region, id, err)
 	}
@@ -183,7 +178,7 @@ func TestThrottlingCountedPerAttempt(t *testing.T) {
 	t.Cleanup(func() { _ = p.Close() })
 	setEnv(t, p.URL())
 	reg := prometheus.NewPedanticRegistry()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	cfg, _, err := awsapi.LoadConfig(ctx, awsapi.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)

@@ -129,10 +129,10 @@ func TestInvalidFiles(t *testing.T) {
 		{"endpoint IP outside allowed_networks", "invalid-endpoint-network.yml", []string{
 			`5: services[0].endpoint: address 203.0.113.10 is outside global.allowed_networks`}},
 		{"static target not host:port, port 0", "invalid-static-target.yml", []string{
-			`5: services[0].static_targets[1]: "10.0.0.6" is not host:port`,
-			`6: services[0].static_targets[2]: "10.0.0.7:0" has port 0, out of range 1-65535`}},
+			`5: services[0].static_targets[1]: "127.0.0.6" is not host:port`,
+			`6: services[0].static_targets[2]: "127.0.0.7:0" has port 0, out of range 1-65535`}},
 		{"static target IP outside allowed_networks", "invalid-static-target-network.yml", []string{
-			`5: services[0].static_targets[1]: address 192.168.1.5 is outside global.allowed_networks`}},
+			`5: services[0].static_targets[1]: address 203.0.113.5 is outside global.allowed_networks`}},
 		{"bad CIDR, host bits set", "invalid-cidr.yml", []string{
 			`4: global.allowed_networks[1]: "10.300.0.0/16" is not a CIDR network (write e.g. 10.0.0.0/8)`,
 			`5: global.allowed_networks[2]: "192.168.1.1/16" has host bits set; did you mean 192.168.0.0/16?`}},
@@ -232,7 +232,7 @@ services:
 services:
 	- name: web
 		endpoint: https://web.example.com/health
-		static_targets: [10.0.0.1:80]
+		static_targets: [127.0.0.1:80]
 		endpoint_probe:
 			port: 8443
 			scheme: https
@@ -245,13 +245,13 @@ services:
 services:
 	- name: a
 		endpoint: https://user:hunter2@web.example.com/
-		static_targets: [10.0.0.1:80]
+		static_targets: [127.0.0.1:80]
 	- name: b
 		endpoint: "http:///health"
-		static_targets: [10.0.0.1:80]
+		static_targets: [127.0.0.1:80]
 	- name: c
 		endpoint: http://web.example.com:0/
-		static_targets: [10.0.0.1:80]
+		static_targets: [127.0.0.1:80]
 `, []string{
 			`3: services[0].endpoint: "https://user:xxxxx@web.example.com/" holds credentials; send them with endpoint_probe.headers_from_env`,
 			`6: services[1].endpoint: "http:///health" has no host`,
@@ -596,7 +596,7 @@ services:
 		_, err := parse(t, `
 services:
 	- name: web
-		static_targets: [10.0.0.1:80]
+		static_targets: [127.0.0.1:80]
 		endpoint: http://web.example.com/
 		endpoint_probe:
 			headers_from_env: {X-Token: MEDIC_TEST_EMPTY}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
@@ -306,7 +308,7 @@ func equalPages(a, b map[string]int) bool {
 // still answers an empty list — no seeds, no error, one call per group.
 func TestRecentHealthCheckReplacementsOnMoto(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	f := build(t, emulator.FleetSpec{Group: "activities", AZs: []string{"us-east-1a"}, PerAZ: 2})
 	insts, err := f.Instances(ctx)
 	if err != nil {

@@ -26,28 +26,16 @@ var moto *emulator.Moto
 
 func TestMain(m *testing.M) { emulator.MainWithMoto(m, &moto) }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // proxied returns clients that reach moto through a fault proxy, so the
 // test can count calls per refresh.
 func proxied(t *testing.T) (*emulator.FaultProxy, *autoscaling.Client, *ec2.Client) {
-	p, err := emulator.StartFaultProxy(moto.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	cfg := emulator.ConfigFor(p.URL())
-	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	p, cfg := emulator.FaultProxyT(t, moto.URL())
 	return p, autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg)
 }
 
 func build(t *testing.T, spec emulator.FleetSpec) *emulator.Fleet {
 	t.Helper()
-	f, err := emulator.BuildFleet(ctxT(t), moto.Config(), spec)
+	f, err := emulator.BuildFleet(testkit.Context(t), moto.Config(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +47,7 @@ func ipsOf(t *testing.T, fleets ...*emulator.Fleet) map[string]netip.Addr {
 	t.Helper()
 	out := map[string]netip.Addr{}
 	for _, f := range fleets {
-		insts, err := f.Instances(ctxT(t))
+		insts, err := f.Instances(testkit.Context(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +60,7 @@ func ipsOf(t *testing.T, fleets ...*emulator.Fleet) map[string]netip.Addr {
 
 func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	a := build(t, emulator.FleetSpec{Group: "two-calls-a", PerAZ: 2, GracePeriod: 45 * time.Second})
 	b := build(t, emulator.FleetSpec{Group: "two-calls-b", AZs: []string{"us-east-1c"}, PerAZ: 1})
 	w := build(t, emulator.FleetSpec{Group: "two-calls-web", PerAZ: 3})
@@ -133,7 +121,7 @@ func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 
 func TestRefreshMissingGroupIsPartial(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	build(t, emulator.FleetSpec{Group: "partial-ok", AZs: []string{"us-east-1a"}, PerAZ: 1})
 	_, asg, ec := proxied(t)
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
@@ -199,7 +187,7 @@ medic_discovery_refreshes_total{result="success"} 1
 
 func TestRefreshFollowsReplacements(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	f := build(t, emulator.FleetSpec{Group: "churn", PerAZ: 1})
 	_, asg, ec := proxied(t)
 	d := discovery.New(discovery.Options{ASG: asg, EC2: ec})
@@ -269,7 +257,7 @@ func (v *vanishing) DescribeInstances(ctx context.Context, in *ec2.DescribeInsta
 
 func TestRefreshToleratesInstancesUnknownToEC2(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	build(t, emulator.FleetSpec{Group: "unknown-ids", AZs: []string{"us-east-1a"}, PerAZ: 2})
 	_, asg, ec := proxied(t)
 	v := &vanishing{DescribeInstancesAPI: ec}
@@ -291,7 +279,7 @@ func TestRefreshToleratesInstancesUnknownToEC2(t *testing.T) {
 
 func TestRefreshAWSDownFailsWhole(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	build(t, emulator.FleetSpec{Group: "down", AZs: []string{"us-east-1a"}, PerAZ: 1})
 	p, asg, ec := proxied(t)
 	reg := prometheus.NewPedanticRegistry()
@@ -321,7 +309,7 @@ medic_discovery_refreshes_total{result="success"} 0
 
 func TestRefreshRefusesIPsOutsideAllowedNetworks(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	build(t, emulator.FleetSpec{Group: "allowed", AZs: []string{"us-east-1a"}, PerAZ: 1})
 	_, asg, ec := proxied(t)
 	services := []config.Service{{Name: "s", AutoScalingGroups: []string{"allowed"}}}

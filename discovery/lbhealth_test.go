@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -38,7 +40,7 @@ func elbVia(p *emulator.FaultProxy) *elbv2.Client {
 // group's instances in it) and returns its ARN.
 func targetGroup(t *testing.T, f *emulator.Fleet, name string) string {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	port := f.AppPort()
 	if port == 0 {
 		var err error
@@ -63,7 +65,7 @@ func targetGroup(t *testing.T, f *emulator.Fleet, name string) string {
 
 func attach(t *testing.T, group string, arns ...string) {
 	t.Helper()
-	if _, err := autoscaling.NewFromConfig(moto.Config()).AttachLoadBalancerTargetGroups(ctxT(t),
+	if _, err := autoscaling.NewFromConfig(moto.Config()).AttachLoadBalancerTargetGroups(testkit.Context(t),
 		&autoscaling.AttachLoadBalancerTargetGroupsInput{AutoScalingGroupName: aws.String(group), TargetGroupARNs: arns}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func lb(tg, state, reason string) discovery.TargetHealth {
 // loopback IP or not, and that is what is asserted.
 func TestRefreshReadsTargetHealthOnMoto(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	a := build(t, emulator.FleetSpec{Group: "lb-a", PerAZ: 1})
 	build(t, emulator.FleetSpec{Group: "lb-b", AZs: []string{"us-east-1c"}, PerAZ: 2})
 	build(t, emulator.FleetSpec{Group: "lb-none", AZs: []string{"us-east-1a"}, PerAZ: 1})
@@ -225,7 +227,7 @@ func desc(id string, port int32, state elbv2types.TargetHealthStateEnum, reason 
 // target group answers for the fleet's two instances, by index.
 func TestRefreshMapsTargetHealth(t *testing.T) {
 	t.Parallel()
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	f := build(t, emulator.FleetSpec{Group: "lb-map", PerAZ: 1})
 	web := targetGroup(t, f, "lb-map-web")
 	admin := targetGroup(t, f, "lb-map-admin")

@@ -1,7 +1,6 @@
 package emulator_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/medic-sre/medic/internal/testkit"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -26,15 +27,9 @@ var moto *emulator.Moto
 
 func TestMain(m *testing.M) { emulator.MainWithMoto(m, &moto) }
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func buildFleet(t *testing.T, spec emulator.FleetSpec) *emulator.Fleet {
 	t.Helper()
-	f, err := emulator.BuildFleet(testCtx(t), moto.Config(), spec)
+	f, err := emulator.BuildFleet(testkit.Context(t), moto.Config(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +39,7 @@ func buildFleet(t *testing.T, spec emulator.FleetSpec) *emulator.Fleet {
 
 func TestBuildFleetSixInTwoAZs(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	f := buildFleet(t, emulator.FleetSpec{Group: "six", AZs: []string{"us-east-1a", "us-east-1b"}, PerAZ: 3})
 	// A second fleet in the same moto must not share a subnet or an IP.
 	g := buildFleet(t, emulator.FleetSpec{Group: "other", AZs: []string{"us-east-1a", "us-east-1b"}, PerAZ: 1, GracePeriod: 30 * time.Second})
@@ -204,7 +199,7 @@ func TestAppServerModes(t *testing.T) {
 
 func TestPlayASGReplacesMarkedInstance(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	f := buildFleet(t, emulator.FleetSpec{Group: "play", AZs: []string{"us-east-1a", "us-east-1b"}, PerAZ: 1})
 	port, err := f.StartApps(ctx, 0)
 	if err != nil {
@@ -286,15 +281,8 @@ func apiCode(err error) string {
 
 func TestFaultProxyThrottlesAndCounts(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p, err := emulator.StartFaultProxy(moto.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-
-	cfg := emulator.ConfigFor(p.URL())
-	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	ctx := testkit.Context(t)
+	p, cfg := emulator.FaultProxyT(t, moto.URL())
 	asg := autoscaling.NewFromConfig(cfg)
 	ec := ec2.NewFromConfig(cfg)
 
@@ -329,7 +317,7 @@ func TestFaultProxyThrottlesAndCounts(t *testing.T) {
 	p.ThrottleFraction(0)
 	// A mutating call is forwarded intact (moto answers for the missing
 	// instance) and counted.
-	_, err = asg.SetInstanceHealth(ctx, &autoscaling.SetInstanceHealthInput{
+	_, err := asg.SetInstanceHealth(ctx, &autoscaling.SetInstanceHealthInput{
 		InstanceId: aws.String("i-00000000000000000"), HealthStatus: aws.String("Unhealthy"),
 	})
 	if code := apiCode(err); code != "InvalidInstanceID.NotFound" {

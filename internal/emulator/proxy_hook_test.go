@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 
@@ -18,14 +20,8 @@ import (
 // lets a call through the emulator still gets the whole request.
 func TestFaultProxyOnAction(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p, err := emulator.StartFaultProxy(moto.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	cfg := emulator.ConfigFor(p.URL())
-	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	ctx := testkit.Context(t)
+	p, cfg := emulator.FaultProxyT(t, moto.URL())
 	asg := autoscaling.NewFromConfig(cfg)
 	mark := func() error {
 		_, err := asg.SetInstanceHealth(ctx, &autoscaling.SetInstanceHealthInput{

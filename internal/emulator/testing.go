@@ -53,3 +53,19 @@ func DefaultConfigT(tb testing.TB) aws.Config {
 	}
 	return cfg
 }
+
+// FaultProxyT starts a FaultProxy in front of target for a test, closes it
+// when the test ends, and returns it with an aws.Config that reaches moto
+// through it with the SDK's retries off, so the proxy counts every call
+// the code under test makes.
+func FaultProxyT(tb testing.TB, target string) (*FaultProxy, aws.Config) {
+	tb.Helper()
+	p, err := StartFaultProxy(target)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Close() })
+	cfg := ConfigFor(p.URL())
+	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	return p, cfg
+}
