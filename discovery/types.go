@@ -28,6 +28,16 @@ type Instance struct {
 	// discovery has no ELB client, or when reading that target group failed
 	// in this refresh. Evidence for people, never a reason to act.
 	LBHealth []TargetHealth
+	// InServiceSince is when discovery saw the instance enter InService
+	// (from Pending, back from Standby, attached); for an instance already
+	// InService when medic started, its LaunchTime. Grace counts from it.
+	InServiceSince time.Time
+	// InstanceType and ImageID as EC2 reports them; LaunchTemplate and
+	// LaunchTemplateVersion as the group reports the instance's.
+	InstanceType          string
+	ImageID               string
+	LaunchTemplate        string
+	LaunchTemplateVersion string
 }
 
 // TargetHealth is one target group's view of one instance, as
@@ -48,6 +58,19 @@ type Group struct {
 	GracePeriod time.Duration // HealthCheckGracePeriod
 	Min, Max    int
 	Desired     int
+	// SuspendedProcesses the group reports ("ReplaceUnhealthy", "Launch",
+	// "Terminate", "HealthCheck", ...).
+	SuspendedProcesses []string
+	// InstanceRefresh is the status of an instance refresh in progress
+	// ("Pending", "InProgress", "Cancelling", "RollbackInProgress", ...),
+	// empty when none is.
+	InstanceRefresh string
+	// Tags of the group (medic reads "medic:pause").
+	Tags map[string]string
+	// LaunchTemplate, LaunchTemplateVersion: what the group launches
+	// replacements from (name or id, and version as configured).
+	LaunchTemplate        string
+	LaunchTemplateVersion string
 }
 
 // Snapshot is one service's fleet at one refresh.

@@ -533,3 +533,17 @@ func (m *metrics) deleteService(svc string) {
 	m.refusing.DeletePartialMatch(l)
 	m.lastHour.DeletePartialMatch(l)
 }
+
+// Observe records one probe result of one of service's targets (an instance
+// or the endpoint) as it arrives, in O(1), and reports whether it may change
+// a verdict, so that the caller runs a heal cycle of that service soon.
+// Results of targets with no instance and no endpoint role (static targets)
+// are not observed at all.
+//
+// CONTRACT (wave 2): the controller calls this from the scheduler's OnResult
+// and wakes the service's heal loop only when it returns true; the healer
+// keeps the incremental per-instance detector state it needs. This first
+// version wakes on every result.
+func (h *Healer) Observe(service string, t probes.Target, r probes.Result) (wake bool) {
+	return true
+}
