@@ -80,3 +80,18 @@ type Snapshot struct {
 	Instances []Instance // every instance of every group, any lifecycle state
 	At        time.Time  // when the refresh completed
 }
+
+// Lifecycle and health values as Auto Scaling reports them: the one place
+// the rest of medic takes them from.
+const (
+	LifecycleInService = "InService"
+	HealthHealthy      = "Healthy"
+	HealthUnhealthy    = "Unhealthy"
+)
+
+// InService reports whether the group reports the instance InService.
+func (i Instance) InService() bool { return i.LifecycleState == LifecycleInService }
+
+// HeldUnhealthy reports whether the group holds the instance Unhealthy
+// (marked by medic, by the group's own health checks, or by anyone else).
+func (i Instance) HeldUnhealthy() bool { return i.HealthStatus == HealthUnhealthy }
