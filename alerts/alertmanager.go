@@ -58,6 +58,26 @@ func newAlertmanagerSink(sc config.NotificationSink, base, token string, now fun
 	}
 }
 
+// RuleOwned maps the event kinds whose alert in Alertmanager comes from
+// medic's Prometheus rules (alerts/rules) to those rules' alertnames. The
+// rules watch the metrics that report the same condition, so the
+// Alertmanager sink leaves these kinds out and every alertname has one
+// source; the other sinks still get the events. Every other kind arrives
+// as AlertName(kind), which no rule uses (TestOneSourcePerAlertName).
+var RuleOwned = map[Kind][]string{
+	QuotaNearLimit:          {"MedicQuotaHeadroomLow", "MedicScaleOutNotFeasible"},
+	QuotaExhaustionForecast: {"MedicQuotaExhaustionForecast"},
+	PrewarmNeeded:           {"MedicPrewarmNeeded"},
+	PrewarmApplied:          {"MedicPrewarmNeeded"}, // ends PrewarmNeeded
+}
+
+// Sends reports whether the sink posts events of kind k: not those a rule
+// owns (RuleOwned).
+func (s *alertmanagerSink) Sends(k Kind) bool {
+	_, owned := RuleOwned[k]
+	return !owned
+}
+
 func (s *alertmanagerSink) Name() string                  { return s.name }
 func (s *alertmanagerSink) EachEvent() bool               { return true }
 func (s *alertmanagerSink) ResendInterval() time.Duration { return s.resend }

@@ -334,7 +334,7 @@ func (d *Dispatcher) newWorker(b built, retry config.NotificationRetry) *worker 
 		q:       newQueue(b.spec.cfg.QueueSize),
 		retry:   retry,
 		timeout: b.spec.cfg.Timeout.D(),
-		minRank: severityRank(Severity(b.spec.cfg.MinSeverity)),
+		minRank: minRank(b.spec.cfg.MinSeverity),
 		logger:  log.With(d.logger, logkeys.Sink, b.spec.cfg.Name),
 		stopped: make(chan struct{}),
 	}
@@ -351,13 +351,13 @@ func (d *Dispatcher) newWorker(b built, retry config.NotificationRetry) *worker 
 	return w
 }
 
-// accepts reports whether e is severe enough for the sink.
+// accepts reports whether e is severe enough for the sink and of a kind
+// it sends.
 func (w *worker) accepts(e Event) bool {
-	r := severityRank(e.Severity)
-	if e.NeedsAction {
-		r = severityRank(Action)
+	if f, ok := w.sink.(kindFilter); ok && !f.Sends(e.Kind) {
+		return false
 	}
-	return r >= w.minRank
+	return severityRank(severityOf(e)) >= w.minRank
 }
 
 // stop ends w for good. Call with d.mu.
@@ -470,4 +470,10 @@ func (d *Dispatcher) deliver(wctx context.Context, w *worker, e Event) {
 		return
 	}
 	d.m.notifications.WithLabelValues(w.name, resultSent).Inc()
+}
+
+// minRank is the rank of a sink's min_severity (validated by config).
+func minRank(s string) int {
+	sev, _ := ParseSeverity(s)
+	return severityRank(sev)
 }

@@ -260,7 +260,7 @@ func TestMinSeverity(t *testing.T) {
 	srv := newRecorder(t, nil)
 	td := startDispatcher(t, Options{Config: config.Notifications{
 		Retry: fastRetry,
-		Sinks: []config.NotificationSink{{Name: "pager", Type: "webhook", URLFile: secretFile(t, srv.URL), MinSeverity: "action"}},
+		Sinks: []config.NotificationSink{{Name: "pager", Type: "webhook", URLFile: secretFile(t, srv.URL), MinSeverity: "critical"}},
 	}}, true)
 	td.Notify(sampleEvents()["marked"])
 	td.Notify(sampleEvents()["not-recovered"])

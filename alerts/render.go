@@ -265,14 +265,18 @@ func stateOf(e Event) string {
 	return e.State
 }
 
+// severityOf is the one place an event's severity is decided, for every
+// sink: what needs a person is critical whatever the event said, a missing
+// severity is info, and an unknown one (not of the rules' set) counts as
+// info too, so nothing leaves medic outside the vocabulary.
 func severityOf(e Event) Severity {
-	if e.Severity == "" {
-		if e.NeedsAction {
-			return Action
-		}
-		return Info
+	if e.NeedsAction {
+		return Critical
 	}
-	return e.Severity
+	if s, ok := ParseSeverity(string(e.Severity)); ok {
+		return s
+	}
+	return Info
 }
 
 // verdictLine says whether a person needs to act.

@@ -32,7 +32,7 @@ func sampleEvents() map[string]Event {
 		RequestID: "c-42",
 	}
 	notRecovered := marked
-	notRecovered.Kind, notRecovered.Severity = ReplacementNotRecovered, Action
+	notRecovered.Kind, notRecovered.Severity = ReplacementNotRecovered, Critical
 	notRecovered.Summary = "i-0abc was replaced but the newcomer i-0def is not healthy after 10m"
 	notRecovered.NeedsAction = true
 	notRecovered.Ask = "why i-0def fails its health check (evidence above)"

@@ -44,6 +44,11 @@ type eachEventSink interface {
 	EachEvent() bool
 }
 
+// kindFilter is a Sink that takes only some kinds of events.
+type kindFilter interface {
+	Sends(Kind) bool
+}
+
 // SNSPublisher is the one SNS call the SNS sink makes, shaped like the SDK.
 type SNSPublisher interface {
 	Publish(ctx context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error)

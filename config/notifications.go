@@ -76,7 +76,8 @@ type NotificationSink struct {
 	Timeout   Duration `yaml:"timeout"`
 	QueueSize int      `yaml:"queue_size"`
 	// MinSeverity: events below it are not sent here (info < warning <
-	// action). Default info.
+	// critical; "action", the former name of critical, is still
+	// accepted). Default info.
 	MinSeverity string `yaml:"min_severity"`
 	// RunbookURL, when set, is linked from messages (with "#<kind>").
 	RunbookURL string `yaml:"runbook_url"`
@@ -185,9 +186,9 @@ func (s *NotificationSink) check(c *checker, p string) {
 		c.errorf(p+".name", "%q must match %s", s.Name, sinkNameRE)
 	}
 	switch s.MinSeverity {
-	case "info", "warning", "action":
+	case "info", "warning", "critical", "action":
 	default:
-		c.errorf(p+".min_severity", "%q is not one of info, warning, action", s.MinSeverity)
+		c.errorf(p+".min_severity", "%q is not one of info, warning, critical", s.MinSeverity)
 	}
 	if s.Timeout <= 0 {
 		c.errorf(p+".timeout", "must be positive, got %s", s.Timeout.D())

@@ -10,7 +10,14 @@
 // a description with the values that raised it, and a runbook_url pointing at
 // its section of docs/runbook.md. Severity follows medic's rule: only what
 // needs a person now is critical (pages); what needs a person in working
-// hours is warning; what medic handles by itself is info.
+// hours is warning; what medic handles by itself is info. The same three
+// values are the severities of what medic's notification sinks send
+// (alerts.Severity): one vocabulary, documented in docs/runbook.md.
+//
+// Each alertname has one source. These rules own the alerts on medic's
+// metrics; medic's Alertmanager sink owns the alerts of its events
+// (Medic<Kind>, e.g. MedicReplacementNotRecovered) and leaves out the event
+// kinds whose condition a rule here already alerts on (alerts.RuleOwned).
 package rules
 
 import (
@@ -395,14 +402,6 @@ func (p Params) serviceAlerts() []Rule {
 			"The guard of medic at {{ $labels.instance }} has refused to mark bad instances of service {{ $labels.service }} "+
 				"Unhealthy for 10 minutes, reason {{ $labels.reason }}. Bad instances stay in service until a person looks or "+
 				"the condition clears; see the runbook for what each reason means."),
-		p.alert("MedicReplacementNotRecovered", fmt.Sprintf(
-			"sum by (job, service) (\n%s\n) > 0",
-			eventsIn(p.sel("medic_replacements_total", `outcome="not_recovered"`), "1h")),
-			"", Critical,
-			"A replacement in service {{ $labels.service }} did not recover it.",
-			"In the last hour medic replaced instances of service {{ $labels.service }} and {{ $value | printf \"%.0f\" }} of those "+
-				"replacements did not recover: the newcomer did not become healthy or the service endpoint did not stay good. "+
-				"This is the one medic outcome that needs a person."),
 		p.alert("MedicHealRateHigh", fmt.Sprintf(
 			"round(sum by (job, service) (\n%s\n)) > %d",
 			eventsIn(p.sel("medic_heal_actions_total", `result="marked"`), "1h"), p.HealRateHighPerHour),
