@@ -34,7 +34,7 @@ func TestAlertmanagerSinkLifecycle(t *testing.T) {
 	s := newAlertmanagerSink(config.NotificationSink{
 		Name: "am", ResendInterval: config.Duration(time.Minute), AlertTTL: config.Duration(time.Hour),
 		Timeout: config.Duration(5 * time.Second),
-	}, srv.URL, "", clock.Now)
+	}, []string{srv.URL}, "", http.DefaultClient, clock.Now)
 	ctx := t.Context()
 	send := func(e Event) []alertmanagerAlert {
 		t.Helper()
