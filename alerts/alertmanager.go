@@ -34,16 +34,16 @@ const maxActiveAlerts = 10000
 // deduplicate), as Prometheus sends to each; a post counts as delivered
 // when at least one took it, and the others catch up at the next resend.
 type alertmanagerSink struct {
-	name    string
-	urls    []string // .../api/v2/alerts; secret when it came from a file or env
-	token   string
+	name  string
+	urls  []string // .../api/v2/alerts; secret when it came from a file or env
+	token string
 	// generatorURL links each alert to medic's status page; may be empty.
 	generatorURL string
-	runbook string
-	resend  time.Duration
-	ttl     time.Duration
-	client  *http.Client
-	now     func() time.Time
+	runbook      string
+	resend       time.Duration
+	ttl          time.Duration
+	client       *http.Client
+	now          func() time.Time
 
 	mu     sync.Mutex
 	active map[string]*activeAlert

@@ -193,10 +193,11 @@ func runAlertmanager(t *testing.T, bin, cfg, storage string) (base string, ok bo
 
 // gettableAlert is the part of GET /api/v2/alerts the test reads.
 type gettableAlert struct {
-	Labels map[string]string `json:"labels"`
-	Annots map[string]string `json:"annotations"`
-	EndsAt time.Time         `json:"endsAt"`
-	Status struct {
+	Labels       map[string]string `json:"labels"`
+	Annots       map[string]string `json:"annotations"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Status       struct {
 		State string `json:"state"`
 	} `json:"status"`
 }
