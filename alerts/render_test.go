@@ -108,7 +108,7 @@ func TestRenderSaysWhatHappenedAndWhetherToAct(t *testing.T) {
 				t.Errorf("%s %s: lacks %q", name, format, verdict)
 			}
 			for _, ev := range e.Evidence {
-				if format == "text" && !strings.Contains(msg, ev) {
+				if format == "text" && !strings.Contains(msg, plain(data(ev))) {
 					t.Errorf("%s %s: lacks evidence %q", name, format, ev)
 				}
 			}
