@@ -65,7 +65,7 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 
 	resp, err := client.Do(req)
 	if err != nil {
-		r.Reason = failReason(ctx, pctx, timeout, err)
+		r.Reason = httpFailReason(ctx, pctx, timeout, err)
 		level.Debug(logger).Log(logkeys.Msg, "probe failed", logkeys.Reason, r.Reason, logkeys.Err, err)
 		return r
 	}
@@ -90,7 +90,7 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	}
 	b, err := io.ReadAll(body)
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.Reason = failReason(ctx, pctx, timeout, err)
+		r.Reason = httpFailReason(ctx, pctx, timeout, err)
 		level.Debug(logger).Log(logkeys.Msg, "probe failed reading body", logkeys.Reason, r.Reason, logkeys.Err, err)
 		return r
 	}
@@ -100,6 +100,81 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	}
 	r.Success = true
 	return r
+}
+
+// parserReasons map the messages of Go's HTTP parser errors, which quote
+// what the instance sent (up to a whole line), to fixed reasons. Longer
+// prefixes come first.
+var parserReasons = []struct{ prefix, reason string }{
+	{"malformed HTTP status code", "malformed HTTP response: bad status code"},
+	{"malformed HTTP version", "malformed HTTP response: bad protocol version"},
+	{"malformed HTTP response", "malformed HTTP response: bad status line"},
+	{"malformed MIME header", "malformed HTTP response: bad header line"},
+	{"invalid Trailer key", "malformed HTTP response: bad trailer"},
+	{"bad trailer key", "malformed HTTP response: bad trailer"},
+	{"invalid empty Content-Length", "malformed HTTP response: bad Content-Length"},
+	{"bad Content-Length", "malformed HTTP response: bad Content-Length"},
+	{"unsupported transfer encoding", "malformed HTTP response: unsupported Transfer-Encoding"},
+	{"too many transfer encodings", "malformed HTTP response: unsupported Transfer-Encoding"},
+	{"malformed chunked encoding", "malformed HTTP response: bad chunked encoding"},
+	{"invalid byte in chunk length", "malformed HTTP response: bad chunked encoding"},
+	{"http chunk length too large", "malformed HTTP response: bad chunked encoding"},
+	{"server response headers exceeded", "malformed HTTP response: headers too large"},
+}
+
+// maxExcerpt bounds the excerpt of what the instance sent in a reason;
+// maxReason bounds any reason of the HTTP prober.
+const (
+	maxExcerpt = 40
+	maxReason  = 160
+)
+
+// httpFailReason is failReason for the HTTP prober, where the instance
+// chooses the text of some errors. A parser error becomes a fixed reason
+// and, when the error quoted what was sent, a short sanitised excerpt of
+// it (`malformed HTTP response: bad header line, starting "<!channel> re-lo..."`).
+// Whatever else is sanitised the same way. The reason is data: the sinks
+// escape it again for their formats.
+func httpFailReason(parent, probeCtx context.Context, timeout time.Duration, err error) string {
+	msg := err.Error()
+	for _, p := range parserReasons {
+		i := strings.Index(msg, p.prefix)
+		if i < 0 {
+			continue
+		}
+		rest := msg[i+len(p.prefix):]
+		q := strings.IndexByte(rest, '"')
+		if q < 0 {
+			return p.reason
+		}
+		sent, qerr := strconv.QuotedPrefix(rest[q:])
+		if qerr != nil {
+			return p.reason
+		}
+		raw, _ := strconv.Unquote(sent)
+		if raw = printableASCII(raw, maxExcerpt); raw == "" {
+			return p.reason
+		}
+		return p.reason + ", starting " + strconv.Quote(raw)
+	}
+	return printableASCII(failReason(parent, probeCtx, timeout, err), maxReason)
+}
+
+// printableASCII keeps the printable ASCII of s (any other byte becomes
+// "?"), cut to n bytes with "..." when longer.
+func printableASCII(s string, n int) string {
+	b := make([]byte, 0, min(len(s), n+3))
+	for i := 0; i < len(s); i++ {
+		if len(b) == n {
+			return string(b) + "..."
+		}
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // drain reads what is left of a bounded body so a kept-alive connection
