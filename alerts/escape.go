@@ -141,13 +141,13 @@ func slackURL(u string) string {
 // escaped returns a copy of e whose free-text fields, the ones that may
 // hold what an instance or AWS said, went through data and then esc: the
 // summary, evidence (at most maxEvidence lines, the rest counted), action,
-// state, ask, subject, AZ, service, extra labels (at most maxLabels) and a
-// digest's subjects. The kind, severity and request id are medic's own.
+// state, ask, subject, AZ, service, request id, extra labels (at most
+// maxLabels) and a digest's subjects. The kind and severity are medic's own.
 func (e Event) escaped(esc func(string) string) Event {
 	f := func(s string) string { return esc(data(s)) }
 	out := e
 	out.Summary, out.Action, out.State, out.Ask = f(e.Summary), f(e.Action), f(e.State), f(e.Ask)
-	out.Subject, out.AZ, out.Service = f(e.Subject), f(e.AZ), f(e.Service)
+	out.Subject, out.AZ, out.Service, out.RequestID = f(e.Subject), f(e.AZ), f(e.Service), f(e.RequestID)
 	out.Evidence = boundedList(e.Evidence, maxEvidence, f, "evidence lines")
 	if len(e.Labels) > 0 {
 		out.Labels = make(map[string]string, min(len(e.Labels), maxLabels))

@@ -155,7 +155,7 @@ func RenderWebhook(e Event, runbookURL string) WebhookPayload {
 		Ask:         d.Ask,
 		Resolved:    e.Resolved,
 		Labels:      d.Labels,
-		RequestID:   data(e.RequestID),
+		RequestID:   d.RequestID,
 		RunbookURL:  runbookLink(runbookURL, e.Kind),
 		Title:       title,
 		Text:        text,
