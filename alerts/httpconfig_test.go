@@ -120,7 +120,7 @@ func TestAlertmanagerPairGetsTheSameAlert(t *testing.T) {
 	down := refusedURL(t)
 	td := startDispatcher(t, Options{ExternalURL: "http://medic.example:9090/medic", Config: config.Notifications{
 		Retry: fastRetry,
-		Sinks: []config.NotificationSink{{Name: "am", Type: "alertmanager", URLs: []string{a, b, down}}},
+		Sinks: []config.NotificationSink{{Name: "am", Type: "alertmanager", URLs: []string{a, b, down}, TokenFile: secretFile(t, "am-token")}},
 	}}, true)
 	e := sampleEvents()["marked"]
 	e.Time = time.Now()
@@ -139,5 +139,24 @@ func TestAlertmanagerPairGetsTheSameAlert(t *testing.T) {
 	waitFor(t, "the delivery counted as sent", func() bool { return td.counter("am", "sent") == 1 })
 	if td.counter("am", "failed") != 0 {
 		t.Errorf("failed = %v, want 0: two of three took it", td.counter("am", "failed"))
+	}
+}
+
+// With urls, the bearer token from token_file goes to every Alertmanager.
+func TestAlertmanagerURLsCarryTheToken(t *testing.T) {
+	a, b := newRecorder(t, nil), newRecorder(t, nil)
+	td := startDispatcher(t, Options{Config: config.Notifications{
+		Retry: fastRetry,
+		Sinks: []config.NotificationSink{{Name: "am", Type: "alertmanager", URLs: []string{a.URL, b.URL}, TokenFile: secretFile(t, "am-token")}},
+	}}, true)
+	td.Notify(sampleEvents()["marked"])
+	waitFor(t, "both posts", func() bool { return a.count() == 1 && b.count() == 1 })
+	for _, r := range []*recorder{a, b} {
+		r.mu.Lock()
+		got := r.auth[0]
+		r.mu.Unlock()
+		if got != "Bearer am-token" {
+			t.Errorf("Authorization = %q", got)
+		}
 	}
 }

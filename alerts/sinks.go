@@ -233,16 +233,19 @@ func (a sinkSpec) same(b sinkSpec) bool { return reflect.DeepEqual(a, b) }
 // externalURL (medic's status page) becomes the alerts' generatorURL.
 func buildSink(sc config.NotificationSink, awsCfg *aws.Config, externalURL string, now func() time.Time) (built, error) {
 	spec := sinkSpec{cfg: sc}
-	if sc.Type != config.SinkSNS && len(sc.URLs) == 0 {
-		u, err := sc.ResolveURL()
-		if err != nil {
-			return built{}, fmt.Errorf("sink %s: url: %w", sc.Name, err)
+	if sc.Type != config.SinkSNS {
+		if len(sc.URLs) == 0 {
+			u, err := sc.ResolveURL()
+			if err != nil {
+				return built{}, fmt.Errorf("sink %s: url: %w", sc.Name, err)
+			}
+			spec.url = u
 		}
 		t, err := sc.ResolveToken()
 		if err != nil {
 			return built{}, fmt.Errorf("sink %s: token: %w", sc.Name, err)
 		}
-		spec.url, spec.token = u, t
+		spec.token = t
 	}
 	if sc.Type == config.SinkSNS {
 		if awsCfg == nil {
