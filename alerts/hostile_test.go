@@ -1,59 +1,24 @@
 package alerts
 
 import (
-	"bufio"
 	"encoding/json"
-	"net"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/go-kit/log"
 
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/internal/emulator"
+	"github.com/medic-sre/medic/internal/testkit"
 	"github.com/medic-sre/medic/probes"
 )
 
 // The example of issue 12: an instance answers with a mention and a
 // disguised link as its second line.
 const issueExample = "HTTP/1.1 200 OK\r\n<!channel> re-login now <https://evil.example/sso|SSO portal>\r\n\r\n"
-
-// hostileInstance answers every request on 127.0.0.1 with response, byte
-// for byte, and closes the connection.
-func hostileInstance(t *testing.T, response string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if line, err := br.ReadString('\n'); err != nil || line == "\r\n" {
-						break
-					}
-				}
-				_, _ = c.Write([]byte(response))
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
 
 // probeReason runs the real HTTP prober once against addr.
 func probeReason(t *testing.T, addr string) string {
@@ -122,9 +87,9 @@ func liveMarkup(s string, allowRunbook bool) string {
 // SQS). The issue's example is among the responses.
 func TestHostileInstanceThroughEverySink(t *testing.T) {
 	reasons := []string{
-		probeReason(t, hostileInstance(t, issueExample)),
-		probeReason(t, hostileInstance(t, "HTTP/1.1 2<@here>0 OK\r\n\r\n")),
-		probeReason(t, hostileInstance(t, "HTTP/1.1 503 <!channel> [log in](https://evil.example)\r\nX-Msg: <!here> @everyone\r\nContent-Length: 33\r\n\r\n<!channel> [log in](https://evil)")),
+		probeReason(t, testkit.RawHTTPServer(t, issueExample)),
+		probeReason(t, testkit.RawHTTPServer(t, "HTTP/1.1 2<@here>0 OK\r\n\r\n")),
+		probeReason(t, testkit.RawHTTPServer(t, "HTTP/1.1 503 <!channel> [log in](https://evil.example)\r\nX-Msg: <!here> @everyone\r\nContent-Length: 33\r\n\r\n<!channel> [log in](https://evil)")),
 	}
 	if want := `malformed HTTP response: bad header line, starting "<!channel> re-login now <https://evil.ex..."`; reasons[0] != want {
 		t.Fatalf("reason of the issue's example = %q, want %q", reasons[0], want)
@@ -136,7 +101,7 @@ func TestHostileInstanceThroughEverySink(t *testing.T) {
 	am := startAlertmanager(t)
 	slack, hook := newRecorder(t, nil), newRecorder(t, nil)
 	awsCfg := emulator.DefaultConfigT(t)
-	topicARN, queueURL := snsToSQS(t, awsCfg)
+	topicARN, queueURL := snsToSQS(t, awsCfg, "medic-hostile")
 	td := startDispatcher(t, Options{AWS: &awsCfg, Config: config.Notifications{
 		Retry: fastRetry,
 		Sinks: []config.NotificationSink{
@@ -202,7 +167,7 @@ func TestHostileInstanceThroughEverySink(t *testing.T) {
 		}
 	})
 	t.Run("sns", func(t *testing.T) {
-		msg := receiveOne(t, awsCfg, queueURL)
+		msg := receiveOne(t, awsCfg, queueURL, topicARN)
 		if live := liveMarkup(strings.ReplaceAll(msg, "\n", " "), false); live != "" {
 			t.Errorf("%s in\n%s", live, msg)
 		}
@@ -210,52 +175,4 @@ func TestHostileInstanceThroughEverySink(t *testing.T) {
 			t.Errorf("an AWS error forged a line of the message:\n%s", msg)
 		}
 	})
-}
-
-// snsToSQS creates a topic on the emulator with a queue subscribed.
-func snsToSQS(t *testing.T, awsCfg aws.Config) (topicARN, queueURL string) {
-	t.Helper()
-	ctx := t.Context()
-	snsc, sqsc := sns.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg)
-	topic, err := snsc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("medic-hostile")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("medic-hostile")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attrs, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{
-		TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
-		Endpoint: aws.String(attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return *topic.TopicArn, *q.QueueUrl
-}
-
-// receiveOne returns the SNS message of the one notification in the queue.
-func receiveOne(t *testing.T, awsCfg aws.Config, queueURL string) string {
-	t.Helper()
-	sqsc := sqs.NewFromConfig(awsCfg)
-	var msgs []sqstypes.Message
-	waitFor(t, "the message in the queue", func() bool {
-		out, err := sqsc.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, out.Messages...)
-		return len(msgs) > 0
-	})
-	var envelope struct{ Subject, Message string }
-	if err := json.Unmarshal([]byte(*msgs[0].Body), &envelope); err != nil {
-		t.Fatal(err)
-	}
-	return envelope.Subject + "\n" + envelope.Message
 }

@@ -1,8 +1,6 @@
 package probes
 
 import (
-	"bufio"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -10,38 +8,8 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/internal/testkit"
 )
-
-// rawServer answers every connection on 127.0.0.1 with response, byte for
-// byte, after reading the request's header, then closes it.
-func rawServer(t *testing.T, response string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				_, _ = c.Write([]byte(response))
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
 
 // What an instance sends reaches the reason only as a fixed text and a
 // short excerpt of printable ASCII: no control characters, no line
@@ -84,7 +52,7 @@ func TestHTTPReasonOfHostileResponses(t *testing.T) {
 			want:     `status 503`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			addr := rawServer(t, tc.response)
+			addr := testkit.RawHTTPServer(t, tc.response)
 			r := probeHTTP(t.Context(), Target{Address: addr, Settings: probeSettings()}, testLogger(t))
 			if r.Success {
 				t.Fatalf("probe passed")
@@ -122,7 +90,7 @@ func FuzzHTTPReason(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, response string) {
-		addr := rawServer(t, response)
+		addr := testkit.RawHTTPServer(t, response)
 		r := probeHTTP(t.Context(), Target{Address: addr, Settings: probeSettings(func(p *config.Probe) {
 			p.Timeout = config.Duration(200 * time.Millisecond)
 			p.BodyMustMatch = mustRegexp("ok")
