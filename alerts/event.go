@@ -44,9 +44,8 @@ const (
 	Warning  Severity = rules.Warning  // worth a look in working hours
 	Critical Severity = rules.Critical // a person should act now (pages)
 
-	// Action is the former name of Critical.
-	//
-	// Deprecated: use Critical.
+	// Action is Critical under its former name (the severity of an event
+	// a person should act on), kept so that callers need not change.
 	Action = Critical
 )
 
