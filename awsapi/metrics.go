@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,16 +81,13 @@ func (m *Metrics) AddMiddleware(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
-var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
-
 // classify names the result of one attempt: throttled when the service
-// answered with one of the SDK's throttling error codes (Throttling,
-// ThrottlingException, RequestLimitExceeded, ...) or HTTP 429.
+// throttled the call (IsThrottle, or a raw HTTP 429 answer).
 func classify(rawResponse any, err error) string {
 	if err == nil {
 		return ResultSuccess
 	}
-	if throttles.IsErrorThrottle(err) == aws.TrueTernary {
+	if IsThrottle(err) {
 		return ResultThrottled
 	}
 	if resp, ok := rawResponse.(*smithyhttp.Response); ok && resp != nil && resp.StatusCode == http.StatusTooManyRequests {
