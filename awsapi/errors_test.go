@@ -67,6 +67,15 @@ func TestClassifiers(t *testing.T) {
 		{desc: "per-attempt deadline", err: fmt.Errorf("attempt: %w", context.DeadlineExceeded), retryable: true},
 		{desc: "cancelled", err: notSent(context.Canceled)},
 		{desc: "a plain error", err: errors.New("boom")},
+		{desc: "throttle code without HTTP details", err: apiErr("Throttling", smithy.FaultClient, ""), throttle: true, retryable: true},
+		{desc: "TooManyRequestsException", err: answered(400, apiErr("TooManyRequestsException", smithy.FaultClient, "")), throttle: true, retryable: true},
+		{desc: "AccessDeniedException", err: answered(400, apiErr("AccessDeniedException", smithy.FaultClient, ""))},
+		{desc: "request not sent: EOF", err: notSent(io.EOF), retryable: true},
+		{desc: "bare DNS timeout", err: &net.DNSError{Err: "timeout", IsTimeout: true}, retryable: true},
+		{desc: "DNS name not found: permanent", err: notSent(&net.DNSError{Err: "no such host", IsNotFound: true})},
+		{desc: "unexpected EOF, bare", err: io.ErrUnexpectedEOF, retryable: true},
+		{desc: "request not sent because cancelled", err: notSent(fmt.Errorf("send: %w", context.Canceled))},
+		{desc: "AWS: ValidationError instance not found (exact text)", err: answered(400, apiErr("ValidationError", smithy.FaultClient, "Instance Id not found - No managed instance found for instance ID: i-1")), gone: true},
 	} {
 		t.Run(c.desc, func(t *testing.T) {
 			if got := awsapi.IsThrottle(c.err); got != c.throttle {

@@ -264,8 +264,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // actuator builds what marks instances: nothing at all under --dry-run;
-// with a lease, the AWS actuator while this replica leads and the dry-run
-// one while it stands by; else the AWS actuator. The lease is nil unless
+// with a lease, the AWS actuator while this replica leads (fenced by the
+// lease generation) and a standby report otherwise; else the AWS actuator. The lease is nil unless
 // global.lease is set.
 func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws.Config, id awsapi.Identity,
 	logger log.Logger, reg prometheus.Registerer) (healer.Actuator, *lease.Lease) {
@@ -284,7 +284,7 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 		Duration: lc.Duration.D(), RenewEvery: lc.RenewEvery.D(),
 		Logger: logger, Registerer: reg,
 	})
-	return lease.Guarded(l, act, healer.DryRun(alog), alog), l
+	return healer.LeaderOnly(act, l, alog), l
 }
 
 func buildInfo() prometheus.Collector {
