@@ -80,8 +80,18 @@ func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first refresh also asks each group for an instance refresh in
+	// progress; later ones within InstanceRefreshEvery make the two calls.
+	if got := p.Counts(); len(got) != 3 || got["DescribeAutoScalingGroups"] != 1 || got["DescribeInstances"] != 1 ||
+		got["DescribeInstanceRefreshes"] != 3 {
+		t.Errorf("AWS calls of the first refresh = %v, want one DescribeAutoScalingGroups, one DescribeInstances and one DescribeInstanceRefreshes per group (3)", got)
+	}
+	p.ResetCounts()
+	if _, err := d.Refresh(ctx, services); err != nil {
+		t.Fatal(err)
+	}
 	if got := p.Counts(); len(got) != 2 || got["DescribeAutoScalingGroups"] != 1 || got["DescribeInstances"] != 1 {
-		t.Errorf("AWS calls per refresh = %v, want one DescribeAutoScalingGroups and one DescribeInstances", got)
+		t.Errorf("AWS calls per later refresh = %v, want one DescribeAutoScalingGroups and one DescribeInstances", got)
 	}
 	if len(snaps) != 4 {
 		t.Fatalf("got %d snapshots, want 4", len(snaps))

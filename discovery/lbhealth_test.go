@@ -102,7 +102,8 @@ func TestRefreshReadsTargetHealthOnMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"DescribeAutoScalingGroups": 1, "DescribeInstances": 1, "DescribeTargetHealth": 2}
+	want := map[string]int{"DescribeAutoScalingGroups": 1, "DescribeInstances": 1, "DescribeTargetHealth": 2,
+		"DescribeInstanceRefreshes": 3} // the first refresh asks each group once
 	if got := p.Counts(); !reflect.DeepEqual(got, want) {
 		t.Errorf("AWS calls per refresh = %v, want %v (one DescribeTargetHealth per distinct target group)", got, want)
 	}
