@@ -185,6 +185,8 @@ func (a *awsActuator) MarkUnhealthy(ctx context.Context, inst discovery.Instance
 	switch {
 	case o.Err != nil:
 		o.Err = fmt.Errorf("mark %s (asg %s) Unhealthy after %d SetInstanceHealth attempts: %w", inst.ID, inst.Group, r.attempts, o.Err)
+	case o.Result == ResultGone:
+		level.Info(logger).Log(logkeys.Msg, "instance is gone, nothing to mark", logkeys.Reason, o.Reason, logkeys.Attempt, r.attempts)
 	case o.Result != ResultMarked:
 		level.Info(logger).Log(logkeys.Msg, "not marked", logkeys.Result, o.Result, logkeys.Reason, o.Reason, logkeys.Attempt, r.attempts)
 	}

@@ -413,9 +413,16 @@ type medic struct {
 // test failed, medic's output is logged.
 func (w *world) startMedic(cfgFile string, extra ...string) *medic {
 	w.t.Helper()
+	return w.startMedicVia(w.proxy, cfgFile, extra...)
+}
+
+// startMedicVia is startMedic reaching AWS through proxy (a second replica
+// gets a proxy of its own, so that the test can fail one replica's calls).
+func (w *world) startMedicVia(proxy *emulator.FaultProxy, cfgFile string, extra ...string) *medic {
+	w.t.Helper()
 	args := append([]string{"--config.file=" + cfgFile, "--web.listen-address=127.0.0.1:0",
 		"--log.format=json", "--log.level=debug"}, extra...)
-	m := w.runMedic(args...)
+	m := startProcess(w.t, append(os.Environ(), proxy.Env()...), args...)
 	w.t.Cleanup(func() {
 		if w.t.Failed() {
 			w.t.Logf("medic output:\n%s", m.out.String())
@@ -444,12 +451,6 @@ func (w *world) startMedic(cfgFile string, extra ...string) *medic {
 		return false, "no 'listening' line yet"
 	})
 	return m
-}
-
-// runMedic starts the binary with args and the world's AWS environment.
-func (w *world) runMedic(args ...string) *medic {
-	w.t.Helper()
-	return startProcess(w.t, append(os.Environ(), w.proxy.Env()...), args...)
 }
 
 func startProcess(t *testing.T, env []string, args ...string) *medic {
