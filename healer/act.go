@@ -97,6 +97,7 @@ const (
 	// eventually consistent read).
 	DefaultConfirmWithin = 5 * time.Second
 	confirmPollInterval  = 250 * time.Millisecond
+	landedReadTimeout    = 2 * time.Second
 )
 
 // NewAWSActuator returns the Actuator that marks through c. One mark:
@@ -116,6 +117,9 @@ const (
 //     confirmWithin until the group holds the instance Unhealthy or
 //     Terminating (or no longer lists it: replaced already): ResultMarked.
 //     Otherwise steps 3–5 run once more, then ResultNotApplied.
+//  6. A SetInstanceHealth that never got an answer (retries ran out, or
+//     ctx ended mid-call) is checked with one more read: if the group holds
+//     the instance Unhealthy the call reached AWS, and it is ResultMarked.
 //
 // Every call is retried by backoff/v4 alone (the SDK's retryer is off:
 // awsapi.NoRetry), while awsapi.Retryable says so — throttling, 5xx,
@@ -208,7 +212,7 @@ func (r *markRun) run(ctx context.Context, f *fence) Outcome {
 			}
 		}
 		if o, stop := r.set(ctx); stop {
-			return o
+			return r.landedAnyway(ctx, o)
 		}
 		ok, o, err := r.confirm(ctx)
 		switch {
@@ -222,6 +226,26 @@ func (r *markRun) run(ctx context.Context, f *fence) Outcome {
 		}
 		level.Warn(r.logger).Log(logkeys.Msg, "mark not seen by the group, marking again", logkeys.Duration, r.a.confirmWithin)
 	}
+}
+
+// landedAnyway turns a mark that failed without an answer (retries ran
+// out on timeouts, dropped connections, 5xx, or ctx ended mid-call) into
+// ResultMarked when one read shows the group holds the instance Unhealthy
+// after all: a call that reached AWS is a mark, and counts as one. The read
+// runs even when ctx has ended (it changes nothing), bounded by
+// landedReadTimeout.
+func (r *markRun) landedAnyway(ctx context.Context, o Outcome) Outcome {
+	if o.Result != ResultFailed || r.attempts == 0 || (!awsapi.Retryable(o.Err) && ctx.Err() == nil) {
+		return o
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), landedReadTimeout)
+	defer cancel()
+	if m, err := r.describeOnce(rctx); err == nil && m.listed && m.unhealthy() {
+		level.Warn(r.logger).Log(logkeys.Msg, "SetInstanceHealth got no answer but the group holds the instance Unhealthy: it landed",
+			logkeys.Err, o.Err)
+		return Outcome{Result: ResultMarked}
+	}
+	return o
 }
 
 // precheck turns the re-read instance into the outcome that stops the mark

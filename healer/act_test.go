@@ -381,6 +381,21 @@ func TestAWSActuatorStops(t *testing.T) {
 		}
 	})
 
+	t.Run("every answer lost but the mark landed: marked, counted once", func(t *testing.T) {
+		f := newFakeASG("i-1")
+		reset := sendError(&net.OpError{Op: "read", Err: errors.New("connection reset by peer")})
+		for range 100 {
+			f.failNext = append(f.failNext, reset)
+		}
+		f.onCall = func(int) { f.health["i-1"] = "Unhealthy" } // applied, then the answer is lost
+		a := testActuator(f, log.NewNopLogger())
+		a.maxElapsed = 5 * time.Second
+		a.clock = &steppingClock{t: t0, step: time.Second}
+		if o := a.MarkUnhealthy(context.Background(), web1, "r"); o.Result != ResultMarked || o.Err != nil {
+			t.Errorf("outcome = %+v, want marked (the call reached AWS)", o)
+		}
+	})
+
 	t.Run("throttled beyond maxElapsed: failed with the last error", func(t *testing.T) {
 		f := newFakeASG("i-1")
 		for range 100 {
