@@ -94,6 +94,8 @@ func TestInvalidFiles(t *testing.T) {
 			`7: services[0].policy.grace_period: "2days" is neither "asg" nor a duration (write e.g. asg or 5m)`,
 			`10: services[0].instance_probe.interval: "2h1d" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`,
 			`11: services[0].instance_probe.timeout: "5x" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`}},
+		{"nested aliases (a billion laughs in 254 bytes), refused before any walk", "invalid-alias-bomb.yml", []string{
+			`1: (top level): with its aliases expanded the document has over 200000 nodes (nested aliases?); refused before decoding`}},
 		{"no services", "invalid-no-services.yml", []string{
 			`3: services: at least one service is required`}},
 		{"empty service name", "invalid-empty-name.yml", []string{
