@@ -115,6 +115,7 @@ func Parse(data []byte, file string, probeTypes []string) (*Config, error) {
 	if err := c.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = c.warnings()
 	return cfg, nil
 }
 
