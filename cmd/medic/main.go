@@ -257,7 +257,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot listen", logkeys.Err, err)
 		return 1
 	}
-	srv := newServer(routes(f.routePrefix, ctrl, page, newReloadHandler(rl, f.externalURL), reg))
+	srv := newServer(routes(f.routePrefix, ctrl, page, newReloadHandler(rl.reload, f.externalURL), reg))
 	for _, ln := range listeners {
 		level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String(),
 			"external_url", f.externalURL.String(), "route_prefix", f.routePrefix)

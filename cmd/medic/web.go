@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -127,14 +128,15 @@ const (
 // form; requests beyond the rate limit get 429. An invalid config gets
 // 500 with its problems, as Prometheus answers.
 type reloadHandler struct {
-	rl       *reloader
+	reload func(context.Context) (changed bool, err error) // (*reloader).reload
+
 	cop      *http.CrossOriginProtection
 	external *url.URL
 	limit    *rate.Limiter
 }
 
-func newReloadHandler(rl *reloader, external *url.URL) http.Handler {
-	h := &reloadHandler{rl: rl, cop: http.NewCrossOriginProtection(), external: external,
+func newReloadHandler(reload func(context.Context) (bool, error), external *url.URL) http.Handler {
+	h := &reloadHandler{reload: reload, cop: http.NewCrossOriginProtection(), external: external,
 		limit: rate.NewLimiter(rate.Every(reloadEvery), reloadBurst)}
 	if external != nil {
 		_ = h.cop.AddTrustedOrigin(external.Scheme + "://" + external.Host) // webURLs checked its form
@@ -163,7 +165,7 @@ func (h *reloadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many reloads; try again in a second", http.StatusTooManyRequests)
 		return
 	}
-	changed, err := h.rl.reload(r.Context())
+	changed, err := h.reload(r.Context())
 	switch {
 	case err != nil:
 		http.Error(w, "reload refused; the running config stays:\n"+err.Error(), http.StatusInternalServerError)
