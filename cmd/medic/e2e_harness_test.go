@@ -570,6 +570,19 @@ func (m *medic) post(path string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
+// reload posts /-/reload, waiting out the rate limit (429) for up to 10s.
+func (m *medic) reload() (code int, body string, err error) {
+	m.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, err = m.post("/-/reload")
+		if code != http.StatusTooManyRequests || time.Now().After(deadline) {
+			return code, body, err
+		}
+		time.Sleep(100 * time.Millisecond) // polling the limiter, bounded by the deadline
+	}
+}
+
 func (m *medic) waitReady() {
 	m.t.Helper()
 	eventually(m.t, 30*time.Second, "ready", func() (bool, string) {
