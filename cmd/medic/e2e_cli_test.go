@@ -167,6 +167,10 @@ func TestE2EReloadGuards(t *testing.T) {
 	m := w.startMedic(cfgFile, "--config.auto-reload", "--config.auto-reload-interval=200ms")
 	m.waitReady()
 	reloaded := func() int { return len(m.logsWith("msg", "config reloaded")) }
+	// The quota watcher refreshes at start, then every 5 minutes: a reload
+	// that forced a refresh would move its timestamp.
+	m.waitMetric(30*time.Second, func(v float64) bool { return v > 0 }, "medic_limits_last_refresh_timestamp_seconds")
+	limitsRefresh := m.metrics().val("medic_limits_last_refresh_timestamp_seconds")
 
 	// Unchanged: 200 "unchanged", nothing reloaded. A burst: some 429s, and
 	// the ones let through change nothing either.
@@ -219,6 +223,10 @@ func TestE2EReloadGuards(t *testing.T) {
 	})
 	if n := reloaded(); n != 0 {
 		t.Errorf("%d reloads applied for a file that means the same, want 0", n)
+	}
+
+	if v := m.metrics().val("medic_limits_last_refresh_timestamp_seconds"); v != limitsRefresh {
+		t.Errorf("the limits were refreshed again (at %v, after %v): a no-op reload forced AWS calls", v, limitsRefresh)
 	}
 
 	// A real change is applied by the file watcher.
