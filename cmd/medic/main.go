@@ -186,6 +186,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
 		fmt.Fprintf(stdout, "%s: OK (%d services)\n", f.configFile, len(cfg.Services))
 		return 0
 	}
