@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 )
@@ -166,5 +167,22 @@ func TestParseFlags(t *testing.T) {
 	out.Reset()
 	if _, exit := parseFlags([]string{"--help"}, &out, &errOut); exit != 0 || !strings.Contains(out.String(), "--web.route-prefix") {
 		t.Errorf("--help: exit %d, output %q", exit, out.String())
+	}
+}
+
+// TestConfigCheckWarns: --config.check passes a risky config and says why
+// it is risky, with file and line.
+func TestConfigCheckWarns(t *testing.T) {
+	t.Setenv("MEDIC_TEST_KEY", "s3cret")
+	path := t.TempDir() + "/medic.yml"
+	src := "services:\n  - name: web\n    static_targets: [127.0.0.1:80]\n    instance_probe:\n      port: 80\n      headers_from_env: {X-Api-Key: MEDIC_TEST_KEY}\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	code := run([]string{"--config.check", "--config.file=" + path}, &out, &errOut)
+	want := "warning: " + path + ":6: services[0].instance_probe.headers_from_env: instance_probe sends X-Api-Key from headers_from_env over plain http"
+	if code != 0 || !strings.Contains(errOut.String(), want) || strings.Contains(errOut.String(), "s3cret") {
+		t.Errorf("exit %d, stderr %q; want 0 and %q", code, errOut.String(), want)
 	}
 }
