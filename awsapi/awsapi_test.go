@@ -77,6 +77,35 @@ medic_aws_api_calls_total{operation="SetInstanceHealth",result="error",service="
 	if _, _, err := awsapi.LoadConfig(ctx, awsapi.Options{Registerer: reg}); err != nil {
 		t.Fatalf("second LoadConfig on one registry: %v", err)
 	}
+
+	// One operation name in two services makes two series. (moto answers
+	// Auto Scaling's DescribeAccountLimits with a 500: the result does not
+	// matter here, only that each service has its series.)
+	_, _ = autoscaling.NewFromConfig(cfg).DescribeAccountLimits(ctx, &autoscaling.DescribeAccountLimitsInput{}, awsapi.NoRetry)
+	_, _ = elasticloadbalancingv2.NewFromConfig(cfg).DescribeAccountLimits(ctx, &elasticloadbalancingv2.DescribeAccountLimitsInput{},
+		func(o *elasticloadbalancingv2.Options) { o.RetryMaxAttempts = 1 })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "medic_aws_api_calls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["operation"] == "DescribeAccountLimits" {
+				services[l["service"]] = true
+			}
+		}
+	}
+	if !services["Auto Scaling"] || !services["Elastic Load Balancing v2"] || len(services) != 2 {
+		t.Errorf("DescribeAccountLimits series by service = %v, want Auto Scaling and Elastic Load Balancing v2", services)
+	}
 }
 
 func TestLoadConfigRegion(t *testing.T) {
@@ -167,45 +196,6 @@ func TestIdentityTimeoutIsNotAnError(t *testing.T) {
 	}
 	if d := time.Since(start); d > awsapi.IdentityTimeout+2*time.Second {
 		t.Errorf("LoadConfig took %v with a hanging metadata service", d)
-	}
-}
-
-// TestServiceLabel: one operation name in two services makes two series.
-// (moto answers Auto Scaling's DescribeAccountLimits with a 500: the
-// result does not matter here, only that each service has its series.)
-func TestServiceLabel(t *testing.T) {
-	m := emulator.StartMotoT(t)
-	setEnv(t, m.URL())
-	reg := prometheus.NewPedanticRegistry()
-	ctx := testkit.Context(t)
-	cfg, _, err := awsapi.LoadConfig(ctx, awsapi.Options{Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = autoscaling.NewFromConfig(cfg).DescribeAccountLimits(ctx, &autoscaling.DescribeAccountLimitsInput{}, awsapi.NoRetry)
-	_, _ = elasticloadbalancingv2.NewFromConfig(cfg).DescribeAccountLimits(ctx, &elasticloadbalancingv2.DescribeAccountLimitsInput{},
-		func(o *elasticloadbalancingv2.Options) { o.RetryMaxAttempts = 1 })
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	services := map[string]bool{}
-	for _, mf := range mfs {
-		if mf.GetName() != "medic_aws_api_calls_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			if l["operation"] == "DescribeAccountLimits" {
-				services[l["service"]] = true
-			}
-		}
-	}
-	if !services["Auto Scaling"] || !services["Elastic Load Balancing v2"] || len(services) != 2 {
-		t.Errorf("DescribeAccountLimits series by service = %v, want Auto Scaling and Elastic Load Balancing v2", services)
 	}
 }
 
