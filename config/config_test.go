@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/medic-sre/medic/config"
 )
@@ -89,7 +89,13 @@ func TestInvalidFiles(t *testing.T) {
 		{"unknown key, with a suggestion", "invalid-unknown-key.yml", []string{
 			`6: services[0].instance_probe.intervall: unknown field; did you mean "interval"?`}},
 		{"bad duration", "invalid-duration.yml", []string{
-			`6: services[0].instance_probe.interval: "2 seconds" is not a duration (write e.g. 500ms, 2s, 1m30s)`}},
+			`6: services[0].instance_probe.interval: "2 seconds" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`}},
+		{"durations in neither Prometheus's nor Go's syntax, each with its line", "invalid-duration-unit.yml", []string{
+			`7: services[0].policy.grace_period: "2days" is neither "asg" nor a duration (write e.g. asg or 5m)`,
+			`10: services[0].instance_probe.interval: "2h1d" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`,
+			`11: services[0].instance_probe.timeout: "5x" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`}},
+		{"nested aliases (a billion laughs in 254 bytes), refused before any walk", "invalid-alias-bomb.yml", []string{
+			`1: (top level): with its aliases expanded the document has over 200000 nodes (nested aliases?); refused before decoding`}},
 		{"no services", "invalid-no-services.yml", []string{
 			`3: services: at least one service is required`}},
 		{"empty service name", "invalid-empty-name.yml", []string{
@@ -154,7 +160,7 @@ func TestInvalidFiles(t *testing.T) {
 			`3: global.lease.table: "medic lease" is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)`,
 			`4: global.lease.name: must not be empty`}},
 		{"every problem at once, decode and checks, in line order", "invalid-many.yml", []string{
-			`2: global.discovery_interval: "fast" is not a duration (write e.g. 500ms, 2s, 1m30s)`,
+			`2: global.discovery_interval: "fast" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`,
 			`3: global.allowed_networks[1]: "not-a-network" is not a CIDR network (write e.g. 10.0.0.0/8)`,
 			`8: services[0].instance_probe.port: 70000 is out of range 1-65535`,
 			`9: services[0].instance_probe.timeout: 5s is longer than interval 2s`,
@@ -726,4 +732,52 @@ func TestMain(m *testing.M) {
 	// invalid-env-unset.yml relies on this variable being unset.
 	os.Unsetenv("MEDIC_TEST_UNSET_TOKEN")
 	os.Exit(m.Run())
+}
+
+// TestDurationSyntax: durations take Prometheus's syntax (7d, 1w, 1h30m)
+// and Go's (1.5s), wherever the config has one.
+func TestDurationSyntax(t *testing.T) {
+	tests := []struct {
+		desc string
+		in   string
+		want time.Duration
+	}{
+		{"Prometheus days", "7d", 7 * 24 * time.Hour},
+		{"Prometheus weeks", "1w", 7 * 24 * time.Hour},
+		{"Prometheus compound", "1h30m", 90 * time.Minute},
+		{"Prometheus milliseconds", "500ms", 500 * time.Millisecond},
+		{"Prometheus year", "1y", 365 * 24 * time.Hour},
+		{"Go fraction", "1.5h", 90 * time.Minute},
+		{"Go compound with seconds", "1m30s", 90 * time.Second},
+		{"zero", "0s", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			cfg, err := parse(t, `
+global:
+	discovery_interval: `+tt.in+`
+services:
+	- name: web
+		auto_scaling_groups: [web-asg]
+		instance_probe: {port: 8080}
+		policy:
+			grace_period: `+tt.in+`
+`)
+			if tt.want < time.Second { // below the discovery_interval minimum
+				if err == nil {
+					t.Fatalf("%s accepted as discovery_interval", tt.in)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Global.DiscoveryInterval.D(); got != tt.want {
+				t.Errorf("discovery_interval %s = %s, want %s", tt.in, got, tt.want)
+			}
+			if got := cfg.Services[0].Policy.GracePeriod.Duration; got != tt.want {
+				t.Errorf("grace_period %s = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
 }

@@ -95,6 +95,7 @@ func (cfg *Config) check(c *checker) {
 		if len(cfg.Global.AllowedNetworks) > 0 {
 			s.checkNetworks(c, path, cfg.Global)
 		}
+		s.checkExposure(c, path)
 	}
 	cfg.Limits.check(c, "limits")
 	cfg.Notifications.check(c, "notifications")
@@ -228,7 +229,7 @@ func (s *Service) check(c *checker, path string) {
 		}
 	} else {
 		if _, err := parseEndpoint(s.Endpoint); err != nil {
-			c.errorf(path+".endpoint", "%q %v", redactURL(s.Endpoint), err)
+			c.errorf(path+".endpoint", "%q %v", RedactURL(s.Endpoint), err)
 		}
 		for _, f := range []string{"port", "scheme", "path"} {
 			if c.set(ep + "." + f) {
@@ -274,14 +275,6 @@ func (s *Service) checkNetworks(c *checker, path string, g Global) {
 	}
 }
 
-// redactURL hides the password of a URL, for messages.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return s
-}
-
 // parseEndpoint parses an endpoint URL; the error completes a sentence
 // that starts with the quoted URL.
 func parseEndpoint(s string) (*url.URL, error) {
@@ -293,6 +286,9 @@ func parseEndpoint(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("has no host")
 	case u.User != nil:
 		return nil, fmt.Errorf("holds credentials; send them with endpoint_probe.headers_from_env")
+	case len(secretQueryKeys(u)) > 0:
+		return nil, fmt.Errorf("holds a secret in its query (%s), which would show on the status page, in notifications and in logs; send it with endpoint_probe.headers_from_env",
+			strings.Join(secretQueryKeys(u), ", "))
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

@@ -177,7 +177,7 @@ func New(o Options) *Discoverer {
 	})
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "medic_discovery_age_seconds",
-		Help: "Seconds since the fleet was last read whole (since start if never).",
+		Help: "DEPRECATED, removed in the next release: use time() - medic_discovery_last_success_timestamp_seconds. Seconds since the fleet was last read whole (since start if never).",
 	}, func() float64 {
 		since := d.LastSuccess()
 		if since.IsZero() {

@@ -155,7 +155,7 @@ func TestRefreshMissingGroupIsPartial(t *testing.T) {
 	}
 	// Never a whole read: age counts from New.
 	wantMetrics := `
-# HELP medic_discovery_age_seconds Seconds since the fleet was last read whole (since start if never).
+# HELP medic_discovery_age_seconds DEPRECATED, removed in the next release: use time() - medic_discovery_last_success_timestamp_seconds. Seconds since the fleet was last read whole (since start if never).
 # TYPE medic_discovery_age_seconds gauge
 medic_discovery_age_seconds 10
 # HELP medic_discovery_last_success_timestamp_seconds When the fleet was last read whole (Unix seconds; 0 if never).
@@ -176,7 +176,7 @@ medic_discovery_refreshes_total{result="success"} 0
 	}
 	clk.Set(clk.Now().Add(7 * time.Second))
 	wantMetrics = `
-# HELP medic_discovery_age_seconds Seconds since the fleet was last read whole (since start if never).
+# HELP medic_discovery_age_seconds DEPRECATED, removed in the next release: use time() - medic_discovery_last_success_timestamp_seconds. Seconds since the fleet was last read whole (since start if never).
 # TYPE medic_discovery_age_seconds gauge
 medic_discovery_age_seconds 7
 # HELP medic_discovery_last_success_timestamp_seconds When the fleet was last read whole (Unix seconds; 0 if never).
