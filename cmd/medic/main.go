@@ -210,6 +210,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot listen", "address", f.listenAddress, logkeys.Err, err)
 		return 1
 	}
+	// Probes never reach medic's own endpoints (/-/reload among them).
+	if err := probes.SetOwnAddresses(ln.Addr()); err != nil {
+		level.Warn(logger).Log(logkeys.Msg, "cannot add the listen address to the probes' deny list", logkeys.Err, err)
+	}
 	srv := &http.Server{Handler: routes(ctrl, page, rl, reg), ReadHeaderTimeout: 10 * time.Second}
 	level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String())
 
