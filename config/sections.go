@@ -34,10 +34,12 @@ const (
 )
 
 // DefaultAllowedNetworks are the networks probes may reach when
-// global.allowed_networks is not written: the private ranges and loopback.
+// global.allowed_networks is not written: the private ranges. Loopback is
+// not among them (a probe there reaches the host medic runs on, its own
+// endpoints included): a config probing loopback names 127.0.0.0/8.
 func DefaultAllowedNetworks() []Prefix {
 	var ps []Prefix
-	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} {
+	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} {
 		ps = append(ps, Prefix{netip.MustParsePrefix(s)})
 	}
 	return ps
