@@ -266,6 +266,20 @@ services:
 `, []string{
 			`3: services[0].endpoint: address 2001:db8::1 is outside global.allowed_networks`,
 			`4: services[0].static_targets[0]: address fd00::1 is outside global.allowed_networks`}},
+		{"always-denied addresses, even with 0.0.0.0/0 and ::/0 allowed", `
+global: {allowed_networks: [0.0.0.0/0, "::/0"]}
+services:
+	- name: a
+		endpoint: http://169.254.169.254/latest/meta-data/
+		static_targets: [0.0.0.0:80, "[::]:80", "[fd00:ec2::254]:80", "[fe80::1]:80", "[::ffff:169.254.170.2]:80", 169.254.255.255:80, 169.255.0.1:80]
+`, []string{
+			`4: services[0].endpoint: address 169.254.169.254 is always denied (169.254.0.0/16), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[0]: address 0.0.0.0 is always denied (0.0.0.0/8), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[1]: address :: is always denied (::/128), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[2]: address fd00:ec2::254 is always denied (fd00:ec2::/32), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[3]: address fe80::1 is always denied (fe80::/10), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[4]: address ::ffff:169.254.170.2 is always denied (169.254.0.0/16), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[5]: address 169.254.255.255 is always denied (169.254.0.0/16), whatever global.allowed_networks says`}},
 		{"method, path, max_body_bytes", svc + `
 			method: get
 			path: health

@@ -257,12 +257,16 @@ func checkList(c *checker, path string, items []string) {
 }
 
 // checkNetworks records endpoint and static targets written as IP addresses
-// outside g's allowed networks. Host names are resolved, and checked, by
+// outside g's allowed networks or in the always-denied ones. Host names are resolved, and checked, by
 // the prober on every probe.
 func (s *Service) checkNetworks(c *checker, path string, g Global) {
 	if u, err := parseEndpoint(s.Endpoint); err == nil {
-		if a, err := netip.ParseAddr(u.Hostname()); err == nil && !g.Allows(a) {
-			c.errorf(path+".endpoint", "address %s is outside global.allowed_networks", a)
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+			if p, denied := AlwaysDeniedNetwork(a); denied {
+				c.errorf(path+".endpoint", "address %s is always denied (%s), whatever global.allowed_networks says", a, p)
+			} else if !g.Allows(a) {
+				c.errorf(path+".endpoint", "address %s is outside global.allowed_networks", a)
+			}
 		}
 	}
 	for i, t := range s.StaticTargets {
@@ -270,8 +274,12 @@ func (s *Service) checkNetworks(c *checker, path string, g Global) {
 		if err != nil {
 			continue
 		}
-		if a, err := netip.ParseAddr(host); err == nil && !g.Allows(a) {
-			c.errorf(itemPath(path+".static_targets", i), "address %s is outside global.allowed_networks", a)
+		if a, err := netip.ParseAddr(host); err == nil {
+			if p, denied := AlwaysDeniedNetwork(a); denied {
+				c.errorf(itemPath(path+".static_targets", i), "address %s is always denied (%s), whatever global.allowed_networks says", a, p)
+			} else if !g.Allows(a) {
+				c.errorf(itemPath(path+".static_targets", i), "address %s is outside global.allowed_networks", a)
+			}
 		}
 	}
 }

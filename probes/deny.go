@@ -5,21 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
-)
 
-// alwaysDenied are the networks no probe may connect to, whatever
-// allowed_networks says (0.0.0.0/0 included): the instance metadata
-// service and the rest of link-local (169.254.0.0/16, fe80::/10), the
-// metadata service's IPv6 address range (fd00:ec2::/32), "this network"
-// (0.0.0.0/8, which Linux connects to the host itself) and the IPv6
-// unspecified address (::, which does the same).
-var alwaysDenied = []netip.Prefix{
-	netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("fe80::/10"),
-	netip.MustParsePrefix("fd00:ec2::/32"),
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("::/128"),
-}
+	"github.com/medic-sre/medic/config"
+)
 
 // ownAddresses are medic's own listen addresses (address and port): a probe
 // there would reach medic's own endpoints (/-/reload among them). Set by
@@ -66,13 +54,12 @@ func SetOwnAddresses(addrs ...net.Addr) error {
 }
 
 // denial reports why a connection to ap is refused whatever the allowlist
-// says, or "" when it is not. ap's address is unmapped and without zone.
+// says (config's always-denied networks, medic's own listen addresses), or
+// "" when it is not. ap's address is unmapped and without zone.
 func denial(ap netip.AddrPort) string {
 	a := ap.Addr()
-	for _, p := range alwaysDenied {
-		if p.Contains(a) {
-			return "address " + a.String() + " is always denied (" + p.String() + ")"
-		}
+	if p, denied := config.AlwaysDeniedNetwork(a); denied {
+		return "address " + a.String() + " is always denied (" + p.String() + ")"
 	}
 	if own := ownAddresses.Load(); own != nil {
 		for _, o := range *own {
