@@ -7,10 +7,13 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -20,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
 	"github.com/medic-sre/medic/internal/emulator"
@@ -372,4 +377,66 @@ func TestCloudFormationStackOnMoto(t *testing.T) {
 func describePerms(ps []ec2types.IpPermission) string {
 	b, _ := json.Marshal(ps)
 	return string(b)
+}
+
+// TestCloudFormationWebConfigAsksForAuth takes the web config the
+// template's UserData writes, fills in a user and a real bcrypt hash, and
+// serves with it the way medic does (exporter-toolkit): it validates, and
+// a request without the password gets 401, with it 200.
+func TestCloudFormationWebConfigAsksForAuth(t *testing.T) {
+	ud := dig(t, readTemplate(t), "Resources", "LaunchTemplate", "Properties", "LaunchTemplateData", "UserData", "Fn::Base64", "Fn::Sub").(string)
+	_, rest, ok := strings.Cut(ud, "<<'WEB'\n")
+	block, _, ok2 := strings.Cut(rest, "\nWEB\n")
+	if !ok || !ok2 {
+		t.Fatalf("UserData has no <<'WEB' … WEB block:\n%s", ud)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("${WebUser}", "prometheus", "${WebPasswordBcrypt}", string(hash)).Replace(block)
+	file := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.Validate(file); err != nil {
+		t.Fatalf("web config %q: %v", cfg, err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "metrics") }),
+		ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() {
+		served <- web.Serve(l, srv, &web.FlagConfig{WebConfigFile: &file}, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() { srv.Close(); <-served })
+
+	get := func(user, pass string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+l.Addr().String()+"/metrics", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		desc, user, pass string
+		want             int
+	}{
+		{"no credentials", "", "", http.StatusUnauthorized},
+		{"wrong password", "prometheus", "guess", http.StatusUnauthorized},
+		{"right password", "prometheus", "s3cret", http.StatusOK},
+	} {
+		if got := get(c.user, c.pass); got != c.want {
+			t.Errorf("%s: HTTP %d, want %d", c.desc, got, c.want)
+		}
+	}
 }
