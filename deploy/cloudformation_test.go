@@ -118,20 +118,6 @@ func dig(t *testing.T, v any, path ...any) any {
 	return v
 }
 
-// jsonValue reads a JSON file into plain values.
-func jsonValue(t *testing.T, file string) any {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return v
-}
-
 // inlinePolicy returns the role's inline policy document by name.
 func inlinePolicy(t *testing.T, tmpl map[string]any, name string) any {
 	t.Helper()
@@ -152,7 +138,7 @@ func inlinePolicy(t *testing.T, tmpl map[string]any, name string) any {
 func TestCloudFormationLockedDown(t *testing.T) {
 	tmpl := readTemplate(t)
 
-	if got, want := inlinePolicy(t, tmpl, "medic"), jsonValue(t, "iam-policy.json"); !reflect.DeepEqual(got, want) {
+	if got, want := inlinePolicy(t, tmpl, "medic"), readJSON[any](t, "iam-policy.json"); !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", "  ")
 		t.Errorf("inline policy medic differs from iam-policy.json:\n%s", g)
 	}
@@ -345,7 +331,7 @@ func TestCloudFormationStackOnMoto(t *testing.T) {
 			t.Fatalf("role policy %q: %v", doc, err)
 		}
 	}
-	if want := jsonValue(t, "iam-policy.json"); !reflect.DeepEqual(got, want) {
+	if want := readJSON[any](t, "iam-policy.json"); !reflect.DeepEqual(got, want) {
 		t.Errorf("the stack's role policy differs from iam-policy.json:\n%s", doc)
 	}
 

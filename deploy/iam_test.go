@@ -3,6 +3,7 @@
 package deploy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -238,19 +239,20 @@ func (s *stringList) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-func readPolicy(t *testing.T, file string) policy {
+// readJSON decodes a JSON file into a T, refusing fields T does not have.
+func readJSON[T any](t *testing.T, file string) T {
 	t.Helper()
+	var v T
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p policy
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	return p
+	return v
 }
 
 // actions is every action the policy allows.
@@ -305,7 +307,7 @@ func TestIAMPolicyIsExactlyTheCalls(t *testing.T) {
 		}
 	}
 	for _, file := range slices.Sorted(maps.Keys(want)) {
-		p := readPolicy(t, file)
+		p := readJSON[policy](t, file)
 		if p.Version != "2012-10-17" {
 			t.Errorf("%s: Version %q, want 2012-10-17", file, p.Version)
 		}
@@ -340,7 +342,7 @@ func TestIAMPolicyIsExactlyTheCalls(t *testing.T) {
 // every service of the built-in catalogue (a quota added in config for
 // another service needs its ARN added).
 func TestQuotaRequestScopeCoversCatalogue(t *testing.T) {
-	p := readPolicy(t, "iam-policy-quota-requests.json")
+	p := readJSON[policy](t, "iam-policy-quota-requests.json")
 	var res []string
 	for _, s := range p.Statement {
 		res = append(res, s.Resource...)
