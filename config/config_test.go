@@ -135,8 +135,8 @@ func TestInvalidFiles(t *testing.T) {
 		{"endpoint IP outside allowed_networks", "invalid-endpoint-network.yml", []string{
 			`5: services[0].endpoint: address 203.0.113.10 is outside global.allowed_networks`}},
 		{"static target not host:port, port 0", "invalid-static-target.yml", []string{
-			`5: services[0].static_targets[1]: "127.0.0.6" is not host:port`,
-			`6: services[0].static_targets[2]: "127.0.0.7:0" has port 0, out of range 1-65535`}},
+			`6: services[0].static_targets[1]: "127.0.0.6" is not host:port`,
+			`7: services[0].static_targets[2]: "127.0.0.7:0" has port 0, out of range 1-65535`}},
 		{"static target IP outside allowed_networks", "invalid-static-target-network.yml", []string{
 			`5: services[0].static_targets[1]: address 203.0.113.5 is outside global.allowed_networks`}},
 		{"bad CIDR, host bits set", "invalid-cidr.yml", []string{
@@ -235,6 +235,7 @@ services:
 		endpoint_probe: {interval: 5s}
 `, []string{`6: services[0].endpoint_probe: is set but endpoint is empty`}},
 		{"endpoint_probe port, scheme, path come from endpoint", `
+global: {allowed_networks: [127.0.0.0/8]}
 services:
 	- name: web
 		endpoint: https://web.example.com/health
@@ -244,10 +245,11 @@ services:
 			scheme: https
 			path: /x
 `, []string{
-			`6: services[0].endpoint_probe.port: is taken from endpoint; write it there`,
-			`7: services[0].endpoint_probe.scheme: is taken from endpoint; write it there`,
-			`8: services[0].endpoint_probe.path: is taken from endpoint; write it there`}},
+			`7: services[0].endpoint_probe.port: is taken from endpoint; write it there`,
+			`8: services[0].endpoint_probe.scheme: is taken from endpoint; write it there`,
+			`9: services[0].endpoint_probe.path: is taken from endpoint; write it there`}},
 		{"endpoint with credentials, without host, with a bad port", `
+global: {allowed_networks: [127.0.0.0/8]}
 services:
 	- name: a
 		endpoint: https://user:hunter2@web.example.com/
@@ -259,9 +261,9 @@ services:
 		endpoint: http://web.example.com:0/
 		static_targets: [127.0.0.1:80]
 `, []string{
-			`3: services[0].endpoint: "https://user:xxxxx@web.example.com/" holds credentials; send them with endpoint_probe.headers_from_env`,
-			`6: services[1].endpoint: "http:///health" has no host`,
-			`9: services[2].endpoint: "http://web.example.com:0/" has port 0, out of range 1-65535`}},
+			`4: services[0].endpoint: "https://user:xxxxx@web.example.com/" holds credentials; send them with endpoint_probe.headers_from_env`,
+			`7: services[1].endpoint: "http:///health" has no host`,
+			`10: services[2].endpoint: "http://web.example.com:0/" has port 0, out of range 1-65535`}},
 		{"endpoint IPv6 literal outside allowed_networks", `
 services:
 	- name: a
@@ -270,6 +272,20 @@ services:
 `, []string{
 			`3: services[0].endpoint: address 2001:db8::1 is outside global.allowed_networks`,
 			`4: services[0].static_targets[0]: address fd00::1 is outside global.allowed_networks`}},
+		{"always-denied addresses, even with 0.0.0.0/0 and ::/0 allowed", `
+global: {allowed_networks: [0.0.0.0/0, "::/0"]}
+services:
+	- name: a
+		endpoint: http://169.254.169.254/latest/meta-data/
+		static_targets: [0.0.0.0:80, "[::]:80", "[fd00:ec2::254]:80", "[fe80::1]:80", "[::ffff:169.254.170.2]:80", 169.254.255.255:80, 169.255.0.1:80]
+`, []string{
+			`4: services[0].endpoint: address 169.254.169.254 is always denied (169.254.0.0/16), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[0]: address 0.0.0.0 is always denied (0.0.0.0/8), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[1]: address :: is always denied (::/128), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[2]: address fd00:ec2::254 is always denied (fd00:ec2::/32), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[3]: address fe80::1 is always denied (fe80::/10), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[4]: address ::ffff:169.254.170.2 is always denied (169.254.0.0/16), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[5]: address 169.254.255.255 is always denied (169.254.0.0/16), whatever global.allowed_networks says`}},
 		{"method, path, max_body_bytes", svc + `
 			method: get
 			path: health
@@ -600,6 +616,7 @@ services:
 	t.Run("empty variable", func(t *testing.T) {
 		t.Setenv("MEDIC_TEST_EMPTY", "")
 		_, err := parse(t, `
+global: {allowed_networks: [127.0.0.0/8]}
 services:
 	- name: web
 		static_targets: [127.0.0.1:80]
@@ -607,7 +624,7 @@ services:
 		endpoint_probe:
 			headers_from_env: {X-Token: MEDIC_TEST_EMPTY}
 `)
-		want := []string{`inline.yml:6: services[0].endpoint_probe.headers_from_env.X-Token: environment variable MEDIC_TEST_EMPTY is empty`}
+		want := []string{`inline.yml:7: services[0].endpoint_probe.headers_from_env.X-Token: environment variable MEDIC_TEST_EMPTY is empty`}
 		if got := problems(t, err); !slices.Equal(got, want) {
 			t.Errorf("problems %q, want %q", got, want)
 		}

@@ -34,10 +34,12 @@ const (
 )
 
 // DefaultAllowedNetworks are the networks probes may reach when
-// global.allowed_networks is not written: the private ranges and loopback.
+// global.allowed_networks is not written: the private ranges. Loopback is
+// not among them (a probe there reaches the host medic runs on, its own
+// endpoints included): a config probing loopback names 127.0.0.0/8.
 func DefaultAllowedNetworks() []Prefix {
 	var ps []Prefix
-	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} {
+	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} {
 		ps = append(ps, Prefix{netip.MustParsePrefix(s)})
 	}
 	return ps
@@ -256,12 +258,16 @@ func checkList(c *checker, path string, items []string) {
 }
 
 // checkNetworks records endpoint and static targets written as IP addresses
-// outside g's allowed networks. Host names are resolved, and checked, by
+// outside g's allowed networks or in the always-denied ones. Host names are resolved, and checked, by
 // the prober on every probe.
 func (s *Service) checkNetworks(c *checker, path string, g Global) {
 	if u, err := parseEndpoint(s.Endpoint); err == nil {
-		if a, err := netip.ParseAddr(u.Hostname()); err == nil && !g.Allows(a) {
-			c.errorf(path+".endpoint", "address %s is outside global.allowed_networks", a)
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+			if p, denied := AlwaysDeniedNetwork(a); denied {
+				c.errorf(path+".endpoint", "address %s is always denied (%s), whatever global.allowed_networks says", a, p)
+			} else if !g.Allows(a) {
+				c.errorf(path+".endpoint", "address %s is outside global.allowed_networks", a)
+			}
 		}
 	}
 	for i, t := range s.StaticTargets {
@@ -269,8 +275,12 @@ func (s *Service) checkNetworks(c *checker, path string, g Global) {
 		if err != nil {
 			continue
 		}
-		if a, err := netip.ParseAddr(host); err == nil && !g.Allows(a) {
-			c.errorf(itemPath(path+".static_targets", i), "address %s is outside global.allowed_networks", a)
+		if a, err := netip.ParseAddr(host); err == nil {
+			if p, denied := AlwaysDeniedNetwork(a); denied {
+				c.errorf(itemPath(path+".static_targets", i), "address %s is always denied (%s), whatever global.allowed_networks says", a, p)
+			} else if !g.Allows(a) {
+				c.errorf(itemPath(path+".static_targets", i), "address %s is outside global.allowed_networks", a)
+			}
 		}
 	}
 }

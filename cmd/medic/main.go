@@ -260,6 +260,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot listen", logkeys.Err, err)
 		return 1
 	}
+	// Probes never reach medic's own endpoints (/-/reload among them).
+	own := make([]net.Addr, 0, len(listeners))
+	for _, ln := range listeners {
+		own = append(own, ln.Addr())
+	}
+	if err := probes.SetOwnAddresses(own...); err != nil {
+		level.Warn(logger).Log(logkeys.Msg, "cannot add the listen addresses to the probes' deny list", logkeys.Err, err)
+	}
 	srv := newServer(routes(f.routePrefix, ctrl, page, newReloadHandler(rl.reload, f.externalURL), reg))
 	for _, ln := range listeners {
 		level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String(),
