@@ -31,7 +31,7 @@ func TestEndpointQuerySecrets(t *testing.T) {
 services:
 	- name: web
 		endpoint: "`+tt.endpoint+`"
-		static_targets: [127.0.0.1:80]
+		static_targets: [web.example.com:80]
 `)
 			if tt.refused == "" {
 				if err != nil {
@@ -75,7 +75,7 @@ services:
 services:
 	- name: web
 		endpoint: https://web.example.com/health
-		static_targets: [127.0.0.1:80]
+		static_targets: [web.example.com:80]
 		endpoint_probe:
 			tls: {insecure_skip_verify: true}
 			headers_from_env: {Authorization: MEDIC_TEST_TOKEN}
@@ -85,7 +85,7 @@ services:
 services:
 	- name: web
 		endpoint: https://web.example.com/health
-		static_targets: [127.0.0.1:80]
+		static_targets: [web.example.com:80]
 		endpoint_probe:
 			headers_from_env: {Authorization: MEDIC_TEST_TOKEN}
 `, nil},

@@ -175,7 +175,7 @@ func TestParseFlags(t *testing.T) {
 func TestConfigCheckWarns(t *testing.T) {
 	t.Setenv("MEDIC_TEST_KEY", "s3cret")
 	path := t.TempDir() + "/medic.yml"
-	src := "services:\n  - name: web\n    static_targets: [127.0.0.1:80]\n    instance_probe:\n      port: 80\n      headers_from_env: {X-Api-Key: MEDIC_TEST_KEY}\n"
+	src := "services:\n  - name: web\n    static_targets: [web.example.com:80]\n    instance_probe:\n      port: 80\n      headers_from_env: {X-Api-Key: MEDIC_TEST_KEY}\n"
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
