@@ -97,6 +97,11 @@ func defuse(s string) string {
 		c := s[i]
 		b.WriteByte(c)
 		if i+1 == len(s) {
+			// What the format puts after the field ("_" closing italics)
+			// must not complete a mention or a link either.
+			if c == '@' || c == ']' {
+				b.WriteString(zwsp)
+			}
 			break
 		}
 		next := s[i+1]

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	promconfig "github.com/prometheus/common/config"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // HTTPClientConfig is the http_config of an HTTP notification sink: the

@@ -68,9 +68,10 @@ sum by (service) (`+rate(`medic_probes_total{scope="endpoint",`+svc+`}`)+`)`, "{
 		thresholds("red", 1.0, "green"),
 		Target{Expr: `min by (instance) (` + sel("medic_ready") + `)`, LegendFormat: "{{instance}}", Instant: true}))
 	g.add(6, 5, stat("Fleet age",
-		"Seconds since the fleet was last read whole (medic_discovery_age_seconds), per replica. MedicDiscoveryStale fires above 120s.",
+		"Seconds since the fleet was last read whole (time() - medic_discovery_last_success_timestamp_seconds), per replica. "+
+			"MedicDiscoveryStale fires above 120s.",
 		"s", thresholds("green", 60.0, "orange", 120.0, "red"),
-		Target{Expr: `max by (instance) (` + sel("medic_discovery_age_seconds") + `)`, LegendFormat: "{{instance}}", Instant: true}))
+		Target{Expr: `max by (instance) (time() - ` + sel("medic_discovery_last_success_timestamp_seconds") + `)`, LegendFormat: "{{instance}}", Instant: true}))
 	g.add(6, 5, stat("Config reload",
 		"1 if the last config reload was valid (medic_config_last_reload_successful), per replica.", "none",
 		thresholds("red", 1.0, "green"),
@@ -79,12 +80,12 @@ sum by (service) (`+rate(`medic_probes_total{scope="endpoint",`+svc+`}`)+`)`, "{
 		"medic_build_info: how many replicas run each version.", "none", thresholds("blue"),
 		Target{Expr: `count by (version) (` + sel("medic_build_info") + `)`, LegendFormat: "{{version}}", Instant: true}))
 	g.add(12, 7, stacked("AWS API calls not succeeding",
-		"Throttled and failed AWS calls per operation (medic_aws_api_calls_total), all chosen replicas. medic retries with backoff.",
+		"Throttled and failed AWS calls per AWS service and operation (medic_aws_api_calls_total), all chosen replicas. medic retries with backoff.",
 		"reqps", "bars",
-		q(`sum by (operation, result) (`+rate(sel("medic_aws_api_calls_total", `result!="success"`))+`) > 0`, "{{operation}} {{result}}")))
+		q(`sum by (service, operation, result) (`+rate(sel("medic_aws_api_calls_total", `result!="success"`))+`) > 0`, "{{service}} {{operation}} {{result}}")))
 	g.add(12, 7, timeseries("AWS API latency p99",
-		"p99 of AWS API call durations per operation (medic_aws_api_call_duration_seconds).", "s",
-		q(`histogram_quantile(0.99, sum by (operation, le) (`+rate(sel("medic_aws_api_call_duration_seconds_bucket"))+`))`, "{{operation}}")))
+		"p99 of AWS API call durations per AWS service and operation (medic_aws_api_call_duration_seconds).", "s",
+		q(`histogram_quantile(0.99, sum by (service, operation, le) (`+rate(sel("medic_aws_api_call_duration_seconds_bucket"))+`))`, "{{service}} {{operation}}")))
 	g.add(12, 7, timeseries("Notification queues",
 		"Events waiting per sink and replica (medic_notification_queue_length). A full queue drops its oldest event; delivery never blocks healing.",
 		"none",

@@ -29,7 +29,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Params are the knobs of the generated rules. Zero values are not defaults:
@@ -338,7 +338,7 @@ func (p Params) selfAlerts() []Rule {
 				"medic keeps running with the previous configuration; the change someone made is not in effect. "+
 				"The errors, with file:line and field path, are in medic's log."),
 		p.alert("MedicAWSAPIErrors", fmt.Sprintf(
-			"sum by (job, instance, operation) (rate(%s[10m]))\n/\nsum by (job, instance, operation) (rate(%s[10m]))\n> %s",
+			"sum by (job, instance, service, operation) (rate(%s[10m]))\n/\nsum by (job, instance, service, operation) (rate(%s[10m]))\n> %s",
 			p.sel("medic_aws_api_calls_total", `result!="success"`), p.sel("medic_aws_api_calls_total"), num(p.AWSErrorRatio)),
 			"15m", Info,
 			"{{ $value | humanizePercentage }} of medic's {{ $labels.operation }} calls to AWS fail.",
