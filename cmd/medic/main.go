@@ -221,7 +221,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asg := autoscaling.NewFromConfig(awsCfg)
 	act, lse := actuator(f.dryRun, cfg.Global.Lease, asg, awsCfg, id, logger, reg)
 	notifier, err := alerts.NewDispatcher(alerts.Options{Config: cfg.Notifications, AWS: &awsCfg,
-		Logger: logger, Registerer: reg})
+		Logger: logger, Registerer: reg, ExternalURL: f.externalURL.String()})
 	if err != nil {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
