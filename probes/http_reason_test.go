@@ -3,11 +3,7 @@ package probes
 import (
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/go-kit/log"
-
-	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/internal/testkit"
 )
 
@@ -75,28 +71,4 @@ func assertInertReason(t *testing.T, reason string) {
 			t.Errorf("reason holds byte %#x at %d: %q", c, i, reason)
 		}
 	}
-}
-
-// FuzzHTTPReason: whatever the instance answers, the probe's reason is
-// printable ASCII and bounded, and the prober does not panic.
-func FuzzHTTPReason(f *testing.F) {
-	for _, s := range []string{
-		"HTTP/1.1 200 OK\r\n<!channel> re-login now <https://evil.example/sso|SSO portal>\r\n\r\n",
-		"HTTP/1.1 2x0 OK\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-		"HTTP/1.1 500 x\r\nContent-Length: 3\r\n\r\nabc",
-		"\xff\xfe\r\n\r\n",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, response string) {
-		addr := testkit.RawHTTPServer(t, response)
-		r := probeHTTP(t.Context(), Target{Address: addr, Settings: probeSettings(func(p *config.Probe) {
-			p.Timeout = config.Duration(200 * time.Millisecond)
-			p.BodyMustMatch = mustRegexp("ok")
-		})}, log.NewNopLogger())
-		if !r.Success {
-			assertInertReason(t, r.Reason)
-		}
-	})
 }
