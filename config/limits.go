@@ -26,8 +26,18 @@ type Limits struct {
 	// AWS/Usage on start). At least 8 days keeps week-over-week working.
 	// Default 192h.
 	History Duration `yaml:"history"`
-	// TrendWindow is the span the linear trend is fitted over. Default 24h.
+	// TrendWindow is how far back the trend of peaks is fitted. Default
+	// 168h (7 days).
 	TrendWindow Duration `yaml:"trend_window"`
+	// PeakWindow is the span whose peak is one point of the trend (a
+	// daily cycle's peaks by default). Default 24h.
+	PeakWindow Duration `yaml:"peak_window"`
+	// MinPeaks is the fewest peak windows with data that make a trend.
+	// Default 4.
+	MinPeaks int `yaml:"min_peaks"`
+	// MinRSquared is the least share of the peaks' variance the fitted
+	// line must explain for a forecast (0 < x <= 1). Default 0.8.
+	MinRSquared float64 `yaml:"min_r_squared"`
 	// UsageMaxAge: a usage figure older than this is unknown. Default 1h.
 	UsageMaxAge Duration `yaml:"usage_max_age"`
 	// ServiceQuotasRPS bounds calls to the Service Quotas API per second.
@@ -80,12 +90,19 @@ type UsageMetric struct {
 var LimitsDescribeSources = []string{
 	"asg_groups", "asg_launch_configurations",
 	"ec2_vcpus_standard", "ec2_vcpus_g", "ec2_vcpus_p", "ec2_vcpus_x", "ec2_vcpus_f",
+	"ec2_vcpus_inf", "ec2_vcpus_trn", "ec2_vcpus_dl", "ec2_vcpus_hpc", "ec2_vcpus_high_memory",
+	"ec2_spot_vcpus_standard", "ec2_spot_vcpus_g", "ec2_spot_vcpus_p", "ec2_spot_vcpus_p5", "ec2_spot_vcpus_x",
+	"ec2_spot_vcpus_f", "ec2_spot_vcpus_inf", "ec2_spot_vcpus_trn", "ec2_spot_vcpus_dl",
 	"ec2_elastic_ips", "ec2_launch_templates",
+	"ebs_storage_gp2", "ebs_storage_gp3", "ebs_storage_io1", "ebs_storage_io2", "ebs_storage_st1",
+	"ebs_storage_sc1", "ebs_storage_standard", "ebs_snapshots",
 	"elbv2_albs", "elbv2_nlbs", "elbv2_target_groups",
 	"elbv2_targets_per_alb", "elbv2_targets_per_nlb", "elbv2_listeners_per_alb",
+	"elbv2_targets_per_az_per_nlb", "elbv2_targets_per_target_group", "elbv2_rules_per_alb",
 	"elb_classic", "elb_instances_per_classic",
 	"vpc_vpcs", "vpc_subnets_per_vpc", "vpc_security_groups",
 	"vpc_network_interfaces", "vpc_internet_gateways",
+	"vpc_security_groups_per_eni", "vpc_rules_per_security_group", "vpc_nat_gateways_per_az",
 }
 
 // IncreaseRequests configures automatic quota-increase requests.
@@ -94,9 +111,11 @@ type IncreaseRequests struct {
 	// Horizon: a request is filed when the forecast crosses the limit
 	// within it. Default 336h (14 days).
 	Horizon Duration `yaml:"horizon"`
-	// Factor multiplies the current limit for the desired value (at least
-	// the forecast usage at the horizon). Default 1.5.
+	// Factor multiplies the current limit for the desired value. Default 1.5.
 	Factor float64 `yaml:"factor"`
+	// Headroom is added to the forecast peak at the horizon: the desired
+	// value is at least that peak × (1 + headroom). Default 0.2.
+	Headroom float64 `yaml:"headroom"`
 }
 
 // Prewarm configures load-balancer pre-warm.
@@ -181,7 +200,13 @@ func (l *Limits) setDefaults() {
 	setF(&l.Critical, 0.95)
 	setDur(&l.ForecastHorizon, 7*24*time.Hour)
 	setDur(&l.History, 8*24*time.Hour)
-	setDur(&l.TrendWindow, 24*time.Hour)
+	setDur(&l.TrendWindow, 7*24*time.Hour)
+	setDur(&l.PeakWindow, 24*time.Hour)
+	if l.MinPeaks == 0 {
+		l.MinPeaks = 4
+	}
+	setF(&l.MinRSquared, 0.8)
+	setF(&l.IncreaseRequests.Headroom, 0.2)
 	setDur(&l.UsageMaxAge, time.Hour)
 	setF(&l.ServiceQuotasRPS, 5)
 	setDur(&l.IncreaseRequests.Horizon, 14*24*time.Hour)
@@ -218,10 +243,20 @@ func (l *Limits) check(c *checker, path string) {
 		c.errorf(path+".warning", "must not exceed critical (%v > %v)", l.Warning, l.Critical)
 	}
 	for name, d := range map[string]Duration{"interval": l.Interval, "forecast_horizon": l.ForecastHorizon,
-		"history": l.History, "trend_window": l.TrendWindow, "usage_max_age": l.UsageMaxAge} {
+		"history": l.History, "trend_window": l.TrendWindow, "peak_window": l.PeakWindow, "usage_max_age": l.UsageMaxAge} {
 		if d <= 0 {
 			c.errorf(path+"."+name, "must be positive, got %s", d.D())
 		}
+	}
+	if l.MinPeaks < 2 {
+		c.errorf(path+".min_peaks", "must be at least 2 (a line needs two points), got %d", l.MinPeaks)
+	}
+	ratio(path+".min_r_squared", l.MinRSquared, false)
+	if l.PeakWindow > 0 && l.TrendWindow > 0 && l.TrendWindow < l.PeakWindow*Duration(l.MinPeaks) {
+		c.errorf(path+".trend_window", "must span at least min_peaks (%d) peak windows of %s, got %s", l.MinPeaks, l.PeakWindow.D(), l.TrendWindow.D())
+	}
+	if l.History > 0 && l.History < l.TrendWindow {
+		c.errorf(path+".history", "must be at least trend_window (%s), got %s", l.TrendWindow.D(), l.History.D())
 	}
 	if l.Interval > 0 && l.Interval.D() < 30*time.Second {
 		c.errorf(path+".interval", "must be at least 30s (quota APIs are rate limited), got %s", l.Interval.D())
@@ -265,6 +300,9 @@ func (l *Limits) check(c *checker, path string) {
 	ir := l.IncreaseRequests
 	if ir.Horizon <= 0 {
 		c.errorf(path+".increase_requests.horizon", "must be positive")
+	}
+	if ir.Headroom < 0 {
+		c.errorf(path+".increase_requests.headroom", "must not be negative, got %v", ir.Headroom)
 	}
 	if ir.Factor <= 1 {
 		c.errorf(path+".increase_requests.factor", "must be greater than 1, got %v", ir.Factor)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,9 @@ const (
 	StateOK       State = 0
 	StateWarning  State = 1
 	StateCritical State = 2
+	// StateNotInUse is a limit of 0 with nothing used: a fact, not an
+	// emergency (exported as ok).
+	StateNotInUse State = 3
 )
 
 func (s State) String() string {
@@ -28,6 +32,8 @@ func (s State) String() string {
 		return "warning"
 	case StateCritical:
 		return "critical"
+	case StateNotInUse:
+		return "not_in_use"
 	}
 	return "unknown"
 }
@@ -40,8 +46,9 @@ type Point struct {
 
 // ThresholdState decides the state of usage against limit: critical when the
 // used fraction is at or above critical, warning at or above warning. A
-// limit of 0 with usage > 0 is critical; with usage 0 it is ok (nothing can
-// be created, nothing is). Unknown figures give StateUnknown.
+// limit of 0 with usage 0 is not in use (nothing can be created, nothing
+// is); with usage > 0 it is critical (over the limit). Unknown figures give
+// StateUnknown.
 func ThresholdState(usage, limit float64, known bool, warning, critical float64) State {
 	if !known || math.IsNaN(usage) || math.IsNaN(limit) || limit < 0 {
 		return StateUnknown
@@ -50,7 +57,7 @@ func ThresholdState(usage, limit float64, known bool, warning, critical float64)
 		if usage > 0 {
 			return StateCritical
 		}
-		return StateOK
+		return StateNotInUse
 	}
 	r := usage / limit
 	switch {
@@ -69,122 +76,6 @@ func HeadroomRatio(usage, limit float64) (float64, bool) {
 		return 0, false
 	}
 	return (limit - usage) / limit, true
-}
-
-// Forecast is a time-to-exhaustion estimate.
-type Forecast struct {
-	// Known is false when there is not enough data to say anything.
-	Known bool
-	// Growing is false when usage is flat or falling: no exhaustion.
-	Growing bool
-	// In is the time until usage reaches the limit (0 when already there).
-	In time.Duration
-	// Method is "linear", "week_over_week" or "" — which trend gave In.
-	Method string
-	// Why says in words how the figure was reached.
-	Why string
-}
-
-// LinearTrend fits a least-squares line to the points at or after
-// now-window and returns its slope in units per second and its value at
-// now. ok is false with fewer than three points or a span under 10 minutes.
-func LinearTrend(pts []Point, now time.Time, window time.Duration) (slope, atNow float64, ok bool) {
-	from := now.Add(-window)
-	var n, sx, sy, sxx, sxy float64
-	var first, last time.Time
-	for _, p := range pts {
-		if p.T.Before(from) || p.T.After(now) || math.IsNaN(p.V) {
-			continue
-		}
-		if first.IsZero() || p.T.Before(first) {
-			first = p.T
-		}
-		if p.T.After(last) {
-			last = p.T
-		}
-		x := p.T.Sub(now).Seconds()
-		n++
-		sx += x
-		sy += p.V
-		sxx += x * x
-		sxy += x * p.V
-	}
-	if n < 3 || last.Sub(first) < 10*time.Minute {
-		return 0, 0, false
-	}
-	den := n*sxx - sx*sx
-	if den == 0 {
-		return 0, 0, false
-	}
-	slope = (n*sxy - sx*sy) / den
-	atNow = (sy - slope*sx) / n
-	return slope, atNow, true
-}
-
-// valueNear returns the point closest to t within tol.
-func valueNear(pts []Point, t time.Time, tol time.Duration) (float64, bool) {
-	best, found := time.Duration(math.MaxInt64), false
-	var v float64
-	for _, p := range pts {
-		d := p.T.Sub(t)
-		if d < 0 {
-			d = -d
-		}
-		if d <= tol && d < best {
-			best, v, found = d, p.V, true
-		}
-	}
-	return v, found
-}
-
-// WeekOverWeek returns the growth per second between the figure a week
-// before now and current (the latest figure). ok is false when no figure
-// lies within an hour of a week ago.
-func WeekOverWeek(pts []Point, current float64, now time.Time) (perSecond float64, ok bool) {
-	week := 7 * 24 * time.Hour
-	then, ok := valueNear(pts, now.Add(-week), time.Hour)
-	if !ok {
-		return 0, false
-	}
-	return (current - then) / week.Seconds(), true
-}
-
-// TimeToExhaustion decides when usage reaches limit from the history: the
-// earlier of the linear trend (fitted over window) and the week-over-week
-// trend, or none when neither grows. current is the latest usage; when
-// currentKnown is false the answer is unknown (a gap is not zero).
-func TimeToExhaustion(pts []Point, current float64, currentKnown bool, limit float64, limitKnown bool, now time.Time, window time.Duration) Forecast {
-	if !currentKnown || !limitKnown {
-		return Forecast{Why: "usage or limit unknown"}
-	}
-	if current >= limit {
-		return Forecast{Known: true, Growing: true, In: 0, Method: "at_limit", Why: fmt.Sprintf("usage %g is at or above the limit %g", current, limit)}
-	}
-	var cands []Forecast
-	slope, atNow, lok := LinearTrend(pts, now, window)
-	if lok && slope > 0 {
-		// From the fitted line: it crosses the limit at (limit-atNow)/slope.
-		s := (limit - atNow) / slope
-		if s < 0 {
-			s = 0
-		}
-		cands = append(cands, Forecast{Known: true, Growing: true, In: secs(s), Method: "linear",
-			Why: fmt.Sprintf("linear trend over %s: +%.4g/h, fitted %g now, limit %g", window, slope*3600, round(atNow), limit)})
-	}
-	wow, wok := WeekOverWeek(pts, current, now)
-	if wok && wow > 0 {
-		s := (limit - current) / wow
-		cands = append(cands, Forecast{Known: true, Growing: true, In: secs(s), Method: "week_over_week",
-			Why: fmt.Sprintf("week over week: +%.4g/week, usage %g, limit %g", wow*7*24*3600, current, limit)})
-	}
-	if len(cands) == 0 {
-		if !lok && !wok {
-			return Forecast{Why: "not enough history for a trend"}
-		}
-		return Forecast{Known: true, Why: "usage is not growing"}
-	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].In < cands[j].In })
-	return cands[0]
 }
 
 func secs(s float64) time.Duration {
@@ -208,6 +99,8 @@ type Feasibility struct {
 type GroupNeed struct {
 	Group string
 	Need  map[string]float64
+	// Unknown says why part of the need could not be counted.
+	Unknown []string
 }
 
 // Remaining is the free units of a quota: limit - usage.
@@ -247,44 +140,15 @@ func Feasible(n GroupNeed, rem map[string]Remaining) Feasibility {
 				Why: fmt.Sprintf("growing to max size needs %g more of %q, %g remain", need, name, math.Max(r.Units, 0))}
 		}
 	}
+	var why []string
 	if len(unknown) > 0 {
-		return Feasibility{Why: fmt.Sprintf("headroom unknown for %v", unknown)}
+		why = append(why, fmt.Sprintf("headroom unknown for %s", strings.Join(unknown, ", ")))
+	}
+	why = append(why, n.Unknown...)
+	if len(why) > 0 {
+		return Feasibility{Why: "unknown: " + strings.Join(why, "; ")}
 	}
 	return Feasibility{Known: true, Feasible: true, Why: "every quota it draws on has room"}
-}
-
-// VCPUClass maps an instance type to the On-Demand vCPU quota class it draws
-// on: standard, g, p, x, f, or "" when medic does not know the family.
-func VCPUClass(instanceType string) string {
-	fam := instanceType
-	for i, r := range instanceType {
-		if r == '.' {
-			fam = instanceType[:i]
-			break
-		}
-	}
-	if fam == "" {
-		return ""
-	}
-	switch {
-	case len(fam) >= 2 && fam[:2] == "vt":
-		return "g"
-	case len(fam) >= 3 && (fam[:3] == "inf" || fam[:3] == "trn" || fam[:3] == "mac"):
-		return ""
-	}
-	switch fam[0] {
-	case 'a', 'c', 'd', 'h', 'i', 'm', 'r', 't', 'z':
-		return "standard"
-	case 'g':
-		return "g"
-	case 'p':
-		return "p"
-	case 'x', 'u':
-		return "x"
-	case 'f':
-		return "f"
-	}
-	return ""
 }
 
 // --- pre-warm ---

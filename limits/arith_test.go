@@ -26,8 +26,8 @@ func TestThresholdState(t *testing.T) {
 		{"exactly at critical", 95, 100, true, StateCritical},
 		{"at the limit", 100, 100, true, StateCritical},
 		{"over the limit", 120, 100, true, StateCritical},
-		{"limit zero, nothing used", 0, 0, true, StateOK},
-		{"limit zero, something used", 1, 0, true, StateCritical},
+		{"limit zero, nothing used: not in use", 0, 0, true, StateNotInUse},
+		{"limit zero, something used: over the limit", 1, 0, true, StateCritical},
 		{"one of one", 1, 1, true, StateCritical},
 		{"four of five is 80%", 4, 5, true, StateWarning},
 		{"negative limit is nonsense", 1, -1, true, StateUnknown},
@@ -67,49 +67,6 @@ func line(now time.Time, span, step time.Duration, at, perHour float64) []Point 
 	return p
 }
 
-func TestTimeToExhaustion(t *testing.T) {
-	week := 7 * 24 * time.Hour
-	wowPts := append([]Point{{T: t0.Add(-week), V: 100}}, line(t0, 6*time.Hour, 30*time.Minute, 170, 0)...)
-	for _, tc := range []struct {
-		desc        string
-		pts         []Point
-		current     float64
-		known       bool
-		limit       float64
-		wantKnown   bool
-		wantGrowing bool
-		wantIn      time.Duration
-		wantMethod  string
-	}{
-		{"steady rise: 10/h from 160 to 400 is 24h", line(t0, 6*time.Hour, 5*time.Minute, 160, 10), 160, true, 400, true, true, 24 * time.Hour, "linear"},
-		{"flat", line(t0, 6*time.Hour, 5*time.Minute, 160, 0), 160, true, 400, true, false, 0, ""},
-		{"falling", line(t0, 6*time.Hour, 5*time.Minute, 160, -5), 160, true, 400, true, false, 0, ""},
-		{"current unknown (a gap) is unknown, not zero", line(t0.Add(-3*time.Hour), 6*time.Hour, 5*time.Minute, 160, 10), 0, false, 400, false, false, 0, ""},
-		{"at the limit", line(t0, time.Hour, 5*time.Minute, 400, 10), 400, true, 400, true, true, 0, "at_limit"},
-		{"two points are too few", line(t0, 5*time.Minute, 5*time.Minute, 160, 10), 160, true, 400, false, false, 0, ""},
-		{"flat lately but up 70 on last week: week over week", wowPts, 170, true, 240, true, true, week, "week_over_week"},
-	} {
-		f := TimeToExhaustion(tc.pts, tc.current, tc.known, tc.limit, true, t0, 24*time.Hour)
-		if f.Known != tc.wantKnown || f.Growing != tc.wantGrowing || f.Method != tc.wantMethod {
-			t.Errorf("%s: got %+v", tc.desc, f)
-			continue
-		}
-		if d := f.In - tc.wantIn; d > time.Minute || d < -time.Minute {
-			t.Errorf("%s: In = %s, want %s (%s)", tc.desc, f.In, tc.wantIn, f.Why)
-		}
-	}
-}
-
-func TestTimeToExhaustionTakesTheEarlier(t *testing.T) {
-	// Linear over the last day: +1/h → 100h to go; last week was 100 lower:
-	// +100/week → 100/100 weeks = 1 week. Linear is earlier.
-	pts := append([]Point{{T: t0.Add(-7 * 24 * time.Hour), V: 200}}, line(t0, 12*time.Hour, time.Hour, 300, 1)...)
-	f := TimeToExhaustion(pts, 300, true, 400, true, t0, 24*time.Hour)
-	if f.Method != "linear" || math.Abs(f.In.Hours()-100) > 0.1 {
-		t.Fatalf("got %+v, want linear ~100h", f)
-	}
-}
-
 func TestFeasible(t *testing.T) {
 	rem := map[string]Remaining{
 		"ec2/L-1216C47A": {Units: 64, Known: true, Name: "vCPUs"},
@@ -133,16 +90,6 @@ func TestFeasible(t *testing.T) {
 		f := Feasible(GroupNeed{Group: "g", Need: tc.need}, rem)
 		if f.Known != tc.known || f.Feasible != tc.feas {
 			t.Errorf("%s: got %+v", tc.desc, f)
-		}
-	}
-}
-
-func TestVCPUClass(t *testing.T) {
-	for in, want := range map[string]string{"m5.large": "standard", "t3.micro": "standard", "c7gn.xlarge": "standard",
-		"g5.xlarge": "g", "vt1.3xlarge": "g", "p4d.24xlarge": "p", "x2iedn.xlarge": "x", "u-6tb1.metal": "x", "f1.2xlarge": "f",
-		"inf2.xlarge": "", "mac1.metal": "", "": ""} {
-		if got := VCPUClass(in); got != want {
-			t.Errorf("VCPUClass(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -265,14 +212,6 @@ func TestWeekBack(t *testing.T) {
 		a, b := weekBack(tc.a, tc.a.Add(time.Hour), t0)
 		if !a.Equal(tc.wantA) || b.After(t0) {
 			t.Errorf("%s: got %s..%s", tc.desc, a, b)
-		}
-	}
-}
-
-func TestDesiredQuota(t *testing.T) {
-	for _, tc := range []struct{ limit, factor, want float64 }{{5, 1.5, 8}, {100, 1.5, 150}, {1, 1.1, 2}, {0, 2, 1}} {
-		if got := DesiredQuota(tc.limit, tc.factor); got != tc.want {
-			t.Errorf("DesiredQuota(%g, %g) = %g, want %g", tc.limit, tc.factor, got, tc.want)
 		}
 	}
 }

@@ -239,9 +239,9 @@ func (w *Watcher) prewarm(ctx context.Context, cfg config.Limits, g *gathered, n
 	timed := func(name string, f func() error) {
 		start := time.Now()
 		err := f()
-		st := SourceStatus{Name: name, OK: err == nil, Duration: time.Since(start)}
+		st := SourceStatus{Name: name, OK: true, Duration: time.Since(start)}
 		if err != nil {
-			st.Err = err.Error()
+			st = failed(name, err, st.Duration)
 		}
 		g.set(func() { g.sources = append(g.sources, st) })
 	}
