@@ -3,8 +3,12 @@ package limits
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,8 +22,6 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -196,46 +198,43 @@ func TestQuotasOnMoto(t *testing.T) {
 	}
 }
 
-// fakeFailingEC2 is a local fake of one call: DescribeAccountAttributes
-// answers access denied; everything else goes to moto.
-type fakeFailingEC2 struct{ ec2API }
-
-func (fakeFailingEC2) DescribeAccountAttributes(context.Context, *ec2.DescribeAccountAttributesInput, ...func(*ec2.Options)) (*ec2.DescribeAccountAttributesOutput, error) {
-	return nil, &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "access denied (fake)"}
-}
-
-// fakeThrottledELBv2 throttles DescribeAccountLimits n times, then passes
-// the call to moto; with n larger than the retries it never succeeds.
-type fakeThrottledELBv2 struct {
-	elbv2API
-	mu sync.Mutex
-	n  int
-}
-
-func (f *fakeThrottledELBv2) DescribeAccountLimits(ctx context.Context, in *elbv2.DescribeAccountLimitsInput, o ...func(*elbv2.Options)) (*elbv2.DescribeAccountLimitsOutput, error) {
-	f.mu.Lock()
-	throttle := f.n > 0
-	f.n--
-	f.mu.Unlock()
-	if throttle {
-		return nil, &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded (fake)"}
-	}
-	return f.elbv2API.DescribeAccountLimits(ctx, in, o...)
+// failingProxy puts a fault proxy between the SDK and moto that answers
+// DescribeAccountAttributes with access denied (EC2's error format) and
+// throttles the first *throttle DescribeAccountLimits calls (the Query
+// protocol's), so both reach the SDK's own retryer and classifiers.
+func failingProxy(t *testing.T) (aws.Config, *atomic.Int64) {
+	m := emulator.StartMotoT(t)
+	p, cfg := emulator.FaultProxyT(t, m.URL())
+	var throttle atomic.Int64
+	p.OnAction("DescribeAccountAttributes", func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>fa17</RequestID></Response>`)
+		return true
+	})
+	p.OnAction("DescribeAccountLimits", func(w http.ResponseWriter, r *http.Request) bool {
+		if throttle.Add(-1) < 0 {
+			return false
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fa17</RequestId></ErrorResponse>`)
+		return true
+	})
+	return cfg, &throttle
 }
 
 // TestOneFailingSourceLeavesOthers: access denied, throttling beyond the
-// retries, and an unknown quota (moto: ec2 is not in Service Quotas) each
-// fail their own source only.
+// SDK's retries, and an unknown quota (moto: ec2 is not in Service
+// Quotas) each fail their own source only; throttling that clears within
+// the retries is retried by the SDK and not reported.
 func TestOneFailingSourceLeavesOthers(t *testing.T) {
-	cfg := startMoto(t)
+	cfg, throttle := failingProxy(t)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-NOPE0000", Name: "no such quota", Usage: config.QuotaUsage{Describe: "vpc_vpcs"}}}})
 	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Now: func() time.Time { return t0 }})
-	w.setBackOff(fastBackOff)
-	w.c.ec2 = fakeFailingEC2{w.c.ec2}
-	throttled := &fakeThrottledELBv2{elbv2API: w.c.elbv2, n: 100}
-	w.c.elbv2 = throttled
+	throttle.Store(1000)
 	s := w.RefreshOnce(ctx)
 	for src, want := range map[string]bool{"ec2_account_attributes": false, "elbv2_account_limits": false,
 		"service_quotas_default:ec2": false, "service_quotas_default:vpc": true, "ec2_describe_vpcs": true, "elbv2_describe": true} {
@@ -244,8 +243,11 @@ func TestOneFailingSourceLeavesOthers(t *testing.T) {
 			t.Errorf("source %s: %+v (present %v), want OK=%v", src, st, ok, want)
 		}
 	}
-	if st, _ := sourceOf(s, "ec2_account_attributes"); !strings.Contains(st.Err, "UnauthorizedOperation") {
-		t.Errorf("access denied not reported: %q", st.Err)
+	if st, _ := sourceOf(s, "ec2_account_attributes"); st.Err != "ec2:DescribeAccountAttributes: UnauthorizedOperation: You are not authorized to perform this operation." {
+		t.Errorf("access denied not reported briefly: %q", st.Err)
+	}
+	if st, _ := sourceOf(s, "elbv2_account_limits"); st.Err != "elbv2:DescribeAccountLimits: Throttling: Rate exceeded" {
+		t.Errorf("throttling not reported briefly: %q", st.Err)
 	}
 	if q := mustQuota(t, s, "vpc/L-F678F1CE"); !q.LimitKnown || !q.UsageKnown {
 		t.Errorf("VPC quota lost to another source's failure: %+v", q)
@@ -256,8 +258,8 @@ func TestOneFailingSourceLeavesOthers(t *testing.T) {
 	if v, ok := metric(t, reg, "medic_limits_source_success", map[string]string{"source": "ec2_account_attributes"}); !ok || v != 0 {
 		t.Errorf("source metric = %v %v", v, ok)
 	}
-	// Throttling that clears within the retries is retried, not reported.
-	throttled.n = 2
+	// Throttling that clears within the SDK's retries is not reported.
+	throttle.Store(2)
 	s = w.RefreshOnce(ctx)
 	if st, _ := sourceOf(s, "elbv2_account_limits"); !st.OK {
 		t.Errorf("throttling twice then success: %+v", st)
@@ -293,62 +295,96 @@ func putUsage(t testing.TB, cw *cloudwatch.Client, resource string, pts []Point)
 	}
 }
 
-// TestTimeToExhaustionOnMoto feeds usage history through PutMetricData.
+// TestTimeToExhaustionOnMoto feeds eight days of usage history through
+// PutMetricData (AWS/Usage) in the shapes of the table test: growing daily
+// peaks forecast within 10% of the true crossing, flat peaks and a step do
+// not, a gap now is unknown; and a restarted watcher (a new one, nothing
+// in memory) reads the history back and forecasts the same.
 func TestTimeToExhaustionOnMoto(t *testing.T) {
 	cfg := startMoto(t)
 	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Minute)
+	now := time.Now().UTC().Truncate(time.Hour)
 	cw := newCW(cfg)
-	// Rising 10/h to 160 now; limit 400 is crossed in 24h.
-	putUsage(t, cw, "Rising", line(now, 12*time.Hour, 5*time.Minute, 160, 10))
-	putUsage(t, cw, "Flat", line(now, 12*time.Hour, 5*time.Minute, 160, 0))
-	putUsage(t, cw, "Falling", line(now, 12*time.Hour, 5*time.Minute, 160, -5))
-	// Rising, but nothing in the last three hours: a gap.
-	putUsage(t, cw, "Gap", line(now.Add(-3*time.Hour), 12*time.Hour, 5*time.Minute, 130, 10))
+	days := func(t time.Time) float64 { return t.Sub(now).Hours() / 24 }
+	growing := cycle(func(t time.Time) float64 { return 200 + 10*days(t) }, 60) // peaks 260 now, +10/day
+	shapes := map[string]func(time.Time) float64{
+		"Growing": growing,
+		"Flat":    cycle(func(time.Time) float64 { return 200 }, 120),
+		"Step": func(t time.Time) float64 {
+			if now.Sub(t) < 20*time.Minute {
+				return 216
+			}
+			return 200
+		},
+		"Gap": growing,
+	}
+	for name, f := range shapes {
+		var pts []Point
+		for d := 8 * day; d >= 0; d -= time.Hour {
+			if name == "Gap" && d < 3*time.Hour {
+				continue // nothing in the last three hours
+			}
+			pts = append(pts, Point{T: now.Add(-d), V: f(now.Add(-d))})
+		}
+		if name == "Step" {
+			pts = append(pts, Point{T: now.Add(-10 * time.Minute), V: 216})
+		}
+		putUsage(t, cw, name, pts)
+	}
 	limit := 400.0
 	var qs []config.Quota
-	for _, r := range []string{"Rising", "Flat", "Falling", "Gap"} {
-		qs = append(qs, config.Quota{ServiceCode: "test", Code: r, Name: r, Limit: &limit,
-			Usage: config.QuotaUsage{CloudWatch: &config.UsageMetric{Service: "Test", Type: "Resource", Resource: r, Class: "None"}}})
+	for name := range shapes {
+		qs = append(qs, config.Quota{ServiceCode: "test", Code: name, Name: name, Limit: &limit,
+			Usage: config.QuotaUsage{CloudWatch: &config.UsageMetric{Service: "Test", Type: "Resource", Resource: name, Class: "None"}}})
 	}
-	reg := prometheus.NewRegistry()
-	rec := &recorder{}
-	w := New(Options{Config: defaults(config.Limits{Quotas: qs, ForecastHorizon: config.Duration(48 * time.Hour)}), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
-	w.setBackOff(fastBackOff)
-	s := w.RefreshOnce(ctx)
-
-	r := mustQuota(t, s, "test/Rising")
-	if !r.UsageKnown || r.UsageSource != "cloudwatch" || r.LimitSource != "config" || !r.Forecast.Growing {
-		t.Fatalf("rising: %+v", r)
-	}
-	if got, want := r.Forecast.In.Hours(), 24.0; got < want*0.9 || got > want*1.1 {
-		t.Errorf("rising: time to exhaustion %.2fh, want within 10%% of %gh (%s)", got, want, r.Forecast.Why)
-	}
-	if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": "Rising"}); !ok || v < 0.9*86400 || v > 1.1*86400 {
-		t.Errorf("rising: metric %v %v", v, ok)
-	}
-	if len(rec.find(alerts.QuotaExhaustionForecast, "test/Rising")) != 1 {
-		t.Errorf("no forecast event for the rising quota")
-	}
-	for _, k := range []string{"test/Flat", "test/Falling"} {
-		q := mustQuota(t, s, k)
-		if !q.Forecast.Known || q.Forecast.Growing {
-			t.Errorf("%s: %+v", k, q.Forecast)
+	l := defaults(config.Limits{Quotas: qs, ForecastHorizon: config.Duration(30 * 24 * time.Hour)})
+	trueIn := firstCrossing(growing, now, limit)
+	var first Forecast
+	for run, desc := range []string{"first start", "after a restart"} {
+		reg := prometheus.NewRegistry()
+		rec := &recorder{}
+		w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
+		s := w.RefreshOnce(ctx)
+		g := mustQuota(t, s, "test/Growing")
+		if !g.UsageKnown || g.UsageSource != "cloudwatch" || !g.Forecast.Trend {
+			t.Fatalf("%s: growing: %+v", desc, g.Forecast)
 		}
-		if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": q.Code}); !ok || v <= 1e300 {
-			t.Errorf("%s: want +Inf, got %v %v", k, v, ok)
+		if d := math.Abs(g.Forecast.In.Hours() - trueIn.Hours()); d > 0.1*trueIn.Hours() {
+			t.Errorf("%s: growing: %s to exhaustion, true crossing in %s (%s)", desc, g.Forecast.In.Round(time.Hour), trueIn.Round(time.Hour), g.Forecast.Why)
 		}
-		if len(rec.find(alerts.QuotaExhaustionForecast, k)) != 0 {
-			t.Errorf("%s: forecast event for a quota not growing", k)
+		if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": "Growing"}); !ok || v != g.Forecast.In.Seconds() {
+			t.Errorf("%s: metric %v %v", desc, v, ok)
 		}
-	}
-	g := mustQuota(t, s, "test/Gap")
-	if g.UsageKnown || g.Forecast.Known || g.State != StateUnknown {
-		t.Errorf("gap: want unknown, got %+v", g)
-	}
-	for _, name := range []string{"medic_quota_usage", "medic_quota_seconds_to_exhaustion", "medic_quota_state"} {
-		if v, ok := metric(t, reg, name, map[string]string{"quota_code": "Gap"}); ok {
-			t.Errorf("gap: %s exported as %v; unknown is no series, not zero", name, v)
+		for _, name := range []string{"medic_quota_seconds_to_exhaustion_lower", "medic_quota_seconds_to_exhaustion_upper", "medic_quota_forecast_r_squared"} {
+			if _, ok := metric(t, reg, name, map[string]string{"quota_code": "Growing"}); !ok {
+				t.Errorf("%s: %s not exported", desc, name)
+			}
+		}
+		if len(rec.find(alerts.QuotaExhaustionForecast, "test/Growing")) != 1 {
+			t.Errorf("%s: no forecast event for the growing quota", desc)
+		}
+		for _, k := range []string{"test/Flat", "test/Step"} {
+			q := mustQuota(t, s, k)
+			if !q.Forecast.Known || q.Forecast.Growing {
+				t.Errorf("%s: %s: %+v", desc, k, q.Forecast)
+			}
+			if len(rec.find(alerts.QuotaExhaustionForecast, k)) != 0 {
+				t.Errorf("%s: %s: forecast event for a shape that is not a trend", desc, k)
+			}
+		}
+		gap := mustQuota(t, s, "test/Gap")
+		if gap.UsageKnown || gap.Forecast.Known || gap.State != StateUnknown {
+			t.Errorf("%s: gap: want unknown, got %+v", desc, gap)
+		}
+		for _, name := range []string{"medic_quota_usage", "medic_quota_seconds_to_exhaustion", "medic_quota_state"} {
+			if v, ok := metric(t, reg, name, map[string]string{"quota_code": "Gap"}); ok {
+				t.Errorf("%s: gap: %s exported as %v; unknown is no series, not zero", desc, name, v)
+			}
+		}
+		if run == 0 {
+			first = g.Forecast
+		} else if first.In != g.Forecast.In {
+			t.Errorf("restart changed the forecast: %s before, %s after", first.In, g.Forecast.In)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -668,6 +669,9 @@ func (w *Watcher) subnetFree(ctx context.Context, ids []string) (map[string]floa
 	if len(ids) == 0 {
 		return out, nil
 	}
+	ids = append([]string(nil), ids...)
+	sort.Strings(ids)
+	ids = dedupe(ids)
 	p := ec2.NewDescribeSubnetsPaginator(w.c.ec2, &ec2.DescribeSubnetsInput{SubnetIds: ids})
 	err := eachPage(ctx, w.call, "ec2:DescribeSubnets", p.HasMorePages,
 		func(ctx context.Context) (*ec2.DescribeSubnetsOutput, error) { return p.NextPage(ctx) },
