@@ -404,42 +404,68 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []struct {
-		name, typ string
-		max       int32
-	}{{"big", "c5.4xlarge", 10}, {"small", "t3.micro", 3}} {
-		if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(g.name),
-			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceType(g.typ)}}); err != nil {
+	lt := func(name, typ string) {
+		if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(name),
+			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceType(typ)}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, g := range []struct {
+		name, typ     string
+		min, max, des int32
+	}{{"big", "c5.4xlarge", 1, 10, 1}, {"small", "t3.micro", 1, 3, 1}, {"zero", "m5.large", 0, 4, 0}} {
+		lt(g.name, g.typ)
 		if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String(g.name),
-			MinSize: aws.Int32(1), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(1), VPCZoneIdentifier: sub.Subnet.SubnetId,
+			MinSize: aws.Int32(g.min), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(g.des), VPCZoneIdentifier: sub.Subnet.SubnetId,
 			LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(g.name), Version: aws.String("$Latest")}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	limit := 100.0 // vCPUs; moto has no ec2 Service Quotas, so config sets it
+	// Mixed instances: weights, half Spot above a base of 0.
+	lt("mixed", "m5.large")
+	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("mixed"),
+		MinSize: aws.Int32(0), MaxSize: aws.Int32(16), DesiredCapacity: aws.Int32(0), VPCZoneIdentifier: sub.Subnet.SubnetId,
+		MixedInstancesPolicy: &astypes.MixedInstancesPolicy{
+			InstancesDistribution: &astypes.InstancesDistribution{OnDemandBaseCapacity: aws.Int32(0), OnDemandPercentageAboveBaseCapacity: aws.Int32(50)},
+			LaunchTemplate: &astypes.LaunchTemplate{LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("mixed"), Version: aws.String("$Latest")},
+				Overrides: []astypes.LaunchTemplateOverrides{{InstanceType: aws.String("m5.large"), WeightedCapacity: aws.String("1")},
+					{InstanceType: aws.String("c5.4xlarge"), WeightedCapacity: aws.String("4")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// vCPUs; moto has no ec2 Service Quotas, so config sets the limits.
+	od, spot := 100.0, 20.0
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
-	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-1216C47A", Limit: &limit}}})
-	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Groups: []string{"big", "small", "missing"}, Now: func() time.Time { return t0 }})
-	w.setBackOff(fastBackOff)
+	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-1216C47A", Limit: &od}, {ServiceCode: "ec2", Code: "L-34B43A08", Limit: &spot}}})
+	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Groups: []string{"big", "small", "zero", "mixed", "missing"}, Now: func() time.Time { return t0 }})
 	s := w.RefreshOnce(ctx)
 	vc := mustQuota(t, s, "ec2/L-1216C47A")
 	if vc.Usage != 18 || vc.Limit != 100 { // 16 (c5.4xlarge) + 2 (t3.micro)
 		t.Fatalf("vCPU quota: %+v", vc)
 	}
-	want := map[string][2]bool{"big": {true, false}, "small": {true, true}, "missing": {false, false}}
+	if sp := mustQuota(t, s, "ec2/L-34B43A08"); sp.Usage != 0 || !sp.UsageKnown {
+		t.Errorf("Spot vCPU quota: %+v", sp)
+	}
+	// zero: 4 × m5.large = 8 of 82 left: feasible. mixed: 8 units On-Demand
+	// (worst case 2 × c5.4xlarge = 32 vCPUs) fits; 8 units Spot needs 32 of
+	// 20 Spot vCPUs: infeasible, charged to the Spot quota.
+	want := map[string][2]bool{"big": {true, false}, "small": {true, true}, "zero": {true, true}, "mixed": {true, false}, "missing": {false, false}}
 	for _, g := range s.Groups {
 		if w := want[g.Name]; g.Known != w[0] || g.Feasible != w[1] {
 			t.Errorf("group %s: %+v", g.Name, g)
 		}
 	}
+	if g := groupOf(s, "mixed"); !strings.Contains(g.Why, "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests") {
+		t.Errorf("mixed group not charged to the Spot quota: %s", g.Why)
+	}
+	if g := groupOf(s, "missing"); g.Why == "" {
+		t.Errorf("unknown without a reason: %+v", g)
+	}
 	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "big"}); !ok || v != 0 {
 		t.Errorf("big: %v %v", v, ok)
 	}
-	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "small"}); !ok || v != 1 {
-		t.Errorf("small: %v %v", v, ok)
+	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "zero"}); !ok || v != 1 {
+		t.Errorf("zero: %v %v", v, ok)
 	}
 	if _, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "missing"}); ok {
 		t.Error("missing group exported")
@@ -448,4 +474,13 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	if len(ev) != 1 || !strings.Contains(ev[0].Evidence[0], "needs 144 more") {
 		t.Errorf("big group event: %+v", ev)
 	}
+}
+
+func groupOf(s Snapshot, name string) GroupStatus {
+	for _, g := range s.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return GroupStatus{}
 }

@@ -337,8 +337,10 @@ func (w *Watcher) vcpus(ctx context.Context, types []string) (map[string]int, er
 	w.vcpuMu.Lock()
 	defer w.vcpuMu.Unlock()
 	var missing []string
+	asked := map[string]bool{}
 	for _, t := range types {
-		if _, ok := w.vcpuCache[t]; !ok && t != "" {
+		if _, ok := w.vcpuCache[t]; !ok && t != "" && !asked[t] {
+			asked[t] = true
 			missing = append(missing, t)
 		}
 	}
@@ -480,8 +482,17 @@ func (w *Watcher) srcGroups(watch map[string]bool) func(context.Context, *gather
 			}
 			lts[r] = info
 		}
+		var types []string
 		for _, gi := range infos {
 			w.resolveTypes(ctx, gi, lts, ltErr)
+			for _, t := range gi.spec.Types {
+				types = append(types, t.Type)
+			}
+		}
+		// vCPUs of every type the groups may launch (cached), not only
+		// of those running: a group at zero or a new type counts too.
+		if _, err := w.vcpus(ctx, types); err != nil {
+			return fmt.Errorf("instance types of watched groups: %w", err)
 		}
 		free, err := w.subnetFree(ctx, subnets)
 		g.set(func() {

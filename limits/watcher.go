@@ -491,7 +491,13 @@ func evaluateGroups(names []string, g *gathered, quotas []QuotaStatus, vcpus map
 	for _, name := range names {
 		gi, found := g.groups[name]
 		if !found {
-			out = append(out, GroupStatus{Name: name, Feasibility: Feasibility{Why: "unknown: group not read (missing, or its source failed)"}})
+			why := "unknown: no such Auto Scaling group"
+			for _, s := range g.sources {
+				if s.Name == "autoscaling_describe_groups" && !s.OK {
+					why = "unknown: the groups could not be read: " + s.Err
+				}
+			}
+			out = append(out, GroupStatus{Name: name, Feasibility: Feasibility{Why: why}})
 			continue
 		}
 		spec := gi.spec
