@@ -123,7 +123,9 @@ type Prewarm struct {
 	// Apply calls ModifyCapacityReservation. Off by default: medic only
 	// reports what it would reserve.
 	Apply bool `yaml:"apply"`
-	// LeadTime: how long before an event the reservation is made. Default 1h.
+	// LeadTime: how long before an event the reservation is made. AWS
+	// fulfils most within an hour but some take "up to a few hours".
+	// Default 4h.
 	LeadTime Duration `yaml:"lead_time"`
 	// Window is the forecast span looked at ahead of now. Default 1h.
 	Window Duration `yaml:"window"`
@@ -136,12 +138,16 @@ type Prewarm struct {
 	// Headroom multiplies the forecast LCUs. Default 1.2.
 	Headroom float64 `yaml:"headroom"`
 	// MaxDecreasesPerDay bounds reservation decreases per load balancer in
-	// 24h (AWS limits them too). Default 4.
+	// 24h (AWS allows two a day). Default 2.
 	MaxDecreasesPerDay int `yaml:"max_decreases_per_day"`
-	// ProvisionTimeout bounds read-back of a new reservation. Default 10m.
-	ProvisionTimeout Duration              `yaml:"provision_timeout"`
-	LoadBalancers    []PrewarmLoadBalancer `yaml:"load_balancers"`
-	Events           []ScheduledEvent      `yaml:"events"`
+	// ProvisionTimeout: a reservation pending longer than this needs a
+	// person. Default 4h (AWS: "up to a few hours").
+	ProvisionTimeout Duration `yaml:"provision_timeout"`
+	// MaxRetries: a failed reservation is requested again at most this
+	// many times in a row, then reported as needing a person. Default 3.
+	MaxRetries    int                   `yaml:"max_retries"`
+	LoadBalancers []PrewarmLoadBalancer `yaml:"load_balancers"`
+	Events        []ScheduledEvent      `yaml:"events"`
 }
 
 // PrewarmLoadBalancer is one watched load balancer.
@@ -212,15 +218,18 @@ func (l *Limits) setDefaults() {
 	setDur(&l.IncreaseRequests.Horizon, 14*24*time.Hour)
 	setF(&l.IncreaseRequests.Factor, 1.5)
 	p := &l.Prewarm
-	setDur(&p.LeadTime, time.Hour)
+	setDur(&p.LeadTime, 4*time.Hour)
 	setDur(&p.Window, time.Hour)
 	setF(&p.MaxRamp, 1.5)
 	setF(&p.RampMinCount, 1000)
 	setF(&p.Headroom, 1.2)
 	if p.MaxDecreasesPerDay == 0 {
-		p.MaxDecreasesPerDay = 4
+		p.MaxDecreasesPerDay = 2
 	}
-	setDur(&p.ProvisionTimeout, 10*time.Minute)
+	if p.MaxRetries == 0 {
+		p.MaxRetries = 3
+	}
+	setDur(&p.ProvisionTimeout, 4*time.Hour)
 	for i := range p.Events {
 		setDur(&p.Events[i].Duration, time.Hour)
 	}
@@ -317,6 +326,9 @@ func (l *Limits) check(c *checker, path string) {
 	}
 	if pw.RampMinCount < 0 {
 		c.errorf(pp+".ramp_min_count", "must not be negative")
+	}
+	if pw.MaxRetries < 0 {
+		c.errorf(pp+".max_retries", "must not be negative")
 	}
 	if pw.MaxDecreasesPerDay < 0 {
 		c.errorf(pp+".max_decreases_per_day", "must not be negative")

@@ -195,27 +195,30 @@ func DetectRamp(b []Bucket, maxRatio, minCount float64) Ramp {
 
 // LCUDims are the rates an LCU is measured in.
 type LCUDims struct {
-	NewConnPerSec   float64 // new connections (NLB: flows) per second
-	ActiveConn      float64 // concurrent connections (ALB: per minute) / active flows
-	BytesPerHour    float64 // processed bytes per hour
-	RuleEvalsPerSec float64 // ALB rule evaluations per second
+	NewConnPerSec   float64 // ALB new connections per second
+	ActiveConn      float64 // ALB concurrent connections per minute
+	BytesPerHour    float64 // ALB processed bytes per hour
+	RuleEvalsPerSec float64 // ALB billed rule evaluations per second (beyond the 10 free per request)
+	PeakLCU         float64 // ALB/NLB PeakLCUs: AWS's own figure, its recommended sizing input
+	Mbps            float64 // NLB peak throughput, megabits per second (from the busiest minute)
 }
 
-// Scale multiplies every dimension by f.
+// Scale multiplies every rate by f.
 func (d LCUDims) Scale(f float64) LCUDims {
-	return LCUDims{NewConnPerSec: d.NewConnPerSec * f, ActiveConn: d.ActiveConn * f,
-		BytesPerHour: d.BytesPerHour * f, RuleEvalsPerSec: d.RuleEvalsPerSec * f}
+	return LCUDims{NewConnPerSec: d.NewConnPerSec * f, ActiveConn: d.ActiveConn * f, BytesPerHour: d.BytesPerHour * f,
+		RuleEvalsPerSec: d.RuleEvalsPerSec * f, PeakLCU: d.PeakLCU * f, Mbps: d.Mbps * f}
 }
 
-// Per-LCU capacities (AWS pricing pages): ALB LCU and NLB NLCU (TCP).
+// Per-LCU capacities. ALB: the LCU dimensions of AWS's pricing page. NLB:
+// AWS reserves throughput only, 1 LCU = 2.2 Mbps (the NLB LCU reservation
+// page).
 const (
 	albNewConnPerLCU   = 25
 	albActiveConnPerLU = 3000
 	albBytesPerLCU     = 1e9 // 1 GB per hour (EC2 targets)
 	albRuleEvalsPerLCU = 1000
-	nlbNewFlowsPerLCU  = 800
-	nlbActiveFlowsLCU  = 100000
-	nlbBytesPerLCU     = 1e9
+	albFreeRuleEvals   = 10 // rule evaluations per request that are free
+	nlbMbpsPerLCU      = 2.2
 )
 
 // LCUSizing is a sized capacity reservation with its arithmetic.
@@ -224,43 +227,48 @@ type LCUSizing struct {
 	Units int     // ceil(LCU × headroom), capped at the ceiling
 	// Capped is true when the ceiling lowered Units.
 	Capped bool
-	Steps  []string // the arithmetic, one line per dimension
+	Steps  []string // the arithmetic, one line per step
 }
 
-// SizeLCU computes LCUs for dims on an "application" or "network" load
-// balancer: the largest of the dimensions, times headroom, rounded up and
-// capped at ceiling (0 means no ceiling).
+// SizeLCU computes the LCUs to reserve for dims, times headroom, rounded
+// up and capped at ceiling (0 means no ceiling):
+//   - network: throughput only, Mbps ÷ 2.2 (what AWS reserves for NLBs);
+//   - application: PeakLCUs when CloudWatch has it (AWS's recommended
+//     input), else the largest LCU dimension. The dimensions are shown
+//     either way; CloudWatch's connection counts include the
+//     load-balancer-to-target side, so they over-state the client side
+//     the LCU bills, and they decide only without PeakLCUs.
 func SizeLCU(lbType string, d LCUDims, headroom float64, ceiling int) LCUSizing {
-	type dim struct {
-		name     string
-		v, per   float64
-		unitName string
-	}
-	var dims []dim
-	if lbType == "network" {
-		dims = []dim{
-			{"new flows/s", d.NewConnPerSec, nlbNewFlowsPerLCU, "/s"},
-			{"active flows", d.ActiveConn, nlbActiveFlowsLCU, ""},
-			{"processed bytes/h", d.BytesPerHour, nlbBytesPerLCU, " B/h"},
-		}
-	} else {
-		dims = []dim{
-			{"new connections/s", d.NewConnPerSec, albNewConnPerLCU, "/s"},
-			{"active connections/min", d.ActiveConn, albActiveConnPerLU, ""},
-			{"processed bytes/h", d.BytesPerHour, albBytesPerLCU, " B/h"},
-			{"rule evaluations/s", d.RuleEvalsPerSec, albRuleEvalsPerLCU, "/s"},
-		}
-	}
 	out := LCUSizing{}
-	for _, x := range dims {
-		l := x.v / x.per
-		out.Steps = append(out.Steps, fmt.Sprintf("%s: %.4g / %g = %.2f LCU", x.name, x.v, x.per, l))
-		if l > out.LCU {
-			out.LCU = l
+	if lbType == "network" {
+		out.LCU = d.Mbps / nlbMbpsPerLCU
+		out.Steps = append(out.Steps, fmt.Sprintf("throughput: %.4g Mbps / %g Mbps per LCU = %.2f LCU (NLB reservations are throughput only)", d.Mbps, nlbMbpsPerLCU, out.LCU))
+	} else {
+		dims := []struct {
+			name   string
+			v, per float64
+		}{
+			{"new connections/s (both sides)", d.NewConnPerSec, albNewConnPerLCU},
+			{"active connections/min (both sides)", d.ActiveConn, albActiveConnPerLU},
+			{"processed bytes/h", d.BytesPerHour, albBytesPerLCU},
+			{"rule evaluations/s beyond 10 per request", d.RuleEvalsPerSec, albRuleEvalsPerLCU},
+		}
+		var most float64
+		for _, x := range dims {
+			l := x.v / x.per
+			out.Steps = append(out.Steps, fmt.Sprintf("%s: %.4g / %g = %.2f LCU", x.name, x.v, x.per, l))
+			most = math.Max(most, l)
+		}
+		if d.PeakLCU > 0 {
+			out.LCU = d.PeakLCU
+			out.Steps = append(out.Steps, fmt.Sprintf("PeakLCUs: %.4g LCU decides (AWS's figure; the dimensions above are a cross-check, %.2f LCU)", d.PeakLCU, most))
+		} else {
+			out.LCU = most
+			out.Steps = append(out.Steps, fmt.Sprintf("no PeakLCUs: the largest dimension decides, %.2f LCU", most))
 		}
 	}
 	u := math.Ceil(out.LCU*headroom - 1e-9)
-	out.Steps = append(out.Steps, fmt.Sprintf("max %.2f LCU × headroom %g = %.2f → %g", out.LCU, headroom, out.LCU*headroom, u))
+	out.Steps = append(out.Steps, fmt.Sprintf("%.2f LCU × headroom %g = %.2f → %g", out.LCU, headroom, out.LCU*headroom, u))
 	if ceiling > 0 && u > float64(ceiling) {
 		out.Steps = append(out.Steps, fmt.Sprintf("capped at the ceiling %d", ceiling))
 		u = float64(ceiling)
@@ -300,33 +308,74 @@ type ReservationStep struct {
 	Op    string // "none", "increase", "decrease", "reset"
 	Units int
 	Why   string
+	// NeedsPerson is set when medic cannot make the reservation happen:
+	// it failed more often than the retries allow, or stayed pending past
+	// the provisioning timeout.
+	NeedsPerson bool
+}
+
+// ReservationNow is the reservation as DescribeCapacityReservation and
+// medic's memory of it say.
+type ReservationNow struct {
+	Units int
+	// State is the worst zonal state: provisioned, pending, rebalancing,
+	// failed, or none.
+	State, Reason string
+	// PendingFor is how long it has been pending or rebalancing (0 if not).
+	PendingFor time.Duration
+	// Failures is how many times in a row medic's request failed.
+	Failures int
+	MedicSet bool
+}
+
+// ReservationRules are AWS's and the config's bounds on changes.
+type ReservationRules struct {
+	DecreasesLeft    int
+	MaxRetries       int
+	ProvisionTimeout time.Duration
 }
 
 // PlanReservation decides the next reservation change from the units
-// wanted now (0: none wanted), the current reservation, whether medic made
-// it, and the decreases left today. Increases are always allowed; a
-// decrease or reset needs a decrease left; medic only resets what it set.
-func PlanReservation(want, current int, medicSet bool, decreasesLeft int) ReservationStep {
-	switch {
-	case want > current:
-		return ReservationStep{Op: "increase", Units: want, Why: fmt.Sprintf("reserve %d LCU (now %d)", want, current)}
-	case want == current:
-		return ReservationStep{Op: "none", Units: current, Why: "reservation already as wanted"}
-	case want == 0:
-		if !medicSet {
-			return ReservationStep{Op: "none", Units: current, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", current)}
+// wanted now (0: none wanted) and the reservation now, in this order:
+//  1. pending or rebalancing: wait (AWS takes a change only once the
+//     previous one is provisioned or failed); past the provisioning
+//     timeout a person is needed;
+//  2. failed while units are wanted: request again, up to MaxRetries
+//     failures in a row; then a person is needed;
+//  3. more wanted than reserved: increase (AWS allows any number);
+//  4. less wanted: only a reservation medic made is lowered or reset, and
+//     only while a decrease is left today.
+func PlanReservation(want int, r ReservationNow, rules ReservationRules) ReservationStep {
+	cur := r.Units
+	switch r.State {
+	case "pending", "rebalancing":
+		if r.PendingFor > rules.ProvisionTimeout {
+			return ReservationStep{Op: "none", Units: cur, NeedsPerson: true,
+				Why: fmt.Sprintf("reservation of %d LCU %s for %s, longer than the provisioning timeout %s", cur, r.State, r.PendingFor.Round(time.Minute), rules.ProvisionTimeout)}
 		}
-		if decreasesLeft <= 0 {
-			return ReservationStep{Op: "none", Units: current, Why: "no capacity decrease left today: reset postponed"}
+		return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation of %d LCU %s: waiting (AWS accepts a change once it is provisioned or failed)", cur, r.State)}
+	case "failed":
+		if want == 0 {
+			return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation failed (%s); none wanted now", r.Reason)}
 		}
-		return ReservationStep{Op: "reset", Why: fmt.Sprintf("event over: reset the reservation of %d LCU", current)}
-	default:
-		if !medicSet {
-			return ReservationStep{Op: "none", Units: current, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", current)}
+		if r.Failures >= rules.MaxRetries {
+			return ReservationStep{Op: "none", Units: cur, NeedsPerson: true,
+				Why: fmt.Sprintf("reservation of %d LCU failed %d times (%s): not retried again", want, r.Failures, r.Reason)}
 		}
-		if decreasesLeft <= 0 {
-			return ReservationStep{Op: "none", Units: current, Why: "no capacity decrease left today: kept"}
-		}
-		return ReservationStep{Op: "decrease", Units: want, Why: fmt.Sprintf("lower the reservation from %d to %d LCU", current, want)}
+		return ReservationStep{Op: "increase", Units: want,
+			Why: fmt.Sprintf("reservation failed (%s): request %d LCU again, retry %d of %d", r.Reason, want, r.Failures+1, rules.MaxRetries)}
 	}
+	switch {
+	case want > cur:
+		return ReservationStep{Op: "increase", Units: want, Why: fmt.Sprintf("reserve %d LCU (now %d)", want, cur)}
+	case want == cur:
+		return ReservationStep{Op: "none", Units: cur, Why: "reservation already as wanted"}
+	case !r.MedicSet:
+		return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", cur)}
+	case rules.DecreasesLeft <= 0:
+		return ReservationStep{Op: "none", Units: cur, Why: "no capacity decrease left today (AWS allows two a day): kept"}
+	case want == 0:
+		return ReservationStep{Op: "reset", Why: fmt.Sprintf("event over: reset the reservation of %d LCU", cur)}
+	}
+	return ReservationStep{Op: "decrease", Units: want, Why: fmt.Sprintf("lower the reservation from %d to %d LCU", cur, want)}
 }
