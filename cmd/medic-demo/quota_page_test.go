@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,5 +77,16 @@ func TestDemoQuotaHeadroom(t *testing.T) {
 			t.Errorf("raw SDK error text %q on the page", raw)
 		}
 	}
-	testkit.Screenshot(t, bin, url+"#quotas", "demo-quota-headroom.png")
+	// The whole page, tall enough to hold the quota section below the
+	// fleet (Screenshot's 1400×1000 stops above it).
+	dir := os.Getenv("MEDIC_ARTIFACTS_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shot := filepath.Join(dir, "demo-quota-headroom.png")
+	testkit.RunChromium(t, bin, "--screenshot="+shot, "--window-size=1400,2600", url)
+	if png, err := os.ReadFile(shot); err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	t.Logf("screenshot: %s", shot)
 }
