@@ -396,14 +396,7 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	ctx := context.Background()
 	ec := ec2.NewFromConfig(cfg)
 	as := autoscaling.NewFromConfig(cfg)
-	vpc, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := ec.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String("us-east-1a")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, subnetID := vpcWithSubnet(t, ec)
 	lt := func(name, typ string) {
 		if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(name),
 			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceType(typ)}}); err != nil {
@@ -416,7 +409,7 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	}{{"big", "c5.4xlarge", 1, 10, 1}, {"small", "t3.micro", 1, 3, 1}, {"zero", "m5.large", 0, 4, 0}} {
 		lt(g.name, g.typ)
 		if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String(g.name),
-			MinSize: aws.Int32(g.min), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(g.des), VPCZoneIdentifier: sub.Subnet.SubnetId,
+			MinSize: aws.Int32(g.min), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(g.des), VPCZoneIdentifier: aws.String(subnetID),
 			LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(g.name), Version: aws.String("$Latest")}}); err != nil {
 			t.Fatal(err)
 		}
@@ -424,7 +417,7 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	// Mixed instances: weights, half Spot above a base of 0.
 	lt("mixed", "m5.large")
 	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("mixed"),
-		MinSize: aws.Int32(0), MaxSize: aws.Int32(16), DesiredCapacity: aws.Int32(0), VPCZoneIdentifier: sub.Subnet.SubnetId,
+		MinSize: aws.Int32(0), MaxSize: aws.Int32(16), DesiredCapacity: aws.Int32(0), VPCZoneIdentifier: aws.String(subnetID),
 		MixedInstancesPolicy: &astypes.MixedInstancesPolicy{
 			InstancesDistribution: &astypes.InstancesDistribution{OnDemandBaseCapacity: aws.Int32(0), OnDemandPercentageAboveBaseCapacity: aws.Int32(50)},
 			LaunchTemplate: &astypes.LaunchTemplate{LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("mixed"), Version: aws.String("$Latest")},
@@ -483,4 +476,19 @@ func groupOf(s Snapshot, name string) GroupStatus {
 		}
 	}
 	return GroupStatus{}
+}
+
+// vpcWithSubnet creates a loopback VPC with one subnet in us-east-1a.
+func vpcWithSubnet(t *testing.T, ec *ec2.Client) (vpcID, subnetID string) {
+	t.Helper()
+	ctx := context.Background()
+	vpc, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := ec.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String("us-east-1a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *vpc.Vpc.VpcId, *sub.Subnet.SubnetId
 }

@@ -396,21 +396,14 @@ func TestTLSNetworkLoadBalancerRefused(t *testing.T) {
 	cfg := startMoto(t)
 	ctx := context.Background()
 	ec := ec2.NewFromConfig(cfg)
-	vpc, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := ec.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String("us-east-1a")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vpcID, subnetID := vpcWithSubnet(t, ec)
 	cert := requestCertificate(t)
 	lb2 := elbv2.NewFromConfig(cfg)
-	lb, err := lb2.CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{Name: aws.String("tls"), Type: elbtypes.LoadBalancerTypeEnumNetwork, Subnets: []string{*sub.Subnet.SubnetId}})
+	lb, err := lb2.CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{Name: aws.String("tls"), Type: elbtypes.LoadBalancerTypeEnumNetwork, Subnets: []string{subnetID}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := lb2.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{Name: aws.String("tls"), Protocol: elbtypes.ProtocolEnumTcp, Port: aws.Int32(443), VpcId: vpc.Vpc.VpcId})
+	tg, err := lb2.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{Name: aws.String("tls"), Protocol: elbtypes.ProtocolEnumTcp, Port: aws.Int32(443), VpcId: aws.String(vpcID)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,12 +24,7 @@ func TestDemoQuotaHeadroom(t *testing.T) {
 		t.Skip("the demo takes about a minute")
 	}
 	bin := testkit.Chromium(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	var out testkit.SyncBuffer
 	cmd := exec.Command("go", "run", ".", "-break-after", "10m", "-timeout", "4m", "-web.listen-address", addr)
 	cmd.Stdout, cmd.Stderr = &out, &out
