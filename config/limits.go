@@ -260,7 +260,9 @@ func (l *Limits) check(c *checker, path string) {
 	if l.MinPeaks < 2 {
 		c.errorf(path+".min_peaks", "must be at least 2 (a line needs two points), got %d", l.MinPeaks)
 	}
-	ratio(path+".min_r_squared", l.MinRSquared, false)
+	if !(l.MinRSquared > 0 && l.MinRSquared <= 1) {
+		c.errorf(path+".min_r_squared", "must be in (0, 1]: the share of the peaks' variance the trend must explain, got %v", l.MinRSquared)
+	}
 	if l.PeakWindow > 0 && l.TrendWindow > 0 && l.TrendWindow < l.PeakWindow*Duration(l.MinPeaks) {
 		c.errorf(path+".trend_window", "must span at least min_peaks (%d) peak windows of %s, got %s", l.MinPeaks, l.PeakWindow.D(), l.TrendWindow.D())
 	}

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/medic-sre/medic/config"
 )
@@ -351,16 +353,18 @@ func (w *Watcher) vcpus(ctx context.Context, types []string) (map[string]int, er
 			its[i] = ec2types.InstanceType(t)
 		}
 		missing = missing[n:]
-		p := ec2.NewDescribeInstanceTypesPaginator(w.c.ec2, &ec2.DescribeInstanceTypesInput{InstanceTypes: its})
-		err := eachPage(ctx, w.call, "ec2:DescribeInstanceTypes", p.HasMorePages,
-			func(ctx context.Context) (*ec2.DescribeInstanceTypesOutput, error) { return p.NextPage(ctx) },
-			func(out *ec2.DescribeInstanceTypesOutput) {
-				for _, it := range out.InstanceTypes {
-					if it.VCpuInfo != nil && it.VCpuInfo.DefaultVCpus != nil {
-						w.vcpuCache[string(it.InstanceType)] = int(*it.VCpuInfo.DefaultVCpus)
-					}
+		err := w.describeTypes(ctx, its)
+		var ae smithy.APIError
+		if err != nil && len(its) > 1 && errors.As(err, &ae) && ae.ErrorCode() == "InvalidInstanceType" {
+			// One unknown type fails the whole batch: ask one by one, so
+			// that only the unknown ones stay unknown.
+			for _, it := range its {
+				if err := w.describeTypes(ctx, []ec2types.InstanceType{it}); err != nil && !errors.As(err, &ae) {
+					return nil, err
 				}
-			})
+			}
+			err = nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -372,6 +376,20 @@ func (w *Watcher) vcpus(ctx context.Context, types []string) (map[string]int, er
 		}
 	}
 	return res, nil
+}
+
+// describeTypes caches the default vCPUs of its (callers hold vcpuMu).
+func (w *Watcher) describeTypes(ctx context.Context, its []ec2types.InstanceType) error {
+	p := ec2.NewDescribeInstanceTypesPaginator(w.c.ec2, &ec2.DescribeInstanceTypesInput{InstanceTypes: its})
+	return eachPage(ctx, w.call, "ec2:DescribeInstanceTypes", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeInstanceTypesOutput, error) { return p.NextPage(ctx) },
+		func(out *ec2.DescribeInstanceTypesOutput) {
+			for _, it := range out.InstanceTypes {
+				if it.VCpuInfo != nil && it.VCpuInfo.DefaultVCpus != nil {
+					w.vcpuCache[string(it.InstanceType)] = int(*it.VCpuInfo.DefaultVCpus)
+				}
+			}
+		})
 }
 
 // srcAddresses counts VPC Elastic IPs (DescribeAddresses is not paginated).
