@@ -221,6 +221,29 @@ func failingProxy(t *testing.T) (aws.Config, *atomic.Int64) {
 		_, _ = io.WriteString(w, `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fa17</RequestId></ErrorResponse>`)
 		return true
 	})
+	// 5xx and transport errors: the first two DescribeInternetGateways
+	// answer 503, the first DescribeNatGateways loses its connection.
+	var fiveXX, reset atomic.Int64
+	fiveXX.Store(2)
+	reset.Store(1)
+	p.OnAction("DescribeInternetGateways", func(w http.ResponseWriter, r *http.Request) bool {
+		if fiveXX.Add(-1) < 0 {
+			return false
+		}
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `<Response><Errors><Error><Code>ServiceUnavailable</Code><Message>try again</Message></Error></Errors><RequestID>fa17</RequestID></Response>`)
+		return true
+	})
+	p.OnAction("DescribeNatGateways", func(w http.ResponseWriter, r *http.Request) bool {
+		if reset.Add(-1) < 0 {
+			return false
+		}
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			_ = c.Close()
+		}
+		return true
+	})
 	return cfg, &throttle
 }
 
@@ -237,7 +260,8 @@ func TestOneFailingSourceLeavesOthers(t *testing.T) {
 	throttle.Store(1000)
 	s := w.RefreshOnce(ctx)
 	for src, want := range map[string]bool{"ec2_account_attributes": false, "elbv2_account_limits": false,
-		"service_quotas_default:ec2": false, "service_quotas_default:vpc": true, "ec2_describe_vpcs": true, "elbv2_describe": true} {
+		"service_quotas_default:ec2": false, "service_quotas_default:vpc": true, "ec2_describe_vpcs": true, "elbv2_describe": true,
+		"ec2_describe_internet_gateways": true, "ec2_describe_nat_gateways_per_az": true} { // 5xx and a lost connection: retried by the SDK
 		st, ok := sourceOf(s, src)
 		if !ok || st.OK != want {
 			t.Errorf("source %s: %+v (present %v), want OK=%v", src, st, ok, want)
