@@ -21,7 +21,6 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"golang.org/x/time/rate"
@@ -162,18 +161,6 @@ type caller struct {
 	calls atomic.Int64
 	// sqPace spaces Service Quotas calls (its rate limits are low).
 	sqPace *rate.Limiter
-	// newBackOff is the read-back policy after a reservation change
-	// (polling, not retrying).
-	newBackOff func() backoff.BackOff
-}
-
-// defaultBackOff: 0.5s, 1s, 2s… up to 8s between reads.
-func defaultBackOff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 500 * time.Millisecond
-	b.MaxInterval = 8 * time.Second
-	b.MaxElapsedTime = 0
-	return b
 }
 
 // newPacer is Service Quotas' pace: rps calls a second, bursts of one.

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -88,10 +87,6 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string
 
 func value(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
 
-func fastBackOff() backoff.BackOff {
-	return backoff.WithMaxRetries(&backoff.ConstantBackOff{Interval: time.Millisecond}, 3)
-}
-
 func mustQuota(t *testing.T, s Snapshot, key string) QuotaStatus {
 	t.Helper()
 	for _, q := range s.Quotas {
@@ -135,7 +130,6 @@ func TestQuotasOnMoto(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
 	w := New(Options{Config: defaults(config.Limits{}), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return t0 }})
-	w.setBackOff(fastBackOff)
 	s := w.RefreshOnce(ctx)
 
 	for _, tc := range []struct {

@@ -111,7 +111,6 @@ func TestPrewarmOnMoto(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
 	w := New(Options{Config: prewarmConfig(now, false, 0), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
-	w.setBackOff(fastBackOff)
 	s := w.RefreshOnce(context.Background())
 
 	if g := lbStatus(t, s, "gradual"); g.Needed || g.Ramp.Detected || !g.DataKnown {
@@ -245,7 +244,6 @@ func TestApplyPath(t *testing.T) {
 	l := prewarmConfig(base, true, 30)
 	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3] // "event" only
 	w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: clock})
-	w.setBackOff(fastBackOff)
 	w.c.reservation = fake
 	ctx := context.Background()
 
@@ -339,7 +337,6 @@ func TestApplyDryRun(t *testing.T) {
 	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
 	rec := &recorder{}
 	w := New(Options{Config: l, AWS: cfg, Notifier: rec, DryRun: true, Now: func() time.Time { return base.Add(time.Hour + time.Minute) }})
-	w.setBackOff(fastBackOff)
 	s := w.RefreshOnce(context.Background())
 	e := lbStatus(t, s, "event")
 	if !e.StepDone || e.StepErr != "" || e.Step.Op != "increase" || e.Step.Units != 39 || e.Applied != 39 {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,7 +107,7 @@ func New(o Options) *Watcher {
 		cwHist: map[string][]Point{}, descHist: map[string][]Point{}, cwRead: map[string]time.Time{}, notified: map[string]string{},
 		lbState: map[string]*lbMemory{}, vcpuCache: map[string]int{}, learned: map[string]*config.UsageMetric{}, srcFailing: map[string]string{},
 	}
-	w.call = &caller{newBackOff: defaultBackOff, sqPace: newPacer(o.Config.ServiceQuotasRPS)}
+	w.call = &caller{sqPace: newPacer(o.Config.ServiceQuotasRPS)}
 	if o.DryRun {
 		w.c.increase = dryRunIncrease{w.c.increase}
 		w.c.reservation = dryRunReservation{w.c.reservation, &sync.Map{}}
@@ -545,6 +544,3 @@ func secondsOrInf(f Forecast) float64 {
 	}
 	return f.In.Seconds()
 }
-
-// setBackOff replaces the retry policy (tests shorten the waits).
-func (w *Watcher) setBackOff(f func() backoff.BackOff) { w.call.newBackOff = f }
