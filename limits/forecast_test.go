@@ -85,6 +85,9 @@ func TestTimeToExhaustionShapes(t *testing.T) {
 		{desc: "growing peaks: forecast within 10% of the true crossing",
 			pts: sampled(now, hist, growing), current: growing(now), limit: 1000, known: true, growing: true, wantTrend: true,
 			wantIn: firstCrossing(growing, now, 1000)},
+		{desc: "growing peaks, a near limit (5 days): within 10%",
+			pts: sampled(now, hist, growing), current: growing(now), limit: 600, known: true, growing: true, wantTrend: true,
+			wantIn: firstCrossing(growing, now, 600)},
 		{desc: "growing peaks with noise: still within 10%",
 			pts: sampled(now, hist, growingNoisy), current: growing(now), limit: 1000, known: true, growing: true, wantTrend: true,
 			wantIn: firstCrossing(growing, now, 1000)},
@@ -119,6 +122,8 @@ func TestTimeToExhaustionShapes(t *testing.T) {
 			continue
 		}
 		if tc.wantIn > 0 {
+			t.Logf("%s: forecast %s (%s–%s), true crossing %s, R² %.3f over %d peaks", tc.desc, f.In.Round(time.Hour), f.Early.Round(time.Hour),
+				f.Late.Round(time.Hour), tc.wantIn.Round(time.Hour), f.RSquared, f.Peaks)
 			if d := math.Abs(f.In.Hours() - tc.wantIn.Hours()); d > 0.1*tc.wantIn.Hours() {
 				t.Errorf("%s: In = %s, true crossing in %s (off by %.0f%%; %s)", tc.desc, f.In.Round(time.Hour), tc.wantIn.Round(time.Hour), 100*d/tc.wantIn.Hours(), f.Why)
 			}
