@@ -159,6 +159,13 @@ func TestInvalidFiles(t *testing.T) {
 		{"lease table not a DynamoDB name, empty lease name", "invalid-lease-table.yml", []string{
 			`3: global.lease.table: "medic lease" is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)`,
 			`4: global.lease.name: must not be empty`}},
+		{"limits forecast gates, request headroom and reservation retries", "invalid-limits-forecast.yml", []string{
+			`6: limits.history: must be at least trend_window (24h0m0s), got 12h0m0s`,
+			`7: limits.trend_window: must span at least min_peaks (1) peak windows of 48h0m0s, got 24h0m0s`,
+			`9: limits.min_peaks: must be at least 2 (a line needs two points), got 1`,
+			`10: limits.min_r_squared: must be in (0, 1]: the share of the peaks' variance the trend must explain, got 1.5`,
+			`12: limits.increase_requests.headroom: must not be negative, got -0.1`,
+			`14: limits.prewarm.max_retries: must not be negative`}},
 		{"every problem at once, decode and checks, in line order", "invalid-many.yml", []string{
 			`2: global.discovery_interval: "fast" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`,
 			`3: global.allowed_networks[1]: "not-a-network" is not a CIDR network (write e.g. 10.0.0.0/8)`,
