@@ -433,7 +433,7 @@ func (p Params) limitsAlerts() []Rule {
 			"Quota {{ $labels.quota_code }} ({{ $labels.quota_name }}) of {{ $labels.service_code }} has {{ $value | humanizePercentage }} "+
 				"headroom: its usage is at or above its critical threshold (default 95% used). Request an increase or free capacity before scaling needs it."),
 		p.alert("MedicQuotaExhaustionForecast", fmt.Sprintf("%s < %s",
-			p.sel("medic_quota_seconds_to_exhaustion"), num(p.ExhaustionHorizon.Seconds())),
+			p.sel("medic_quota_seconds_to_exhaustion", `method="peaks"`), num(p.ExhaustionHorizon.Seconds())),
 			"1h", Warning,
 			"Quota {{ $labels.quota_name }} is forecast to run out in {{ $value | humanizeDuration }}.",
 			"At the current trend ({{ $labels.method }}), usage of quota {{ $labels.quota_code }} ({{ $labels.quota_name }}) of {{ $labels.service_code }} "+
