@@ -50,6 +50,8 @@ type DetectorParams struct {
 	UnhealthyAfter, HealthyAfter int
 	FailureRatio                 float64
 	FailureWindow                int
+	// minFails caches minWindowFails (0: not computed).
+	minFails int
 	// Interval and Timeout of the instance probe. A result more than
 	// 1.5 intervals plus the timeout after the previous one means a slot
 	// was missed. Zero Interval: no slot is ever taken for missed.
@@ -81,6 +83,7 @@ func ParamsFor(p config.Policy, probe config.Probe) DetectorParams {
 	if dp.FailureWindow < 2 || dp.FailureWindow > ringSize {
 		dp.FailureWindow = 15
 	}
+	dp.minFails = dp.minWindowFails()
 	return dp
 }
 
@@ -97,6 +100,9 @@ func (p DetectorParams) staleAfter() time.Duration {
 // minWindowFails is the fewest failures in a full window that the ratio
 // rule calls bad: ceil(ratio × window).
 func (p DetectorParams) minWindowFails() int {
+	if p.minFails > 0 {
+		return p.minFails
+	}
 	f := p.FailureRatio * float64(p.FailureWindow)
 	n := int(f)
 	if float64(n) < f-1e-9 {
@@ -206,4 +212,16 @@ func replay(rs []probes.Result, p DetectorParams) *Detector {
 		d.Add(r, p)
 	}
 	return d
+}
+
+// mayBeBad reports whether the record meets the weakest condition of
+// either rule (unhealthy_after failures in a row; a full window at the
+// failure ratio, not yet healthy_after passes since): without it no
+// background makes the instance Bad, so a judge run cannot mark it.
+func (d *Detector) mayBeBad(p DetectorParams) bool {
+	if int(d.fails) >= p.UnhealthyAfter {
+		return true
+	}
+	return int(d.n) >= p.FailureWindow && int(d.passes) < p.HealthyAfter &&
+		d.windowFails(p.FailureWindow) >= p.minWindowFails()
 }

@@ -8,6 +8,7 @@ package healer
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -94,7 +95,8 @@ type Verdict struct {
 	// 64) and how many of them failed: the long window peers are compared on.
 	Probes, Failures int
 	// Background is the upper bound on the failure rate of the instance's
-	// peers that its evidence was weighed against (0: the peers do not fail).
+	// peers that its evidence was weighed against (0: the peers do not
+	// fail, or the instance's own record could not make it bad anyway).
 	Background float64
 }
 
@@ -158,20 +160,31 @@ func Judge(in JudgeInput) []Verdict {
 	for _, inst := range in.Snapshot.Instances {
 		out = append(out, j.one(inst, graceFor(inst, groups, in.Policy.GracePeriod), dets[inst.ID]))
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Instance.ID < out[j].Instance.ID })
+	byID := func(a, b Verdict) int { return strings.Compare(a.Instance.ID, b.Instance.ID) }
+	if !slices.IsSortedFunc(out, byID) {
+		slices.SortStableFunc(out, byID)
+	}
 	return out
 }
 
 type grace struct {
-	d      time.Duration
-	source string // "asg web-asg" or "policy"
+	d       time.Duration
+	fromASG bool
+}
+
+// source says where the grace period comes from: "asg web-asg" or "policy".
+func (g grace) source(group string) string {
+	if g.fromASG {
+		return "asg " + group
+	}
+	return "policy"
 }
 
 func graceFor(inst discovery.Instance, groups map[string]discovery.Group, gp config.GracePeriod) grace {
 	if gp.FromASG {
-		return grace{d: groups[inst.Group].GracePeriod, source: "asg " + inst.Group}
+		return grace{d: groups[inst.Group].GracePeriod, fromASG: true}
 	}
-	return grace{d: gp.Duration, source: "policy"}
+	return grace{d: gp.Duration}
 }
 
 // graceStart is when an instance's grace counts from, and which time it is:
@@ -300,14 +313,6 @@ type judge struct {
 	terse  bool
 }
 
-// say formats a reason unless the judge is terse.
-func (j judge) say(format string, args ...any) string {
-	if j.terse {
-		return ""
-	}
-	return fmt.Sprintf(format, args...)
-}
-
 func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 	v := Verdict{Instance: inst}
 	if !inst.InService() {
@@ -316,7 +321,9 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 		if state == "" {
 			state = "not reported"
 		}
-		v.Reason = j.say("lifecycle state %s, not InService", state)
+		if !j.terse {
+			v.Reason = fmt.Sprintf("lifecycle state %s, not InService", state)
+		}
 		return v
 	}
 	var graceEnd time.Time
@@ -325,27 +332,38 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 		if j.now.Before(graceEnd) {
 			v.State = Grace
 			v.Since = from
-			v.Reason = j.say("in grace period until %s (%s %s, grace %s from %s)",
-				clock(graceEnd), what, clock(from), gr.d, gr.source)
+			if !j.terse {
+				v.Reason = fmt.Sprintf("in grace period until %s (%s %s, grace %s from %s)",
+					clock(graceEnd), what, clock(from), gr.d, gr.source(inst.Group))
+			}
 			return v
 		}
 	}
 	if d == nil || d.last.IsZero() {
 		v.State = Unknown
-		v.Reason = j.say("no probe results yet")
+		if !j.terse {
+			v.Reason = fmt.Sprintf("no probe results yet")
+		}
 		return v
 	}
 	v.Probes, v.Failures = d.Outcomes()
 	if j.p.Interval > 0 && j.now.Sub(d.last) > j.p.staleAfter() {
 		v.State = Unknown
-		v.Reason = j.say("the newest probe result is from %s, older than %s (2 intervals and the timeout): stale results do not count",
-			clock(d.last), j.p.staleAfter())
+		if !j.terse {
+			v.Reason = fmt.Sprintf("the newest probe result is from %s, older than %s (2 intervals and the timeout): stale results do not count",
+				clock(d.last), j.p.staleAfter())
+		}
 		return v
 	}
-	pbg := j.bg.peerRate(inst.ID, d)
-	v.Background = pbg
-	k := streakNeeded(pbg, j.p.UnhealthyAfter)
 	fails, passes := int(d.fails), int(d.passes)
+	// The peers' background only matters to an instance that may be bad,
+	// and to the sentence of a failing one.
+	pbg, k := 0.0, j.p.UnhealthyAfter
+	if d.mayBeBad(j.p) || (fails > 0 && !j.terse) {
+		pbg = j.bg.peerRate(inst.ID, d)
+		k = streakNeeded(pbg, j.p.UnhealthyAfter)
+	}
+	v.Background = pbg
 
 	if fails >= k {
 		v.State = Bad
@@ -368,8 +386,10 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 	}
 	if d.gapSeen && int(d.fresh) < j.p.HealthyAfter && fails == 0 {
 		v.State = Unknown
-		v.Reason = j.say("probe slots were missed before %s; %d of %d fresh results since, all passing",
-			clock(d.gapAt), d.fresh, j.p.HealthyAfter)
+		if !j.terse {
+			v.Reason = fmt.Sprintf("probe slots were missed before %s; %d of %d fresh results since, all passing",
+				clock(d.gapAt), d.fresh, j.p.HealthyAfter)
+		}
 		return v
 	}
 	latched := !d.badEnd.IsZero() && !d.badEnd.Before(graceEnd)
@@ -399,7 +419,9 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 	default:
 		v.State = Healthy
 		v.Since = d.runStart
-		v.Reason = j.say("%s since %s", plural(passes, "passing probe"), clock(d.runStart))
+		if !j.terse {
+			v.Reason = fmt.Sprintf("%s since %s", plural(passes, "passing probe"), clock(d.runStart))
+		}
 	}
 	return v
 }
