@@ -52,9 +52,9 @@ type DetectorParams struct {
 	FailureWindow                int
 	// minFails caches minWindowFails (0: not computed).
 	minFails int
-	// Interval and Timeout of the instance probe. A result more than
-	// 1.5 intervals plus the timeout after the previous one means a slot
-	// was missed. Zero Interval: no slot is ever taken for missed.
+	// Interval and Timeout of the instance probe. A result starting more
+	// than 1.5 intervals after the previous one means a slot was missed.
+	// Zero Interval: no slot is ever taken for missed.
 	Interval, Timeout time.Duration
 }
 
@@ -87,9 +87,11 @@ func ParamsFor(p config.Policy, probe config.Probe) DetectorParams {
 	return dp
 }
 
-// gapAfter is the longest gap between two results of consecutive slots.
+// gapAfter is the longest gap between the starts of two results of
+// consecutive slots: one interval, plus half an interval of lateness. A
+// single skipped slot (two intervals) is over it.
 func (p DetectorParams) gapAfter() time.Duration {
-	return p.Interval*3/2 + p.Timeout
+	return p.Interval * 3 / 2
 }
 
 // staleAfter is how old the newest result may be and still count.

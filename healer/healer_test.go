@@ -113,10 +113,13 @@ func TestCycleMarksOnceNeverTwice(t *testing.T) {
 		t.Errorf("SetInstanceHealth(i-3) called %d times, want 1", got)
 	}
 
-	// The newcomer fails past its grace period: a new instance, a new mark.
+	// The newcomer fails past its grace period: a new instance, a new mark
+	// (with stop_after_failed_replacements 0: never stop).
 	clk.Advance(6 * time.Minute)
 	w.probe("i-7", clk.Now(), "FFF")
-	r = h.Cycle(ctx, w.input(clk.Now(), "c8"))
+	in := w.input(clk.Now(), "c8")
+	in.Policy.StopAfterFailedReplacements = 0
+	r = h.Cycle(ctx, in)
 	if o := r.Outcomes["i-7"]; o.Result != ResultMarked {
 		t.Fatalf("cycle 8 outcomes = %+v, want i-7 marked", r.Outcomes)
 	}
