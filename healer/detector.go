@@ -116,9 +116,9 @@ func (p DetectorParams) minWindowFails() int {
 // Add records r, the instance's newest result, and reports whether it may
 // change the instance's verdict: the first result, a missed slot, a change
 // between passing and failing, a failing run at or beyond unhealthy_after,
-// the pass that completes healthy_after, or the window's failure count
-// crossing the ratio rule's threshold. A run of passes changes nothing and
-// wakes nobody.
+// the pass that completes healthy_after after a bad run or a missed slot,
+// or the window's failure count crossing the ratio rule's threshold. A run
+// of passes changes nothing and wakes nobody.
 func (d *Detector) Add(r probes.Result, p DetectorParams) (wake bool) {
 	first := d.n == 0 && d.last.IsZero()
 	if !first && p.Interval > 0 && r.Start.Sub(d.last) > p.gapAfter() {
@@ -146,8 +146,8 @@ func (d *Detector) Add(r probes.Result, p DetectorParams) (wake bool) {
 		}
 		d.fails = 0
 		d.passes = sat(d.passes)
-		if int(d.passes) == p.HealthyAfter {
-			wake = true
+		if int(d.passes) == p.HealthyAfter && d.badLen > 0 {
+			wake = true // the recovery from a bad run is complete
 			d.badLen, d.badStart, d.badLast, d.badEnd = 0, time.Time{}, time.Time{}, time.Time{}
 		}
 		if d.gapSeen && int(d.fresh) == p.HealthyAfter {

@@ -133,9 +133,9 @@ type Verdict struct {
 //
 // The peers of an instance are the service's other instances with results,
 // except those that themselves fail at least failure_ratio of their long
-// window while they are fewer than half of the instances (a minority that
-// stands out is not background; a majority is). Their background rate is
-// taken over the last 64 results of each.
+// window (they stand out; they are not background) — unless every instance
+// does, when nobody stands out. Their background rate is taken over the last
+// 64 results of each.
 //
 // Results taken during the grace period count: an instance that fails all
 // through its grace period and still fails when it ends is Bad at once,
@@ -232,9 +232,9 @@ func newBackground(insts []discovery.Instance, dets map[string]*Detector, p Dete
 			b.ratios = append(b.ratios, float64(d.windowFails(p.FailureWindow))/float64(p.FailureWindow))
 		}
 	}
-	if 2*len(b.standout) >= with && len(b.standout) > 0 {
-		// Half or more failing that hard is no minority standing out: it
-		// is the background.
+	if len(b.standout) == with && with > 0 {
+		// Every instance failing that hard: nobody stands out; that is
+		// the background.
 		b.fails, b.n, b.standout = b.fails+sf, b.n+sn, nil
 	}
 	sort.Float64s(b.ratios)
