@@ -8,11 +8,11 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/discovery"
+	"github.com/medic-sre/medic/internal/testkit"
 	"github.com/medic-sre/medic/probes"
 )
 
@@ -42,16 +42,24 @@ func (s *scripted) set(r ActionResult) { s.mu.Lock(); s.result = r; s.mu.Unlock(
 
 func (s *scripted) count(id string) int { s.mu.Lock(); defer s.mu.Unlock(); return s.calls[id] }
 
+// badWorld is a healer acting through a scripted actuator answering r, and
+// a fleet of six where i-3 has just failed unhealthy_after probes.
+func badWorld(t *testing.T, r ActionResult) (*scripted, *Healer, *testkit.Clock, *testkit.SyncBuffer, *world) {
+	t.Helper()
+	act := newScripted(r)
+	h, _, clk, logs := newTestHealer(t, act)
+	w := newWorld("web", 6, clk.Now())
+	w.probe("i-3", clk.Now(), "FFF")
+	return act, h, clk, logs, w
+}
+
 // resultStandby stands for what a leader-only wrapper answers on a replica
 // that does not lead: any result other than the real ones is a report.
 const resultStandby ActionResult = "standby"
 
 func TestCycleStandbyOrDryRunIsAReportNotState(t *testing.T) {
-	act := newScripted(resultStandby)
-	h, _, clk, logs := newTestHealer(t, act)
+	act, h, clk, logs, w := badWorld(t, resultStandby)
 	ctx := context.Background()
-	w := newWorld("web", 6, clk.Now())
-	w.probe("i-3", clk.Now(), "FFF")
 	for i := range 3 {
 		r := h.Cycle(ctx, w.input(clk.Now(), "c"))
 		if got := len(r.Outcomes); (i == 0) != (got == 1) {
@@ -79,11 +87,8 @@ func TestCycleStandbyOrDryRunIsAReportNotState(t *testing.T) {
 }
 
 func TestCycleRetryBackoffGrows(t *testing.T) {
-	act := newScripted(ResultFailed)
-	h, _, clk, _ := newTestHealer(t, act)
+	act, h, clk, _, w := badWorld(t, ResultFailed)
 	ctx := context.Background()
-	w := newWorld("web", 6, clk.Now())
-	w.probe("i-3", clk.Now(), "FFF")
 	steps := []struct {
 		desc    string
 		advance time.Duration
@@ -116,15 +121,12 @@ func TestCycleRetryBackoffGrows(t *testing.T) {
 }
 
 func TestCycleStopsWhenReplacementsFail(t *testing.T) {
-	act := newScripted(ResultMarked)
-	h, reg, clk, logs := newTestHealer(t, act)
+	_, h, clk, logs, w := badWorld(t, ResultMarked)
 	ctx := context.Background()
-	w := newWorld("web", 6, clk.Now())
 	group := func(in CycleInput) CycleInput {
 		in.Snapshot.Groups[0].LaunchTemplate, in.Snapshot.Groups[0].LaunchTemplateVersion = "web-lt", "7"
 		return in
 	}
-	w.probe("i-3", clk.Now(), "FFF")
 	if r := h.Cycle(ctx, group(w.input(clk.Now(), "c1"))); r.Outcomes["i-3"].Result != ResultMarked {
 		t.Fatalf("outcomes = %+v, want i-3 marked", r.Outcomes)
 	}
@@ -172,15 +174,11 @@ func TestCycleStopsWhenReplacementsFail(t *testing.T) {
 	if r.Outcomes["i-1"].Result != ResultMarked {
 		t.Fatalf("after the pause was lifted: outcomes = %+v refusals = %+v, want i-1 marked", r.Outcomes, r.Decision.Refusals)
 	}
-	_ = reg
 }
 
 func TestCycleStopResumesWhenAReplacementRecovers(t *testing.T) {
-	act := newScripted(ResultMarked)
-	h, _, clk, logs := newTestHealer(t, act)
+	_, h, clk, logs, w := badWorld(t, ResultMarked)
 	ctx := context.Background()
-	w := newWorld("web", 6, clk.Now())
-	w.probe("i-3", clk.Now(), "FFF")
 	h.Cycle(ctx, w.input(clk.Now(), "c1"))
 	clk.Advance(time.Minute)
 	w.instances = append(w.instances, inService("i-7", "web-asg", clk.Now()))
@@ -204,8 +202,7 @@ func TestCycleStopResumesWhenAReplacementRecovers(t *testing.T) {
 }
 
 func TestCycleOnObservedResults(t *testing.T) {
-	act := newScripted(ResultMarked)
-	h, _, clk, _ := newTestHealer(t, act)
+	h, _, clk, _ := newTestHealer(t, newScripted(ResultMarked))
 	ctx := context.Background()
 	w := newWorld("web", 6, clk.Now())
 	probe := config.Probe{Interval: config.Duration(time.Second), Timeout: config.Duration(500 * time.Millisecond)}
@@ -289,5 +286,3 @@ func TestDetectorIsSmall(t *testing.T) {
 		t.Errorf("Detector is %d bytes, want well under 1 KiB", size)
 	}
 }
-
-var _ = log.NewNopLogger
