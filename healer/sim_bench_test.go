@@ -22,9 +22,11 @@ import (
 //     simulated hours at a 30 s probe interval (72 million results), with
 //     medic-side uniform random probe loss of 1%, 5%, 10% and 30%. Goal 0.
 //   - detection delay: the same fleet without loss, one instance failing
-//     100%, 67% or 50% of its probes at random from some moment on; the
-//     probes from the first of them to the mark, over many trials. Goal
-//     ≤ unhealthy_after + 1 for 100%, ≤ 15 for 67%.
+//     100%, 67% or 50% of its probes at random (or 2 of every 3, never 3 in
+//     a row) from some moment on; the probes from its first failure to the
+//     mark, over many trials. Goal ≤ unhealthy_after + 1 for 100%, ≤ 15 for
+//     67%. And with 5% loss on every instance meanwhile, counted from the
+//     moment it turned bad.
 //
 // Judge and Guard run after a result that could make an instance Bad
 // (Detector.mayBeBad): any other round cannot change what is marked.
@@ -171,9 +173,12 @@ func BenchmarkFleetSimulation(b *testing.B) {
 		name    string
 		rate    float64
 		pattern string
+		loss    float64 // medic-side loss on every instance meanwhile
 	}{
-		{"bad=100%", 1, ""}, {"bad=67%", 0.67, ""}, {"bad=50%", 0.5, ""},
-		{"bad=FFP", 0, "FFP"}, // fails 2 of every 3, never 3 in a row
+		{"bad=100%", 1, "", 0}, {"bad=67%", 0.67, "", 0}, {"bad=50%", 0.5, "", 0},
+		{"bad=FFP", 0, "FFP", 0}, // fails 2 of every 3, never 3 in a row
+		// The price of "is it me?": more evidence while the peers fail too.
+		{"bad=100%,loss=5%", 1, "", 0.05}, {"bad=67%,loss=5%", 0.67, "", 0.05},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for range b.N {
@@ -181,7 +186,7 @@ func BenchmarkFleetSimulation(b *testing.B) {
 				var delays []int
 				missed, wrong := 0, 0
 				for trial := range trials {
-					f := newSimFleet(uint64(trial)+7, 0)
+					f := newSimFleet(uint64(trial)+7, bc.loss)
 					for range 70 { // fill every window
 						f.round()
 					}
@@ -192,7 +197,7 @@ func BenchmarkFleetSimulation(b *testing.B) {
 					done := false
 					for p := 1; p <= limit+100 && !done; p++ {
 						marks := f.round()
-						if first == 0 && f.dets[bad] != nil && f.dets[bad].fails > 0 {
+						if first == 0 && (bc.loss > 0 || f.dets[bad] != nil && f.dets[bad].fails > 0) {
 							first = p
 						}
 						for _, m := range marks {
