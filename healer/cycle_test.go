@@ -125,6 +125,7 @@ func TestCycleStopsWhenReplacementsFail(t *testing.T) {
 	ctx := context.Background()
 	group := func(in CycleInput) CycleInput {
 		in.Snapshot.Groups[0].LaunchTemplate, in.Snapshot.Groups[0].LaunchTemplateVersion = "web-lt", "7"
+		in.Snapshot.Groups[0].Desired = 6 // i-3 terminating is not part of it
 		return in
 	}
 	if r := h.Cycle(ctx, group(w.input(clk.Now(), "c1"))); r.Outcomes["i-3"].Result != ResultMarked {
@@ -169,10 +170,10 @@ func TestCycleStopsWhenReplacementsFail(t *testing.T) {
 	in.Snapshot.Groups[0].Tags = map[string]string{PauseTag: "true"}
 	h.Cycle(ctx, in)
 	clk.Advance(time.Second)
-	w.probe("i-7", clk.Now(), "PPP") // i-7 recovered in the meantime; i-1 still bad
+	// Unpaused, with i-7 still bad: medic starts afresh and marks both.
 	r = h.Cycle(ctx, group(w.input(clk.Now(), "c6")))
-	if r.Outcomes["i-1"].Result != ResultMarked {
-		t.Fatalf("after the pause was lifted: outcomes = %+v refusals = %+v, want i-1 marked", r.Outcomes, r.Decision.Refusals)
+	if r.Outcomes["i-1"].Result != ResultMarked || r.Outcomes["i-7"].Result != ResultMarked {
+		t.Fatalf("after the pause was lifted: outcomes = %+v refusals = %+v, want i-1 and i-7 marked", r.Outcomes, r.Decision.Refusals)
 	}
 }
 

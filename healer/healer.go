@@ -302,7 +302,8 @@ func absDuration(d time.Duration) time.Duration {
 //     stop_after_failed_replacements times, marking in the group stops
 //     (refusal replacements_failing) until a replacement is judged Healthy
 //     or a person pauses the group or the service (tag medic:pause, policy
-//     paused) — the pause clears the stop, unpausing resumes afresh;
+//     paused) — the pause clears the stop and the group's remembered marks,
+//     so unpausing resumes afresh: only replacements of later marks count;
 //   - what a dry run or a standby would have marked: a report, once per
 //     instance while it stays a candidate, never state: it spends no rate
 //     budget, and the replica that leads next decides afresh.
@@ -526,7 +527,16 @@ func (h *Healer) updateStops(logger log.Logger, st *serviceState, in CycleInput,
 		}
 		if why != "" {
 			delete(st.stopped, name)
+			st.forgetMarks(name) // a resumed group starts afresh: only later marks' replacements count
 			level.Info(logger).Log(logkeys.Msg, "marking resumed in group: "+why, logkeys.Group, name)
+		}
+	}
+	if in.Policy.Paused {
+		st.marks = st.marks[:0]
+	}
+	for _, g := range in.Snapshot.Groups {
+		if GroupPaused(g) {
+			st.forgetMarks(g.Name)
 		}
 	}
 	need := in.Policy.StopAfterFailedReplacements
@@ -557,6 +567,17 @@ func (h *Healer) updateStops(logger log.Logger, st *serviceState, in CycleInput,
 		st.stopped[name] = s
 		level.Error(logger).Log(logkeys.Msg, "marking stopped in group: "+s.Detail, logkeys.Group, name)
 	}
+}
+
+// forgetMarks drops the remembered marks of a group.
+func (st *serviceState) forgetMarks(group string) {
+	kept := st.marks[:0]
+	for _, m := range st.marks {
+		if m.group != group {
+			kept = append(kept, m)
+		}
+	}
+	st.marks = kept
 }
 
 // entered is when an instance entered InService, as far as discovery knows.
