@@ -158,15 +158,12 @@ var suspendedBlocking = []struct{ process, why string }{
 //     group's candidates is marked. These refusals (and 1, 2 and 5) stand
 //     while their condition holds, with or without candidates.
 //  4. Service-wide failure: when every probed instance of the service
-//     (Healthy, Suspect or Bad) is Bad, or failing at least half of its
-//     latest probes (then the peers' background keeps them from Bad),
-//     nothing is marked; replacing every instance cannot help. This
-//     refusal stands while every instance fails, with or without candidates.
+//     (Healthy, Suspect or Bad) is Bad, nothing is marked; replacing every
+//     instance cannot help.
 //  5. spread_thin: at least three probed instances, none Bad, at least
 //     half of them with a failure among their latest results, and the
 //     pooled failure rate at least 5%: medic's vantage point or a shared
 //     dependency is at fault. (Nothing stands out, so nothing is marked.)
-//     A fleet failing at least half its probes is rule 4's.
 //  6. Per group, the capacity budget (max_unhealthy): unavailable =
 //     desired − available, where available instances are InService,
 //     Healthy to the group, not marked by medic, and judged Healthy (so out
@@ -210,21 +207,17 @@ func Guard(in GuardInput) Decision {
 			blocked[g.Name] = true
 		}
 	}
-	probed, probedBad, failingHard := 0, 0, 0
+	probed, probedBad := 0, 0
 	for _, v := range in.Verdicts {
 		switch v.State {
 		case Healthy, Suspect:
 			probed++
-			if v.State == Suspect && 2*v.Failures >= v.Probes && v.Probes > 0 {
-				failingHard++
-			}
 		case Bad:
 			probed++
 			probedBad++
-			failingHard++
 		}
 	}
-	if (len(cands) > 0 && probedBad == probed) || (probed > 0 && failingHard == probed) {
+	if len(cands) > 0 && probedBad == probed {
 		d.Refusals = append(d.Refusals, Refusal{Reason: ServiceWideFailure, Detail: serviceWideDetail(probed, in.Endpoint), Instances: ids(cands)})
 		return d
 	}
@@ -497,9 +490,9 @@ func azCorrelated(verdicts, cands []Verdict) (Refusal, bool) {
 }
 
 func serviceWideDetail(probed int, ep EndpointState) string {
-	all := "the only probed instance is failing"
+	all := "the only probed instance is bad"
 	if probed > 1 {
-		all = fmt.Sprintf("all %d probed instances are failing", probed)
+		all = fmt.Sprintf("all %d probed instances are bad", probed)
 	}
 	switch {
 	case !ep.Configured:

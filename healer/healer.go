@@ -465,7 +465,10 @@ func (h *Healer) markAll(ctx context.Context, logger log.Logger, svc string, st 
 			continue
 		}
 		ilog := log.With(logger, logkeys.InstanceID, id, logkeys.Group, v.Instance.Group, logkeys.AZ, v.Instance.AZ)
-		_, repeat := st.reported[id]
+		prev, repeat := st.reported[id]
+		if prev == ResultDryRun {
+			continue // a dry run stays one for the process's life: reported once
+		}
 		if !repeat {
 			level.Info(ilog).Log(logkeys.Msg, "marking bad instance Unhealthy", logkeys.State, v.State, logkeys.Reason, v.Reason)
 		}

@@ -133,8 +133,9 @@ type Verdict struct {
 //
 // The peers of an instance are the service's other instances with results,
 // except those that themselves fail at least failure_ratio of their long
-// window (they stand out; they are not background) — unless every instance
-// does, when nobody stands out. Their background rate is taken over the last
+// window: they stand out, they are not background (when every instance
+// fails that hard, each is judged on the plain rules, and the guard's
+// service-wide rule refuses). Their background rate is taken over the last
 // 64 results of each.
 //
 // Results taken during the grace period count: an instance that fails all
@@ -210,20 +211,17 @@ type background struct {
 
 func newBackground(insts []discovery.Instance, dets map[string]*Detector, p DetectorParams) background {
 	var b background
-	var sf, sn, with int // the standouts' pooled outcomes; instances with results
 	for _, inst := range insts {
 		d := dets[inst.ID]
 		if d == nil || d.n == 0 {
 			continue
 		}
-		with++
 		n, f := d.Outcomes()
 		if float64(f) >= p.FailureRatio*float64(n) && f > 0 {
 			if b.standout == nil {
 				b.standout = map[string]bool{}
 			}
 			b.standout[inst.ID] = true
-			sf, sn = sf+f, sn+n
 		} else {
 			b.fails += f
 			b.n += n
@@ -231,11 +229,6 @@ func newBackground(insts []discovery.Instance, dets map[string]*Detector, p Dete
 		if int(d.n) >= p.FailureWindow {
 			b.ratios = append(b.ratios, float64(d.windowFails(p.FailureWindow))/float64(p.FailureWindow))
 		}
-	}
-	if len(b.standout) == with && with > 0 {
-		// Every instance failing that hard: nobody stands out; that is
-		// the background.
-		b.fails, b.n, b.standout = b.fails+sf, b.n+sn, nil
 	}
 	sort.Float64s(b.ratios)
 	return b
