@@ -287,3 +287,35 @@ func TestDetectorIsSmall(t *testing.T) {
 		t.Errorf("Detector is %d bytes, want well under 1 KiB", size)
 	}
 }
+
+func TestCycleSpreadThinRefusesOnceAndSaysWhy(t *testing.T) {
+	h, _, clk, logs := newTestHealer(t, newScripted(ResultMarked))
+	ctx := context.Background()
+	w := newWorld("web", 6, clk.Now())
+	// Four of six lose a probe here and there (medic's own network): none
+	// stands out.
+	for _, id := range []string{"i-1", "i-2", "i-4", "i-5"} {
+		w.probe(id, clk.Now(), "PPPFPPPPFPPPPPFPPPPF")
+	}
+	for range 3 {
+		r := h.Cycle(ctx, w.input(clk.Now(), "c"))
+		if len(r.Outcomes) != 0 || len(r.Decision.Refusals) != 1 || r.Decision.Refusals[0].Reason != SpreadThin {
+			t.Fatalf("outcomes = %+v refusals = %+v, want nothing marked and spread_thin", r.Outcomes, r.Decision.Refusals)
+		}
+		clk.Advance(time.Second)
+	}
+	if got := testutil.ToFloat64(h.m.refusing.WithLabelValues("web", string(SpreadThin))); got != 1 {
+		t.Errorf("medic_guard_refusing{reason=spread_thin} = %v, want 1", got)
+	}
+	if n := strings.Count(logs.String(), "guard starts refusing: failures are spread thinly: 4 of 6 probed instances"); n != 1 {
+		t.Errorf("want one start line, got %d:\n%s", n, logs.String())
+	}
+	// The losses stop: the refusal ends, logged once.
+	for _, id := range []string{"i-1", "i-2", "i-4", "i-5"} {
+		w.probe(id, clk.Now(), "PPPPPPPPPPPPPPPPPPPP")
+	}
+	h.Cycle(ctx, w.input(clk.Now(), "c"))
+	if n := strings.Count(logs.String(), `msg="guard no longer refuses" reason=spread_thin`); n != 1 {
+		t.Errorf("want one end line, got %d", n)
+	}
+}

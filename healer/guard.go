@@ -124,7 +124,8 @@ type GuardInput struct {
 	Now           time.Time
 	Self          SelfHealth
 	// Marked are the instances medic marked that discovery does not show
-	// held Unhealthy yet: unavailable, and never marked again.
+	// held Unhealthy yet, or whose marking failed and waits for its retry:
+	// unavailable, and not candidates.
 	Marked map[string]bool
 	// Stopped are the groups where replacements fail, by name.
 	Stopped map[string]Stop
@@ -377,7 +378,9 @@ func spreadThin(verdicts []Verdict, ep EndpointState) (Refusal, bool) {
 	case ep.Configured:
 		where += "; the service endpoint fails too (" + ep.Reason + ")"
 	}
-	return Refusal{Reason: SpreadThin, Instances: failing,
+	// No instances: nothing bad is refused, and the failing ones churn
+	// from cycle to cycle; they are named in the evidence only.
+	return Refusal{Reason: SpreadThin, Evidence: []string{"failing now: " + strings.Join(failing, ", ")},
 		Detail: fmt.Sprintf("failures are spread thinly: %d of %d probed instances failed some of their latest probes (%.1f%% of %d), none stands out: %s; marking none",
 			touched, probed, 100*float64(fails)/float64(n), n, where)}, true
 }

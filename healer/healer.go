@@ -476,6 +476,7 @@ func (h *Healer) markAll(ctx context.Context, logger log.Logger, svc string, st 
 		at := h.now()
 		switch o.Result {
 		case ResultMarked:
+			delete(st.reported, id)
 			st.marked[id] = at
 			st.actions = append(st.actions, at)
 			st.marks = append(st.marks, mark{group: v.Instance.Group, at: at})
