@@ -319,3 +319,20 @@ func TestCycleSpreadThinRefusesOnceAndSaysWhy(t *testing.T) {
 		t.Errorf("want one end line, got %d", n)
 	}
 }
+
+func TestCycleAReplacementThatServedThenBrokeIsNoFailedReplacement(t *testing.T) {
+	_, h, clk, _, w := badWorld(t, ResultMarked)
+	ctx := context.Background()
+	h.Cycle(ctx, w.input(clk.Now(), "c1")) // marks i-3
+	clk.Advance(time.Minute)
+	w.instances = append(w.instances, inService("i-7", "web-asg", clk.Now()))
+	clk.Advance(6 * time.Minute)
+	w.probe("i-7", clk.Now(), "PPP")
+	h.Cycle(ctx, w.input(clk.Now(), "c2")) // i-7 serves
+	clk.Advance(10 * time.Second)
+	w.probe("i-7", clk.Now(), "PPPFFF")
+	r := h.Cycle(ctx, w.input(clk.Now(), "c3"))
+	if r.Outcomes["i-7"].Result != ResultMarked {
+		t.Fatalf("outcomes = %+v refusals = %+v, want i-7 marked: it served, then broke on its own", r.Outcomes, r.Decision.Refusals)
+	}
+}

@@ -129,6 +129,9 @@ type serviceState struct {
 	marks []mark
 	// stopped: groups where replacements fail.
 	stopped map[string]stop
+	// servedOK: instances judged Healthy at least once; a replacement that
+	// served and later broke is a new fault, not a failed replacement.
+	servedOK map[string]bool
 	// refusing: the instances refused per reason in the last cycle; a
 	// reason present here is an ongoing refusal episode.
 	refusing map[RefusalReason]map[string]bool
@@ -197,6 +200,7 @@ func (h *Healer) state(svc string) *serviceState {
 				failed:   map[string]failure{},
 				reported: map[string]ActionResult{},
 				stopped:  map[string]stop{},
+				servedOK: map[string]bool{},
 				refusing: map[RefusalReason]map[string]bool{},
 				states:   map[string]State{},
 				azs:      map[string]bool{},
@@ -298,7 +302,7 @@ func absDuration(d time.Duration) time.Duration {
 //   - instances whose marking failed: retried on a later cycle after
 //     RetryBase, doubling per failure, at most RetryMax;
 //   - its real marks by group: when a replacement (an instance of the group
-//     that entered InService after a mark) is judged Bad,
+//     that entered InService after a mark, never judged Healthy) is judged Bad,
 //     stop_after_failed_replacements times, marking in the group stops
 //     (refusal replacements_failing) until a replacement is judged Healthy
 //     or a person pauses the group or the service (tag medic:pause, policy
@@ -445,6 +449,16 @@ func (st *serviceState) forgetGone(verdicts []Verdict, now time.Time) {
 			delete(st.states, id)
 		}
 	}
+	for id := range st.servedOK {
+		if _, ok := byID[id]; !ok {
+			delete(st.servedOK, id)
+		}
+	}
+	for _, v := range verdicts {
+		if v.State == Healthy {
+			st.servedOK[v.Instance.ID] = true
+		}
+	}
 	st.actions = keepWindow(st.actions, now)
 	from := now.Add(-RateWindow)
 	kept := st.marks[:0]
@@ -559,7 +573,7 @@ func (h *Healer) updateStops(logger log.Logger, st *serviceState, in CycleInput,
 		}
 		var bad []Verdict
 		for _, v := range verdicts {
-			if v.Instance.Group == name && v.State == Bad && entered(v.Instance).After(after) {
+			if v.Instance.Group == name && v.State == Bad && entered(v.Instance).After(after) && !st.servedOK[v.Instance.ID] {
 				bad = append(bad, v)
 			}
 		}
