@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,8 @@ const userAgent = "medic-probe/1"
 // ExpectStatus and, if BodyMustMatch is set, the first MaxBodyBytes of the
 // body match it. A body longer than MaxBodyBytes is cut, not failed.
 // Redirects are returned as they are (and judged against ExpectStatus)
-// unless FollowRedirects. Without KeepAlive every probe opens a fresh
+// unless FollowRedirects, and then followed only on the same origin (see
+// checkRedirect). Without KeepAlive every probe opens a fresh
 // connection; with it, each target keeps one idle connection (see
 // keepAliveTransport).
 func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
@@ -58,14 +60,19 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 		level.Debug(logger).Log(logkeys.Msg, "probe failed", logkeys.Reason, r.Reason, logkeys.Err, err)
 		return r
 	}
-	client := http.Client{Transport: rt}
+	client := http.Client{Transport: rt, CheckRedirect: checkRedirect}
 	if !p.FollowRedirects {
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
 
 	resp, err := client.Do(req)
 	if err != nil {
-		r.Reason = failReason(ctx, pctx, timeout, err)
+		var refused *redirectRefusedError
+		if errors.As(err, &refused) {
+			r.Reason = refused.Error()
+		} else {
+			r.Reason = failReason(ctx, pctx, timeout, err)
+		}
 		level.Debug(logger).Log(logkeys.Msg, "probe failed", logkeys.Reason, r.Reason, logkeys.Err, err)
 		return r
 	}
@@ -100,6 +107,61 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	}
 	r.Success = true
 	return r
+}
+
+// maxRedirects is how many redirects a probe with follow_redirects follows.
+const maxRedirects = 3
+
+// redirectRefusedError is a redirect the probe would not follow. Its text
+// is the probe's Reason.
+type redirectRefusedError struct{ why string }
+
+func (e *redirectRefusedError) Error() string { return e.why }
+
+// checkRedirect is the redirect policy of follow_redirects. A redirect is
+// followed only when it stays on the probed origin: the same scheme, host
+// and port as the first request. So a redirect never leaves the target (a
+// bad instance redirecting to a healthy peer fails, it does not pass),
+// never goes from https to http, and the request's headers (headers_from_env
+// secrets among them) never reach another host. At most maxRedirects are
+// followed. Within the origin the standard semantics hold: 301/302/303 turn
+// a POST into a GET, 307/308 keep the method.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return &redirectRefusedError{why: "more than " + strconv.Itoa(maxRedirects) + " redirects"}
+	}
+	first := via[0].URL
+	switch {
+	case first.Scheme == "https" && req.URL.Scheme != "https":
+		return &redirectRefusedError{why: "redirect from https to " + printableScheme(req.URL.Scheme) + " refused"}
+	case !strings.EqualFold(req.URL.Scheme, first.Scheme),
+		!strings.EqualFold(req.URL.Hostname(), first.Hostname()),
+		portOf(req.URL) != portOf(first):
+		return &redirectRefusedError{why: "redirect to another host refused"}
+	}
+	return nil
+}
+
+// portOf is u's port, or the scheme's default.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// printableScheme bounds a scheme taken from a Location header before it
+// goes into a Reason.
+func printableScheme(s string) string {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.') || len(s) > 16 {
+			return "another scheme"
+		}
+	}
+	return s
 }
 
 // drain reads what is left of a bounded body so a kept-alive connection

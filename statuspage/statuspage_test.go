@@ -353,3 +353,27 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// TestPageHidesQueryValues: an endpoint's query values never show, on the
+// page nor in the debug view (config refuses secret-looking keys; this
+// hides what it could not tell was one).
+func TestPageHidesQueryValues(t *testing.T) {
+	sts := demoStatuses()
+	web := &sts[1]
+	const withQuery = "http://127.0.0.1:18080/healthz?deep=opensesame"
+	for i := range web.Targets {
+		if web.Targets[i].Address == web.Service.Endpoint {
+			web.Targets[i].Address = withQuery
+		}
+	}
+	web.Service.Endpoint = withQuery
+	page := newTestPage(&fakeSource{sts: sts})
+	_, body := get(t, page, http.MethodGet, "/")
+	if strings.Contains(body, "opensesame") || !strings.Contains(body, "healthz?deep=xxxxx") {
+		t.Errorf("the page shows the query value, or not the redacted URL")
+	}
+	_, debug := get(t, page, http.MethodGet, "/debug/target?key=web/endpoint")
+	if strings.Contains(debug, "opensesame") || !strings.Contains(debug, "healthz?deep=xxxxx") {
+		t.Errorf("the debug view shows the query value, or not the redacted URL:\n%s", debug)
+	}
+}

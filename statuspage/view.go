@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/controller"
 	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/limits"
@@ -198,7 +199,7 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 		}
 	}
 	if sv.Endpoint == nil && st.Service.Endpoint != "" {
-		sv.Endpoint = &targetRow{Address: st.Service.Endpoint, Reason: "not probed yet"}
+		sv.Endpoint = &targetRow{Address: config.RedactURL(st.Service.Endpoint), Reason: "not probed yet"}
 	}
 	for _, t := range statics {
 		sv.Statics = append(sv.Statics, targetView(t, st.Probes[t.Key], now))
@@ -392,7 +393,7 @@ func lbClass(state string) string {
 }
 
 func targetView(t *probes.Target, h []probes.Result, now time.Time) targetRow {
-	r := targetRow{Key: t.Key, Address: t.Address}
+	r := targetRow{Key: t.Key, Address: config.RedactURL(t.Address)} // query values hidden
 	if len(h) == 0 {
 		r.Reason = "not probed yet"
 		return r

@@ -291,7 +291,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) WriteHeader(c int) { s.code = c }
 
 func (d *demo) startMedic(ctx context.Context, bin, cfgFile string) error {
-	d.medic = exec.Command(bin, "--config.file="+cfgFile, "--web.listen-address="+d.listen)
+	d.medic = exec.Command(bin, "--config.file="+cfgFile, "--web.listen-address="+d.listen, "--config.auto-reload")
 	d.medic.Env = append(os.Environ(), d.moto.Env()...)
 	d.medic.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := d.medic.StderrPipe()
