@@ -1,0 +1,86 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+)
+
+// holdsThenMarks breaks one instance while the group's own state holds
+// medic back (the refusal reason wantReason, its log line naming why), then
+// lifts it with release and expects the instance marked, once.
+func holdsThenMarks(t *testing.T, w *world, hold func() error, wantReason, wantWhy string, release func() error) {
+	t.Helper()
+	if err := hold(); err != nil {
+		t.Fatal(err)
+	}
+	m := w.steady(w.config(cfgOpts{}))
+	insts := w.instances()
+	victim := insts[len(insts)-1].ID
+	if err := w.app(victim).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	m.waitJudged(svc, "bad", 1, 15*time.Second)
+	m.waitMetric(15*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", wantReason)
+	m.waitProbes(svc, 2*len(insts), 15*time.Second) // more cycles with the instance bad
+	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
+		t.Fatalf("SetInstanceHealth calls = %d while %s holds, want 0", n, wantReason)
+	}
+	w.assertOnlyUnhealthy()
+	lines := m.logsWith("reason", wantReason)
+	if len(lines) == 0 || !strings.Contains(lines[0]["msg"].(string), wantWhy) {
+		t.Fatalf("log lines with reason %s: %v, want the first to say %q", wantReason, lines, wantWhy)
+	}
+
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitUnhealthy(victim, 20*time.Second)
+	m.waitMetric(10*time.Second, eq(0), "medic_guard_refusing", "service", svc, "reason", wantReason)
+	m.waitProbes(svc, 2*len(insts), 15*time.Second)
+	w.assertOnlyUnhealthy(victim)
+	if n := w.proxy.Count("SetInstanceHealth"); n != 1 {
+		t.Errorf("SetInstanceHealth calls = %d, want 1", n)
+	}
+	if len(m.logsWith("msg", "guard no longer refuses", "reason", wantReason)) != 1 {
+		t.Errorf("want one 'guard no longer refuses' line for %s", wantReason)
+	}
+}
+
+// The group's ReplaceUnhealthy process is suspended: a mark would not be
+// acted on, so medic marks nothing and names the process; when the process
+// is resumed, it marks.
+func TestE2ESuspendedReplaceUnhealthyMarksNothingUntilResumed(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 2})
+	procs := &autoscaling.SuspendProcessesInput{AutoScalingGroupName: aws.String(w.group), ScalingProcesses: []string{"ReplaceUnhealthy"}}
+	holdsThenMarks(t, w,
+		func() error { _, err := w.asg.SuspendProcesses(w.ctx, procs); return err },
+		"process_suspended", "suspended ReplaceUnhealthy",
+		func() error {
+			_, err := w.asg.ResumeProcesses(w.ctx, &autoscaling.ResumeProcessesInput{AutoScalingGroupName: procs.AutoScalingGroupName, ScalingProcesses: procs.ScalingProcesses})
+			return err
+		})
+}
+
+// The group carries the tag medic:pause: medic marks nothing in it until
+// the tag is removed.
+func TestE2EPauseTagMarksNothingUntilRemoved(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 2})
+	tag := astypes.Tag{ResourceId: aws.String(w.group), ResourceType: aws.String("auto-scaling-group"),
+		Key: aws.String("medic:pause"), Value: aws.String("true"), PropagateAtLaunch: aws.Bool(false)}
+	holdsThenMarks(t, w,
+		func() error {
+			_, err := w.asg.CreateOrUpdateTags(w.ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: []astypes.Tag{tag}})
+			return err
+		},
+		"paused", `carries the tag medic:pause="true"`,
+		func() error {
+			_, err := w.asg.DeleteTags(w.ctx, &autoscaling.DeleteTagsInput{Tags: []astypes.Tag{tag}})
+			return err
+		})
+}
