@@ -84,3 +84,50 @@ func TestE2EPauseTagMarksNothingUntilRemoved(t *testing.T) {
 			return err
 		})
 }
+
+// An instance that fails 2 of every 3 probes, never 3 in a row, while its
+// peers pass, is marked on the failure ratio.
+func TestE2EIntermittentInstanceIsMarked(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 3})
+	m := w.steady(w.config(cfgOpts{}))
+	insts := w.instances()
+	victim := insts[0].ID
+	if err := w.app(victim).Pattern("FFP", http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	// 9 of the last 15 probes at 1s: the ratio rule needs 15 results.
+	w.waitUnhealthy(victim, 30*time.Second)
+	m.waitProbes(svc, 2*len(insts), 15*time.Second)
+	w.assertOnlyUnhealthy(victim)
+	if n := w.proxy.Count("SetInstanceHealth"); n != 1 {
+		t.Errorf("SetInstanceHealth calls = %d, want 1", n)
+	}
+	if lines := m.logsWith("msg", "instance judged bad", "instance_id", victim); len(lines) == 0 ||
+		!strings.Contains(lines[0]["reason"].(string), "of the last 15 probes failed") {
+		t.Errorf("the bad verdict does not cite the ratio: %v", lines)
+	}
+}
+
+// Every instance loses ~30% of its probes at random while the endpoint
+// passes (medic's vantage point, a shared dependency): nobody stands out,
+// nothing is marked, and medic says why.
+func TestE2ESpreadThinLossMarksNothing(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 3})
+	m := w.steady(w.config(cfgOpts{}))
+	insts := w.instances()
+	for _, in := range insts {
+		if err := w.app(in.ID).Flaky(0.3, http.StatusServiceUnavailable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.waitMetric(30*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "spread_thin")
+	m.waitProbes(svc, 20*len(insts), 40*time.Second) // 20 more probes each
+	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
+		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
+	}
+	w.assertOnlyUnhealthy()
+	if lines := m.logsWith("reason", "spread_thin"); len(lines) == 0 ||
+		!strings.Contains(lines[0]["msg"].(string), "none stands out") {
+		t.Errorf("log lines with reason spread_thin: %v, want the first to say none stands out", lines)
+	}
+}
