@@ -15,13 +15,13 @@ import (
 type Mode int
 
 const (
-	ModeOK     Mode = iota // 200 "ok"
-	ModeStatus             // the set status code, body "status"
-	ModeHang               // accept and read the request, never answer
-	ModeBody               // 200 with the set body
-	ModeDown               // no listener: connections are refused
-	ModePattern            // each request takes the next outcome of a cycled pattern
-	ModeFlaky              // each request fails at random with a set probability
+	ModeOK      Mode = iota // 200 "ok"
+	ModeStatus              // the set status code, body "status"
+	ModeHang                // accept and read the request, never answer
+	ModeBody                // 200 with the set body
+	ModeDown                // no listener: connections are refused
+	ModePattern             // each request takes the next outcome of a cycled pattern
+	ModeFlaky               // each request fails at random with a set probability
 )
 
 func (m Mode) String() string {
