@@ -131,3 +131,67 @@ func TestE2ESpreadThinLossMarksNothing(t *testing.T) {
 		t.Errorf("log lines with reason spread_thin: %v, want the first to say none stands out", lines)
 	}
 }
+
+// 3 of 6 break at the same moment at max_unhealthy 34% (2 of 6): none is
+// marked — the suspects count against the budget before they turn bad.
+func TestE2EThreeOfSixBreakingAtOnceMarksNone(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 3})
+	m := w.steady(w.config(cfgOpts{MaxUnhealthy: "34%"}))
+	insts := w.instances()
+	for _, in := range insts[:3] {
+		if err := w.app(in.ID).Status(http.StatusInternalServerError); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.waitMetric(15*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "max_unhealthy")
+	m.waitProbes(svc, 3*len(insts), 15*time.Second)
+	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
+		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
+	}
+	w.assertOnlyUnhealthy()
+}
+
+// 2 of 6 are marked and the group holds them Unhealthy (replacements are
+// slow: the emulator never replaces them); their probes pass again; a 3rd
+// fails: the budget is spent until the replacements serve.
+func TestE2EBudgetInFlightRefusesAThird(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 3})
+	m := w.steady(w.config(cfgOpts{MaxUnhealthy: "34%"}))
+	insts := w.instances()
+	// One per zone, so that zone correlation has no say.
+	var first, rest []string
+	seen := map[string]bool{}
+	for _, in := range insts {
+		if !seen[in.AZ] {
+			seen[in.AZ] = true
+			first = append(first, in.ID)
+		} else {
+			rest = append(rest, in.ID)
+		}
+	}
+	for _, id := range first {
+		if err := w.app(id).Status(http.StatusInternalServerError); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range first {
+		w.waitUnhealthy(id, 20*time.Second)
+		if err := w.app(id).OK(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := rest[0]
+	if err := w.app(third).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	m.waitMetric(15*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "max_unhealthy")
+	m.waitProbes(svc, 3*len(insts), 15*time.Second)
+	w.assertOnlyUnhealthy(first...)
+	if n := w.proxy.Count("SetInstanceHealth"); n != 2 {
+		t.Errorf("SetInstanceHealth calls = %d, want 2", n)
+	}
+	if lines := m.logsWith("reason", "max_unhealthy"); len(lines) == 0 ||
+		!strings.Contains(lines[0]["msg"].(string), "2 held Unhealthy") {
+		t.Errorf("log lines with reason max_unhealthy: %v, want the numbers (2 held Unhealthy)", lines)
+	}
+}
