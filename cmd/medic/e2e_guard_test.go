@@ -195,3 +195,50 @@ func TestE2EBudgetInFlightRefusesAThird(t *testing.T) {
 		t.Errorf("log lines with reason max_unhealthy: %v, want the numbers (2 held Unhealthy)", lines)
 	}
 }
+
+// Every replacement comes up broken the same way (a bad image or launch
+// template): medic marks the first bad instance, the group replaces it,
+// the replacement is bad after its grace — medic stops marking in the
+// group and asks a person, instead of marking replacement after
+// replacement.
+func TestE2EStopsWhenTheReplacementFailsToo(t *testing.T) {
+	const grace = 3 * time.Second
+	w := newWorld(t, fleetOpts{PerAZ: 3, Grace: grace})
+	m := w.steady(w.config(cfgOpts{}))
+	victim := w.instances()[0].ID
+	if err := w.app(victim).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	w.waitUnhealthy(victim, 20*time.Second)
+	replaced, err := w.fleet.PlayASG(w.ctx)
+	if err != nil || len(replaced) != 1 {
+		t.Fatalf("playing the group: replaced %v, %v", replaced, err)
+	}
+	// The newest member is the replacement: break its app as its image would.
+	var ids []string
+	for _, in := range w.instances() {
+		ids = append(ids, in.ID)
+	}
+	lt := w.launchTimes(ids...)
+	var fresh string
+	for id, at := range lt {
+		if fresh == "" || at.After(lt[fresh]) {
+			fresh = id
+		}
+	}
+	if err := w.app(fresh).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	m.waitMetric(grace+20*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "replacements_failing")
+	m.waitProbes(svc, 3*len(ids), 15*time.Second)
+	if n := w.proxy.Count("SetInstanceHealth"); n != 1 {
+		t.Errorf("SetInstanceHealth calls = %d, want 1 (the first bad instance only)", n)
+	}
+	if h := w.health()[fresh]; h != "Healthy" {
+		t.Errorf("the failing replacement %s is %s in the emulator, want Healthy (not marked)", fresh, h)
+	}
+	if lines := m.logsWith("reason", "replacements_failing"); len(lines) == 0 ||
+		!strings.Contains(lines[0]["msg"].(string), "replacing does not help") {
+		t.Errorf("log lines with reason replacements_failing: %v, want one saying replacing does not help", lines)
+	}
+}
