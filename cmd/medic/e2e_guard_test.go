@@ -242,3 +242,37 @@ func TestE2EStopsWhenTheReplacementFailsToo(t *testing.T) {
 		t.Errorf("log lines with reason replacements_failing: %v, want one saying replacing does not help", lines)
 	}
 }
+
+// An instance back from Standby gets its grace from its return to
+// InService, as Auto Scaling counts it: failing at once, it is marked only
+// after the group's grace period from the return.
+func TestE2EGraceCountsFromTheReturnFromStandby(t *testing.T) {
+	const grace = 6 * time.Second
+	w := newWorld(t, fleetOpts{PerAZ: 2, Grace: grace})
+	m := w.steady(w.config(cfgOpts{}))
+	rec := w.recordMarks()
+	victim := w.instances()[0].ID
+	if _, err := w.asg.EnterStandby(w.ctx, &autoscaling.EnterStandbyInput{AutoScalingGroupName: aws.String(w.group),
+		InstanceIds: []string{victim}, ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	m.waitJudged(svc, "not_in_service", 1, 10*time.Second)
+	if err := w.app(victim).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	if _, err := w.asg.ExitStandby(w.ctx, &autoscaling.ExitStandbyInput{AutoScalingGroupName: aws.String(w.group),
+		InstanceIds: []string{victim}}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitUnhealthy(victim, grace+20*time.Second)
+	markAt, ok := rec.first()
+	if !ok {
+		t.Fatal("the emulator shows the instance Unhealthy, but no SetInstanceHealth passed the proxy")
+	}
+	t.Logf("back in service → marked: %s (grace %s)", markAt.Sub(back).Round(time.Millisecond), grace)
+	if markAt.Sub(back) < grace {
+		t.Errorf("marked %s after its return from Standby, inside the group's grace of %s", markAt.Sub(back), grace)
+	}
+	w.assertOnlyUnhealthy(victim)
+}
