@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +11,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 )
+
+// assertFirstRefusalSays fails unless the first log line with the refusal
+// reason says want.
+func assertFirstRefusalSays(t *testing.T, m *medic, reason, want string) {
+	t.Helper()
+	if lines := m.logsWith("reason", reason); len(lines) == 0 || !strings.Contains(fmt.Sprint(lines[0]["msg"]), want) {
+		t.Errorf("log lines with reason %s: %v, want the first to say %q", reason, lines, want)
+	}
+}
 
 // holdsThenMarks breaks one instance while the group's own state holds
 // medic back (the refusal reason wantReason, its log line naming why), then
@@ -32,10 +42,7 @@ func holdsThenMarks(t *testing.T, w *world, hold func() error, wantReason, wantW
 		t.Fatalf("SetInstanceHealth calls = %d while %s holds, want 0", n, wantReason)
 	}
 	w.assertOnlyUnhealthy()
-	lines := m.logsWith("reason", wantReason)
-	if len(lines) == 0 || !strings.Contains(lines[0]["msg"].(string), wantWhy) {
-		t.Fatalf("log lines with reason %s: %v, want the first to say %q", wantReason, lines, wantWhy)
-	}
+	assertFirstRefusalSays(t, m, wantReason, wantWhy)
 
 	if err := release(); err != nil {
 		t.Fatal(err)
@@ -126,10 +133,7 @@ func TestE2ESpreadThinLossMarksNothing(t *testing.T) {
 		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
 	}
 	w.assertOnlyUnhealthy()
-	if lines := m.logsWith("reason", "spread_thin"); len(lines) == 0 ||
-		!strings.Contains(lines[0]["msg"].(string), "none stands out") {
-		t.Errorf("log lines with reason spread_thin: %v, want the first to say none stands out", lines)
-	}
+	assertFirstRefusalSays(t, m, "spread_thin", "none stands out")
 }
 
 // 3 of 6 break at the same moment at max_unhealthy 34% (2 of 6): none is
@@ -190,10 +194,7 @@ func TestE2EBudgetInFlightRefusesAThird(t *testing.T) {
 	if n := w.proxy.Count("SetInstanceHealth"); n != 2 {
 		t.Errorf("SetInstanceHealth calls = %d, want 2", n)
 	}
-	if lines := m.logsWith("reason", "max_unhealthy"); len(lines) == 0 ||
-		!strings.Contains(lines[0]["msg"].(string), "2 held Unhealthy") {
-		t.Errorf("log lines with reason max_unhealthy: %v, want the numbers (2 held Unhealthy)", lines)
-	}
+	assertFirstRefusalSays(t, m, "max_unhealthy", "2 held Unhealthy")
 }
 
 // Every replacement comes up broken the same way (a bad image or launch
@@ -237,10 +238,7 @@ func TestE2EStopsWhenTheReplacementFailsToo(t *testing.T) {
 	if h := w.health()[fresh]; h != "Healthy" {
 		t.Errorf("the failing replacement %s is %s in the emulator, want Healthy (not marked)", fresh, h)
 	}
-	if lines := m.logsWith("reason", "replacements_failing"); len(lines) == 0 ||
-		!strings.Contains(lines[0]["msg"].(string), "replacing does not help") {
-		t.Errorf("log lines with reason replacements_failing: %v, want one saying replacing does not help", lines)
-	}
+	assertFirstRefusalSays(t, m, "replacements_failing", "replacing does not help")
 }
 
 // An instance back from Standby gets its grace from its return to
