@@ -1,6 +1,7 @@
 package healer
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -191,8 +192,9 @@ func Guard(in GuardInput) Decision {
 	cands := candidates(in)
 	var d Decision
 	if in.Self.Unwell {
+		why := cmp.Or(in.Self.Reason, "no reason given")
 		d.Refusals = append(d.Refusals, Refusal{Reason: SelfUnwell, Instances: ids(cands),
-			Detail: "medic itself is unwell (" + in.Self.Reason + "): its probes cannot be trusted; marking none"})
+			Detail: "medic itself is unwell (" + why + "): its probes cannot be trusted; marking none"})
 		return d
 	}
 	if in.Policy.Paused {
