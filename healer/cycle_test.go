@@ -336,3 +336,24 @@ func TestCycleAReplacementThatServedThenBrokeIsNoFailedReplacement(t *testing.T)
 		t.Fatalf("outcomes = %+v refusals = %+v, want i-7 marked: it served, then broke on its own", r.Outcomes, r.Decision.Refusals)
 	}
 }
+
+func TestObserveEndpointWakesOnChange(t *testing.T) {
+	h, _, _, _ := newTestHealer(t, newScripted(ResultMarked))
+	ep := probes.Target{Key: "web/endpoint", Service: "web"}
+	steps := []struct {
+		desc string
+		ok   bool
+		wake bool
+	}{
+		{"first result", true, true},
+		{"still passing", true, false},
+		{"fails", false, true},
+		{"still failing", false, false},
+		{"passes again", true, true},
+	}
+	for _, s := range steps {
+		if got := h.Observe("web", ep, probes.Result{Start: t0, Success: s.ok}); got != s.wake {
+			t.Errorf("%s: wake = %t, want %t", s.desc, got, s.wake)
+		}
+	}
+}
