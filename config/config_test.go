@@ -129,6 +129,10 @@ func TestInvalidFiles(t *testing.T) {
 		{"unhealthy_after and healthy_after below 1", "invalid-unhealthy-after.yml", []string{
 			`7: services[0].policy.unhealthy_after: must be at least 1, got 0`,
 			`8: services[0].policy.healthy_after: must be at least 1, got -1`}},
+		{"failure_ratio, failure_window and stop_after_failed_replacements out of range", "invalid-failure-rule.yml", []string{
+			`7: services[0].policy.failure_ratio: must be above 0 and at most 1, got 1.5`,
+			`8: services[0].policy.failure_window: must be 2 to 64 probes, got 65`,
+			`9: services[0].policy.stop_after_failed_replacements: must not be negative, got -1`}},
 		{"endpoint not an http(s) URL", "invalid-endpoint-url.yml", []string{
 			`3: services[0].endpoint: "ftp://web.example.com/health" is not an http or https URL`,
 			`8: services[1].endpoint: "/health" is not an http or https URL`}},
@@ -431,6 +435,7 @@ services:
 			GracePeriod:       config.GracePeriod{FromASG: true},
 			MaxActionsPerHour: 10,
 			AZCorrelation:     true,
+			FailureRatio:      0.6, FailureWindow: 15, StopAfterFailedReplacements: 1,
 		},
 	}
 	if !reflect.DeepEqual(cfg.Services[0], want) {

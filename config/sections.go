@@ -20,17 +20,21 @@ const (
 	minDiscoveryInterval       = time.Second
 	defaultMaxConcurrentProbes = 512
 
-	defaultProbeType      = "http"
-	defaultScheme         = "http"
-	defaultPath           = "/"
-	defaultMethod         = "GET"
-	defaultInterval       = 2 * time.Second
-	defaultTimeout        = time.Second
-	defaultMaxBodyBytes   = 64 << 10
-	defaultUnhealthyAfter = 3
-	defaultHealthyAfter   = 2
-	defaultMaxUnhealthy   = 34 // percent
-	defaultMaxActionsHr   = 10
+	defaultProbeType                   = "http"
+	defaultScheme                      = "http"
+	defaultPath                        = "/"
+	defaultMethod                      = "GET"
+	defaultInterval                    = 2 * time.Second
+	defaultTimeout                     = time.Second
+	defaultMaxBodyBytes                = 64 << 10
+	defaultUnhealthyAfter              = 3
+	defaultHealthyAfter                = 2
+	defaultMaxUnhealthy                = 34 // percent
+	defaultMaxActionsHr                = 10
+	defaultFailureRatio                = 0.6
+	defaultFailureWindow               = 15
+	maxFailureWindow                   = 64 // the judge keeps 64 outcomes per instance
+	defaultStopAfterFailedReplacements = 1
 )
 
 // DefaultAllowedNetworks are the networks probes may reach when
@@ -523,6 +527,15 @@ func (p *Policy) setDefaults(set fieldSet) {
 	if !set("az_correlation") {
 		p.AZCorrelation = true
 	}
+	if !set("failure_ratio") {
+		p.FailureRatio = defaultFailureRatio
+	}
+	if !set("failure_window") {
+		p.FailureWindow = defaultFailureWindow
+	}
+	if !set("stop_after_failed_replacements") {
+		p.StopAfterFailedReplacements = defaultStopAfterFailedReplacements
+	}
 }
 
 func (p *Policy) check(c *checker, path string) {
@@ -543,5 +556,14 @@ func (p *Policy) check(c *checker, path string) {
 	}
 	if p.MaxActionsPerHour < 0 {
 		c.errorf(path+".max_actions_per_hour", "must not be negative, got %d", p.MaxActionsPerHour)
+	}
+	if !(p.FailureRatio > 0 && p.FailureRatio <= 1) {
+		c.errorf(path+".failure_ratio", "must be above 0 and at most 1, got %g", p.FailureRatio)
+	}
+	if p.FailureWindow < 2 || p.FailureWindow > maxFailureWindow {
+		c.errorf(path+".failure_window", "must be 2 to %d probes, got %d", maxFailureWindow, p.FailureWindow)
+	}
+	if p.StopAfterFailedReplacements < 0 {
+		c.errorf(path+".stop_after_failed_replacements", "must not be negative, got %d", p.StopAfterFailedReplacements)
 	}
 }

@@ -128,6 +128,21 @@ type Policy struct {
 	// least half of that zone: the fault is the zone's, and replacements
 	// would land in it too. Default true.
 	AZCorrelation bool `yaml:"az_correlation"`
+	// FailureRatio: an instance failing at least this share of its last
+	// FailureWindow probes is bad, even without UnhealthyAfter failures in
+	// a row (an intermittent fault). Default 0.6.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// FailureWindow is how many of an instance's latest probes the ratio
+	// rule looks at. Default 15; 2 to 64.
+	FailureWindow int `yaml:"failure_window"`
+	// Paused: medic probes, judges and reports this service but marks
+	// nothing (refusal "paused"). A group is paused on its own with the tag
+	// medic:pause. Default false.
+	Paused bool `yaml:"paused"`
+	// StopAfterFailedReplacements: when this many replacements medic caused
+	// in a group are judged bad after their grace, medic stops marking in
+	// that group and asks a person to act. 0 never stops. Default 1.
+	StopAfterFailedReplacements int `yaml:"stop_after_failed_replacements"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("2s", "1m30s").

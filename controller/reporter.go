@@ -99,10 +99,16 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 		if r.refusing[svc.Name][ref.Reason] {
 			continue
 		}
-		r.notifier.Notify(alerts.Event{Kind: alerts.MarkRefused, Severity: alerts.Warning, Time: now, Service: svc.Name,
+		e := alerts.Event{Kind: alerts.MarkRefused, Severity: alerts.Warning, Time: now, Service: svc.Name,
 			Subject: string(ref.Reason), Summary: "medic refused to mark instances of " + svc.Name + ": " + ref.Detail,
-			Evidence: evidenceFor(ref.Instances, verdicts), Action: "nothing: the guard refused (" + string(ref.Reason) + ")",
-			State: state, Labels: map[string]string{"reason": string(ref.Reason)}, RequestID: rep.RequestID})
+			Evidence: append(append([]string(nil), ref.Evidence...), evidenceFor(ref.Instances, verdicts)...),
+			Action:   "nothing: the guard refused (" + string(ref.Reason) + ")",
+			State:    state, Labels: map[string]string{"reason": string(ref.Reason)}, RequestID: rep.RequestID}
+		if ref.NeedsAction { // replacements failing: the one event that asks a person to act
+			e.Severity, e.NeedsAction = alerts.Action, true
+			e.Action = "stopped marking in " + ref.Group + "; a person should act"
+		}
+		r.notifier.Notify(e)
 	}
 	for reason := range r.refusing[svc.Name] {
 		if !now2[reason] {

@@ -70,6 +70,24 @@ func zones(group, a, b string) []Verdict {
 	return append(va, vb...)
 }
 
+// desired is one group with that desired capacity.
+func desired(name string, n int) []discovery.Group {
+	return []discovery.Group{{Name: name, Desired: n}}
+}
+
+// suspended is one group with processes suspended.
+func suspended(name string, n int, processes ...string) []discovery.Group {
+	return []discovery.Group{{Name: name, Desired: n, SuspendedProcesses: processes}}
+}
+
+// thin sets each verdict's latest outcomes: probes held, and failures in order.
+func thin(vs []Verdict, probes int, failures ...int) []Verdict {
+	for i := range vs {
+		vs[i].Probes, vs[i].Failures = probes, failures[i]
+	}
+	return vs
+}
+
 func azOn(p *config.Policy) { p.AZCorrelation = true; p.MaxUnhealthy = pct(100) }
 
 func pct(n int) config.IntOrPercent   { return config.IntOrPercent{Value: n, IsPercent: true} }
@@ -99,6 +117,10 @@ func TestGuard(t *testing.T) {
 		endpoint EndpointState // zero: not configured
 		recent   []time.Time
 		policy   func(*config.Policy)
+		groups   []discovery.Group
+		self     SelfHealth
+		marked   string // comma-separated ids medic marked, not yet held Unhealthy
+		stopped  map[string]Stop
 		mark     string // comma-separated ids, in marking order
 		refused  []refusal
 	}{
@@ -129,12 +151,12 @@ func TestGuard(t *testing.T) {
 			mark: "web-1,web-4"},
 		{desc: "one over max_unhealthy: 3 bad of 6 at 34% (2) are refused",
 			verdicts: fleet("web", "BBBHHH"), endpoint: passing,
-			refused: []refusal{{MaxUnhealthy, "3 of 6 InService instances in web are bad, above max_unhealthy 34% (2)", "web-0,web-1,web-2"}}},
+			refused: []refusal{{MaxUnhealthy, "3 of 6 desired in web are unavailable (3 bad; 3 available), above max_unhealthy 34% (2)", "web-0,web-1,web-2"}}},
 		{desc: "34% of 3 is 1.02 → 1: one bad is marked",
 			verdicts: fleet("web", "HBH"), endpoint: passing, mark: "web-1"},
 		{desc: "34% of 3 is 1.02 → 1: two bad are refused",
 			verdicts: fleet("web", "BBH"), endpoint: passing,
-			refused: []refusal{{MaxUnhealthy, "2 of 3 InService instances in web are bad, above max_unhealthy 34% (1)", "web-0,web-1"}}},
+			refused: []refusal{{MaxUnhealthy, "2 of 3 desired in web are unavailable (2 bad; 1 available), above max_unhealthy 34% (1)", "web-0,web-1"}}},
 		{desc: "50% of 5 is 2.5 → 2: two bad are marked",
 			verdicts: fleet("web", "BBHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(50) },
 			mark: "web-0,web-1"},
@@ -143,7 +165,7 @@ func TestGuard(t *testing.T) {
 			refused: []refusal{{MaxUnhealthy, "above max_unhealthy 50% (2)", "web-0,web-1,web-2"}}},
 		{desc: "0% allows none",
 			verdicts: fleet("web", "BHHHHHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(0) },
-			refused: []refusal{{MaxUnhealthy, "1 of 10 InService instances in web are bad, above max_unhealthy 0% (0)", "web-0"}}},
+			refused: []refusal{{MaxUnhealthy, "1 of 10 desired in web are unavailable (1 bad; 9 available), above max_unhealthy 0% (0)", "web-0"}}},
 		{desc: "100% allows every bad instance while one healthy remains",
 			verdicts: fleet("web", "BBBH"), endpoint: failing, policy: func(p *config.Policy) { p.MaxUnhealthy = pct(100) },
 			mark: "web-0,web-1,web-2"},
@@ -152,7 +174,7 @@ func TestGuard(t *testing.T) {
 			mark: "web-0,web-1"},
 		{desc: "count form 2: 3 bad are refused",
 			verdicts: fleet("web", "BBBHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.MaxUnhealthy = count(2) },
-			refused: []refusal{{MaxUnhealthy, "3 of 8 InService instances in web are bad, above max_unhealthy 2", "web-0,web-1,web-2"}}},
+			refused: []refusal{{MaxUnhealthy, "3 of 8 desired in web are unavailable (3 bad; 5 available), above max_unhealthy 2", "web-0,web-1,web-2"}}},
 		{desc: "already Unhealthy bad instances need nothing but count against max_unhealthy",
 			verdicts: fleet("web", "XXBHHH"), endpoint: passing,
 			refused: []refusal{{MaxUnhealthy, "3 of 6", "web-2"}}},
@@ -195,7 +217,111 @@ func TestGuard(t *testing.T) {
 		{desc: "max_unhealthy is per group",
 			verdicts: append(fleet("a", "BBHH"), fleet("b", "BHHH")...), endpoint: passing,
 			mark:    "b-0",
-			refused: []refusal{{MaxUnhealthy, "2 of 4 InService instances in a are bad, above max_unhealthy 34% (1)", "a-0,a-1"}}},
+			refused: []refusal{{MaxUnhealthy, "2 of 4 desired in a are unavailable (2 bad; 2 available), above max_unhealthy 34% (1)", "a-0,a-1"}}},
+		// The capacity budget counts against desired capacity.
+		{desc: "budget in flight: 2 of 6 held Unhealthy (their probes pass again), a 3rd fails: refused",
+			verdicts: fleet("web", "hhBHHH"), endpoint: passing, groups: desired("web", 6),
+			refused: []refusal{{MaxUnhealthy, "3 of 6 desired in web are unavailable (1 bad, 2 held Unhealthy; 3 available), above max_unhealthy 34% (2)", "web-2"}}},
+		{desc: "marked by medic, not yet held Unhealthy: counted, so a 3rd bad is refused",
+			verdicts: fleet("web", "BHHHBH"), endpoint: passing, groups: desired("web", 6), marked: "web-1,web-2",
+			refused: []refusal{{MaxUnhealthy, "4 of 6 desired", "web-0,web-4"}}},
+		{desc: "marked by medic: never a candidate again",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: desired("web", 6), marked: "web-0"},
+		{desc: "suspects count as unavailable: 1 bad + 2 suspect of 6 at 34% refused",
+			verdicts: fleet("web", "BSSHHH"), endpoint: passing, groups: desired("web", 6),
+			refused: []refusal{{MaxUnhealthy, "3 of 6 desired in web are unavailable (1 bad, 2 suspect; 3 available)", "web-0"}}},
+		{desc: "exactly at the budget: 1 bad + 1 suspect of 6 at 34% marked",
+			verdicts: fleet("web", "BSHHHH"), endpoint: passing, groups: desired("web", 6), mark: "web-0"},
+		{desc: "grace and unknown count as unavailable",
+			verdicts: fleet("web", "BGUHHH"), endpoint: passing, groups: desired("web", 6),
+			refused: []refusal{{MaxUnhealthy, "(1 bad, 2 in grace or unknown; 3 available)", "web-0"}}},
+		{desc: "desired above InService: the missing instances count (1 bad, 1 missing of 6)",
+			verdicts: fleet("web", "BHHHH"), endpoint: passing, groups: desired("web", 6), mark: "web-0"},
+		{desc: "desired above InService: 1 bad, 2 missing of 6 is over",
+			verdicts: fleet("web", "BHHH"), endpoint: passing, groups: desired("web", 6),
+			refused: []refusal{{MaxUnhealthy, "(1 bad, 2 missing; 3 available)", "web-0"}}},
+		{desc: "a Pending replacement beside 6 InService does not add capacity",
+			verdicts: fleet("web", "BBHHHHN"), endpoint: passing, groups: desired("web", 6),
+			mark: "web-0,web-1"},
+		{desc: "3 of 6 break at once at 34%: none marked",
+			verdicts: fleet("web", "BBBHHH"), endpoint: passing, groups: desired("web", 6),
+			refused: []refusal{{MaxUnhealthy, "3 of 6 desired", "web-0,web-1,web-2"}}},
+		{desc: "desired 1 at count 1: the last healthy is never marked",
+			verdicts: fleet("web", "B"), endpoint: failing, groups: desired("web", 1),
+			policy:  func(p *config.Policy) { p.MaxUnhealthy = count(1) },
+			refused: []refusal{{ServiceWideFailure, "the only probed instance", "web-0"}}},
+
+		// medic's own health and pauses.
+		{desc: "self unwell: nothing marked, the reason given",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, self: SelfHealth{Unwell: true, Reason: "probes start 3s late"},
+			refused: []refusal{{SelfUnwell, "medic itself is unwell (probes start 3s late)", "web-0"}}},
+		{desc: "self unwell stands with no bad instance",
+			verdicts: fleet("web", "HHH"), endpoint: passing, self: SelfHealth{Unwell: true, Reason: "DNS errors"},
+			refused: []refusal{{SelfUnwell, "DNS errors", ""}}},
+		{desc: "service paused by policy",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, policy: func(p *config.Policy) { p.Paused = true },
+			refused: []refusal{{Paused, "policy paused: true", "web-0"}}},
+		{desc: "group paused by tag medic:pause=true, the other group marks",
+			verdicts: append(fleet("a", "BHHHHH"), fleet("b", "BHHHHH")...), endpoint: passing,
+			groups:  []discovery.Group{{Name: "a", Desired: 6, Tags: map[string]string{"medic:pause": "true"}}, {Name: "b", Desired: 6}},
+			mark:    "b-0",
+			refused: []refusal{{Paused, `a carries the tag medic:pause="true"`, "a-0"}}},
+		{desc: "tag medic:pause with an empty value pauses",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing,
+			groups:  []discovery.Group{{Name: "web", Desired: 6, Tags: map[string]string{"medic:pause": ""}}},
+			refused: []refusal{{Paused, "medic:pause", "web-0"}}},
+		{desc: "tag medic:pause=False does not pause",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing,
+			groups: []discovery.Group{{Name: "web", Desired: 6, Tags: map[string]string{"medic:pause": "False"}}},
+			mark:   "web-0"},
+		{desc: "a paused group stands refused with no bad instance",
+			verdicts: fleet("web", "HHH"), endpoint: passing,
+			groups:  []discovery.Group{{Name: "web", Desired: 3, Tags: map[string]string{"medic:pause": "yes"}}},
+			refused: []refusal{{Paused, "medic:pause", ""}}},
+
+		// The group's own state.
+		{desc: "ReplaceUnhealthy suspended: no mark, the process named",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: suspended("web", 6, "ReplaceUnhealthy"),
+			refused: []refusal{{ProcessSuspended, "web has suspended ReplaceUnhealthy: the group would not replace a marked instance", "web-0"}}},
+		{desc: "Launch suspended: a mark would shrink the group",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: suspended("web", 6, "Launch"),
+			refused: []refusal{{ProcessSuspended, "suspended Launch: the group could not launch a replacement", "web-0"}}},
+		{desc: "Terminate suspended",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: suspended("web", 6, "Terminate"),
+			refused: []refusal{{ProcessSuspended, "suspended Terminate", "web-0"}}},
+		{desc: "HealthCheck suspended",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: suspended("web", 6, "HealthCheck"),
+			refused: []refusal{{ProcessSuspended, "suspended HealthCheck", "web-0"}}},
+		{desc: "AZRebalance suspended does not matter",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: suspended("web", 6, "AZRebalance", "AddToLoadBalancer"),
+			mark: "web-0"},
+		{desc: "instance refresh in progress",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing,
+			groups:  []discovery.Group{{Name: "web", Desired: 6, InstanceRefresh: "InProgress"}},
+			refused: []refusal{{InstanceRefresh, "web is in an instance refresh (InProgress)", "web-0"}}},
+		{desc: "replacements failing: stopped, a person must act",
+			verdicts: fleet("web", "BHHHHH"), endpoint: passing, groups: desired("web", 6),
+			stopped: map[string]Stop{"web": {Since: t0, Detail: "1 replacement launched since medic's mark is bad"}},
+			refused: []refusal{{ReplacementsFailing, "1 replacement launched since", "web-0"}}},
+		{desc: "lifecycle states other than InService are never candidates",
+			verdicts: func() []Verdict {
+				vs := fleet("web", "HHHHHH")
+				for i, st := range []string{"Pending:Wait", "Terminating:Wait", "Standby", "Detaching", "Warmed:Running"} {
+					vs[i].State, vs[i].Instance.LifecycleState = Bad, st
+				}
+				return vs
+			}(), endpoint: passing, groups: desired("web", 6)},
+
+		// Spread thin: many failing a little, none standing out.
+		{desc: "spread thin: 3 of 6 failing some, 6% of probes, none bad",
+			verdicts: thin(fleet("web", "SSHHSH"), 64, 8, 6, 0, 0, 9, 0), endpoint: passing,
+			refused: []refusal{{SpreadThin, "3 of 6 probed instances failed some of their latest probes (6.0% of 384), none stands out: medic's vantage point or a shared dependency is likely at fault, while the service endpoint passes", ""}}},
+		{desc: "spread thin needs 5% of probes: 4.7% is not",
+			verdicts: thin(fleet("web", "SSHHSH"), 64, 5, 4, 0, 0, 9, 0), endpoint: passing},
+		{desc: "spread thin needs half the instances failing some: 2 of 6 is not",
+			verdicts: thin(fleet("web", "SSHHHH"), 64, 20, 20, 0, 0, 0, 0), endpoint: passing},
+		{desc: "one standing out is not spread thin: it is marked",
+			verdicts: thin(fleet("web", "BSHHHH"), 64, 40, 8, 3, 3, 9, 0), endpoint: passing, mark: "web-0"},
 		{desc: "rate: 9 recent marks of 10 leave one; oldest failure first",
 			verdicts: fleet("web", "HHBBHHHHHH"), endpoint: passing,
 			recent:  ago(1*time.Minute, 2*time.Minute, 3*time.Minute, 4*time.Minute, 5*time.Minute, 6*time.Minute, 7*time.Minute, 8*time.Minute, 9*time.Minute),
@@ -237,7 +363,12 @@ func TestGuard(t *testing.T) {
 			if tc.policy != nil {
 				tc.policy(&p)
 			}
-			d := Guard(GuardInput{Verdicts: tc.verdicts, Endpoint: tc.endpoint, RecentActions: tc.recent, Policy: p, Now: t0})
+			markedSet := map[string]bool{}
+			for _, id := range strings.Split(tc.marked, ",") {
+				markedSet[id] = id != ""
+			}
+			d := Guard(GuardInput{Verdicts: tc.verdicts, Groups: tc.groups, Endpoint: tc.endpoint, RecentActions: tc.recent,
+				Policy: p, Now: t0, Self: tc.self, Marked: markedSet, Stopped: tc.stopped})
 			var marked []string
 			for _, v := range d.Mark {
 				marked = append(marked, v.Instance.ID)
@@ -258,6 +389,9 @@ func TestGuard(t *testing.T) {
 				}
 				if !strings.Contains(got.Detail, want.detail) {
 					t.Errorf("refusal %d detail = %q, want it to contain %q", i, got.Detail, want.detail)
+				}
+				if want.instances == "" && len(got.Instances) == 0 {
+					continue
 				}
 				if !reflect.DeepEqual(got.Instances, strings.Split(want.instances, ",")) {
 					t.Errorf("refusal %d instances = %v, want %s", i, got.Instances, want.instances)

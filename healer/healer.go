@@ -3,6 +3,8 @@ package healer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -16,10 +18,22 @@ import (
 	"github.com/medic-sre/medic/probes"
 )
 
-// FailedCooldown is how long the healer leaves an instance alone after a
-// marking of it failed, so a permanent error (say, access denied) costs one
-// call and one log line a minute rather than one a cycle.
-const FailedCooldown = time.Minute
+// Retry backoff of an instance whose marking failed: the first retry after
+// RetryBase, doubling with each failure, at most RetryMax apart. A permanent
+// error (say, access denied) costs a call every RetryMax, not one a cycle;
+// a dropped connection is retried within seconds.
+const (
+	RetryBase = 2 * time.Second
+	RetryMax  = 30 * time.Second
+)
+
+// retryAfter is the wait after the n-th failure in a row (n ≥ 1).
+func retryAfter(n int) time.Duration {
+	if n > 5 {
+		return RetryMax
+	}
+	return min(RetryBase<<(n-1), RetryMax)
+}
 
 // Options configure a Healer.
 type Options struct {
@@ -38,10 +52,16 @@ type Options struct {
 type CycleInput struct {
 	Service  string // defaults to Snapshot.Service
 	Snapshot discovery.Snapshot
-	// History holds each instance's probe results by instance id, oldest first.
+	// History holds each instance's probe results by instance id, oldest
+	// first. Nil: the healer judges on what Observe recorded.
 	History  map[string][]probes.Result
 	Endpoint EndpointState
 	Policy   config.Policy
+	// Probe is the service's instance probe: its interval and timeout say
+	// when a probe result is too old to count.
+	Probe config.Probe
+	// Self is medic's view of its own health; when Unwell nothing is marked.
+	Self SelfHealth
 	// RequestID ties together this cycle's log lines and AWS calls.
 	RequestID string
 	// Frozen: judge and guard as usual but act on nothing, because the
@@ -68,6 +88,9 @@ type Report struct {
 	// Frozen: the cycle acted on nothing because CycleInput.Frozen was set;
 	// Decision.Mark is what the guard would have allowed.
 	Frozen bool
+	// Marked are the instances this healer marked that discovery does not
+	// show held Unhealthy yet, with when.
+	Marked map[string]time.Time
 }
 
 // Healer runs judge → guard → act for each service and remembers, per
@@ -81,6 +104,7 @@ type Healer struct {
 
 	mu       sync.Mutex
 	services map[string]*serviceState
+	observed map[string]*observed
 }
 
 // serviceState is the healer's memory of one service.
@@ -88,14 +112,26 @@ type serviceState struct {
 	mu        sync.Mutex
 	forgotten bool
 
-	// marked: instances marked (or dry-run marked, or found already
-	// Unhealthy or gone) while they are still in the snapshot. They are
-	// never marked again.
-	marked map[string]ActionResult
-	// failed: when a marking last failed, for FailedCooldown.
-	failed map[string]time.Time
+	// marked: instances this healer really marked (or found already
+	// Unhealthy or gone), until discovery shows them held Unhealthy or
+	// gone. They are never marked twice.
+	marked map[string]time.Time
+	// failed: instances whose marking failed, for the retry backoff.
+	failed map[string]failure
+	// reported: what a dry run or a standby would have done to an
+	// instance, reported once while the instance stays a candidate. Never
+	// state: it spends no budget and suppresses no later real mark.
+	reported map[string]ActionResult
 	// actions: times of marks within the last RateWindow.
 	actions []time.Time
+	// marks: the real marks within the last RateWindow, by group, to tell
+	// replacements from the instances they replaced.
+	marks []mark
+	// stopped: groups where replacements fail.
+	stopped map[string]stop
+	// servedOK: instances judged Healthy at least once; a replacement that
+	// served and later broke is a new fault, not a failed replacement.
+	servedOK map[string]bool
 	// refusing: the instances refused per reason in the last cycle; a
 	// reason present here is an ongoing refusal episode.
 	refusing map[RefusalReason]map[string]bool
@@ -107,10 +143,36 @@ type serviceState struct {
 	frozen bool
 }
 
+type failure struct {
+	at time.Time
+	n  int // failures in a row
+}
+
+type mark struct {
+	group string
+	at    time.Time
+}
+
+// stop is a group where marking stopped; replacements are the instances of
+// the group that entered InService after `after`.
+type stop struct {
+	Stop
+	after time.Time
+}
+
+// observed is what Observe keeps of one service, under its own lock so a
+// slow Cycle never holds up the probes.
+type observed struct {
+	mu       sync.Mutex
+	params   DetectorParams
+	dets     map[string]*Detector
+	endpoint map[string]bool // target key → last result passed
+}
+
 // New returns a Healer. It never fails: a metric that cannot be registered
 // is logged and kept unregistered.
 func New(o Options) *Healer {
-	h := &Healer{act: o.Actuator, logger: o.Logger, now: o.Now, services: map[string]*serviceState{}}
+	h := &Healer{act: o.Actuator, logger: o.Logger, now: o.Now, services: map[string]*serviceState{}, observed: map[string]*observed{}}
 	if h.logger == nil {
 		h.logger = log.NewNopLogger()
 	}
@@ -134,8 +196,11 @@ func (h *Healer) state(svc string) *serviceState {
 		st, ok := h.services[svc]
 		if !ok {
 			st = &serviceState{
-				marked:   map[string]ActionResult{},
-				failed:   map[string]time.Time{},
+				marked:   map[string]time.Time{},
+				failed:   map[string]failure{},
+				reported: map[string]ActionResult{},
+				stopped:  map[string]stop{},
+				servedOK: map[string]bool{},
 				refusing: map[RefusalReason]map[string]bool{},
 				states:   map[string]State{},
 				azs:      map[string]bool{},
@@ -153,12 +218,13 @@ func (h *Healer) state(svc string) *serviceState {
 }
 
 // Forget drops everything the healer remembers about a service (marks,
-// rate-limit history, refusal episodes) and deletes its metric series.
+// rate-limit history, refusal episodes, observed probe records) and deletes its metric series.
 // It waits for a running Cycle of that service to finish.
 func (h *Healer) Forget(service string) {
 	h.mu.Lock()
 	st, ok := h.services[service]
 	delete(h.services, service)
+	delete(h.observed, service)
 	h.mu.Unlock()
 	if !ok {
 		return
@@ -228,19 +294,30 @@ func absDuration(d time.Duration) time.Duration {
 }
 
 // Cycle judges every instance of the service, asks the guard what may be
-// marked, marks it (at most once per instance while the instance stays in
-// the snapshot), and records all of it in logs and metrics.
+// marked, marks it, and records all of it in logs and metrics.
 //
-// What the healer marked is fed back to the guard as Unhealthy even before
-// discovery reports it, so the next cycles neither mark it again nor spend
-// rate budget on it. Dry-run marks count like real ones: they use the rate
-// budget and are reported once per instance, so dry-run shows what medic
-// would really do. An instance whose marking failed is retried after
-// FailedCooldown. A Frozen cycle judges and guards but marks nothing.
+// Memory between cycles, in order of use:
+//   - the instances it really marked, fed to the guard as unavailable and
+//     never marked again, until discovery shows them held Unhealthy or gone;
+//   - instances whose marking failed: retried on a later cycle after
+//     RetryBase, doubling per failure, at most RetryMax;
+//   - its real marks by group: when a replacement (an instance of the group
+//     that entered InService after a mark, never judged Healthy) is judged Bad,
+//     stop_after_failed_replacements times, marking in the group stops
+//     (refusal replacements_failing) until a replacement is judged Healthy
+//     or a person pauses the group or the service (tag medic:pause, policy
+//     paused) — the pause clears the stop and the group's remembered marks,
+//     so unpausing resumes afresh: only replacements of later marks count;
+//   - what a dry run or a standby would have marked: a report, once per
+//     instance while it stays a candidate, never state: it spends no rate
+//     budget, and the replica that leads next decides afresh.
+//
+// A Frozen cycle judges and guards but marks nothing.
 //
 // Logs: a line when an instance's judged state changes, a line per
-// marking, a line per instance when a refusal reason starts refusing it,
-// and one when the reason clears; likewise when freezing starts and ends.
+// marking, a line when a refusal reason starts (and per instance newly
+// refused for it), and one when it ends; likewise when freezing starts and
+// ends.
 func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 	svc := in.Service
 	if svc == "" {
@@ -252,56 +329,39 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 	now := h.now()
 	logger := log.With(h.logger, logkeys.Service, svc, logkeys.RequestID, in.RequestID)
 
-	verdicts := Judge(JudgeInput{Snapshot: in.Snapshot, History: in.History, Policy: in.Policy, Now: now})
+	verdicts := Judge(JudgeInput{Snapshot: in.Snapshot, History: in.History, Detectors: h.detectors(svc, in),
+		Policy: in.Policy, Probe: in.Probe, Now: now})
+	st.forgetGone(verdicts, now)
+	h.updateStops(logger, st, in, verdicts, now)
 
-	present := make(map[string]bool, len(verdicts))
-	for _, v := range verdicts {
-		present[v.Instance.ID] = true
-	}
+	unavailable := make(map[string]bool, len(st.marked)+len(st.failed))
 	for id := range st.marked {
-		if !present[id] {
-			delete(st.marked, id)
+		unavailable[id] = true
+	}
+	for id, f := range st.failed {
+		if now.Sub(f.at) < retryAfter(f.n) {
+			unavailable[id] = true
 		}
 	}
-	for id := range st.failed {
-		if !present[id] {
-			delete(st.failed, id)
-		}
+	stopped := make(map[string]Stop, len(st.stopped))
+	for g, s := range st.stopped {
+		stopped[g] = s.Stop
 	}
-	for id := range st.states {
-		if !present[id] {
-			delete(st.states, id)
-		}
-	}
-	st.actions = keepWindow(st.actions, now)
-
-	// The guard sees every instance medic has dealt with (dry run
-	// included) or is cooling down after a failed marking as Unhealthy, so
-	// it neither picks it again nor spends budget on it.
-	guarded := make([]Verdict, len(verdicts))
-	for i, v := range verdicts {
-		_, dealt := st.marked[v.Instance.ID]
-		t, failed := st.failed[v.Instance.ID]
-		if dealt || (failed && now.Sub(t) < FailedCooldown) {
-			v.Instance.HealthStatus = healthUnhealthy
-		}
-		guarded[i] = v
-	}
-
 	dec := Guard(GuardInput{
-		Verdicts:      guarded,
+		Verdicts:      verdicts,
 		Groups:        in.Snapshot.Groups,
 		Endpoint:      in.Endpoint,
 		RecentActions: st.actions,
 		Policy:        in.Policy,
 		Now:           now,
+		Self:          in.Self,
+		Marked:        unavailable,
+		Stopped:       stopped,
 	})
 
 	h.logStateChanges(logger, st, verdicts)
 	h.trackRefusals(logger, svc, st, dec.Refusals, verdicts)
 
-	outcomes := map[string]Outcome{}
-	toMark := dec.Mark
 	switch {
 	case in.Frozen && !st.frozen:
 		level.Warn(logger).Log(logkeys.Msg, "frozen: judging but not acting: "+in.FrozenReason, logkeys.Count, len(dec.Mark))
@@ -309,43 +369,18 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 		level.Info(logger).Log(logkeys.Msg, "no longer frozen: acting again")
 	}
 	st.frozen = in.Frozen
-	if in.Frozen {
-		toMark = nil
-	}
-	for _, v := range toMark {
-		id := v.Instance.ID
-		if _, done := st.marked[id]; done {
-			continue
-		}
-		ilog := log.With(logger, logkeys.InstanceID, id, logkeys.Group, v.Instance.Group, logkeys.AZ, v.Instance.AZ)
-		level.Info(ilog).Log(logkeys.Msg, "marking bad instance Unhealthy", logkeys.State, v.State, logkeys.Reason, v.Reason)
-		o := h.act.MarkUnhealthy(ctx, v.Instance, in.RequestID)
-		outcomes[id] = o
-		h.m.actions.WithLabelValues(svc, string(o.Result)).Inc()
-		at := h.now()
-		switch o.Result {
-		case ResultMarked, ResultDryRun:
-			st.marked[id] = o.Result
-			st.actions = append(st.actions, at)
-			delete(st.failed, id)
-		case ResultAlreadyUnhealthy, ResultGone:
-			st.marked[id] = o.Result
-			delete(st.failed, id)
-		default:
-			st.failed[id] = at
-		}
-		if o.Err != nil {
-			level.Error(ilog).Log(logkeys.Msg, "marking failed", logkeys.Result, o.Result, logkeys.Attempt, o.Attempts, logkeys.Err, o.Err)
-		} else {
-			level.Info(ilog).Log(logkeys.Msg, "marking done", logkeys.Result, o.Result, logkeys.Attempt, o.Attempts)
-		}
+	var outcomes map[string]Outcome
+	if !in.Frozen {
+		outcomes = h.markAll(ctx, logger, svc, st, dec.Mark, in.RequestID)
 	}
 	// The report shows what medic really marked as Unhealthy, before
 	// discovery sees it; dry-run marks change nothing and show nothing.
 	reported := make([]Verdict, len(verdicts))
+	marked := make(map[string]time.Time, len(st.marked))
 	for i, v := range verdicts {
-		if st.marked[v.Instance.ID] == ResultMarked {
-			v.Instance.HealthStatus = healthUnhealthy
+		if at, ok := st.marked[v.Instance.ID]; ok {
+			v.Instance.HealthStatus = discovery.HealthUnhealthy
+			marked[v.Instance.ID] = at
 		}
 		reported[i] = v
 	}
@@ -355,7 +390,255 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 	h.m.lastHour.WithLabelValues(svc).Set(float64(used))
 
 	return Report{Verdicts: reported, Decision: dec, Outcomes: outcomes, ActionsLastHour: used,
-		RequestID: in.RequestID, Frozen: in.Frozen}
+		RequestID: in.RequestID, Frozen: in.Frozen, Marked: marked}
+}
+
+// detectors returns a copy of what Observe recorded for the snapshot's
+// instances, forgetting the instances that left it, and takes the policy
+// for the next results. Nil when the cycle brings its own History.
+func (h *Healer) detectors(svc string, in CycleInput) map[string]*Detector {
+	o := h.observedFor(svc)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.params = ParamsFor(in.Policy, in.Probe)
+	present := make(map[string]bool, len(in.Snapshot.Instances))
+	for _, inst := range in.Snapshot.Instances {
+		present[inst.ID] = true
+	}
+	for id := range o.dets {
+		if !present[id] {
+			delete(o.dets, id)
+		}
+	}
+	if in.History != nil {
+		return nil
+	}
+	out := make(map[string]*Detector, len(o.dets))
+	for id, d := range o.dets {
+		cp := *d
+		out[id] = &cp
+	}
+	return out
+}
+
+// forgetGone drops the memory of instances that left the snapshot, marks
+// discovery now shows held Unhealthy, report-only marks of instances no
+// longer bad, and marks older than the rate window.
+func (st *serviceState) forgetGone(verdicts []Verdict, now time.Time) {
+	byID := make(map[string]Verdict, len(verdicts))
+	for _, v := range verdicts {
+		byID[v.Instance.ID] = v
+	}
+	for id := range st.marked {
+		if v, ok := byID[id]; !ok || v.Instance.HeldUnhealthy() || !v.Instance.InService() {
+			delete(st.marked, id)
+		}
+	}
+	for id := range st.failed {
+		if v, ok := byID[id]; !ok || v.State != Bad {
+			delete(st.failed, id)
+		}
+	}
+	for id := range st.reported {
+		if v, ok := byID[id]; !ok || v.State != Bad {
+			delete(st.reported, id)
+		}
+	}
+	for id := range st.states {
+		if _, ok := byID[id]; !ok {
+			delete(st.states, id)
+		}
+	}
+	for id := range st.servedOK {
+		if _, ok := byID[id]; !ok {
+			delete(st.servedOK, id)
+		}
+	}
+	for _, v := range verdicts {
+		if v.State == Healthy {
+			st.servedOK[v.Instance.ID] = true
+		}
+	}
+	st.actions = keepWindow(st.actions, now)
+	from := now.Add(-RateWindow)
+	kept := st.marks[:0]
+	for _, m := range st.marks {
+		if m.at.After(from) {
+			kept = append(kept, m)
+		}
+	}
+	st.marks = kept
+}
+
+// markAll marks the instances the guard allowed and remembers the outcomes.
+func (h *Healer) markAll(ctx context.Context, logger log.Logger, svc string, st *serviceState, toMark []Verdict, requestID string) map[string]Outcome {
+	outcomes := map[string]Outcome{}
+	for _, v := range toMark {
+		id := v.Instance.ID
+		if _, done := st.marked[id]; done {
+			continue
+		}
+		ilog := log.With(logger, logkeys.InstanceID, id, logkeys.Group, v.Instance.Group, logkeys.AZ, v.Instance.AZ)
+		prev, repeat := st.reported[id]
+		if prev == ResultDryRun {
+			continue // a dry run stays one for the process's life: reported once
+		}
+		if !repeat {
+			level.Info(ilog).Log(logkeys.Msg, "marking bad instance Unhealthy", logkeys.State, v.State, logkeys.Reason, v.Reason)
+		}
+		o := h.act.MarkUnhealthy(ctx, v.Instance, requestID)
+		at := h.now()
+		switch o.Result {
+		case ResultMarked:
+			delete(st.reported, id)
+			st.marked[id] = at
+			st.actions = append(st.actions, at)
+			st.marks = append(st.marks, mark{group: v.Instance.Group, at: at})
+			delete(st.failed, id)
+		case ResultAlreadyUnhealthy, ResultGone:
+			st.marked[id] = at
+			delete(st.failed, id)
+		case ResultFailed:
+			f := st.failed[id]
+			st.failed[id] = failure{at: at, n: f.n + 1}
+			h.m.actions.WithLabelValues(svc, string(o.Result)).Inc()
+			level.Error(ilog).Log(logkeys.Msg, "marking failed; retrying after "+retryAfter(f.n+1).String(),
+				logkeys.Result, o.Result, logkeys.Attempt, o.Attempts, logkeys.Err, o.Err)
+			outcomes[id] = o
+			continue
+		default: // a dry run or a standby: a report, once per episode
+			if st.reported[id] == o.Result {
+				continue
+			}
+			st.reported[id] = o.Result
+		}
+		h.m.actions.WithLabelValues(svc, string(o.Result)).Inc()
+		outcomes[id] = o
+		level.Info(ilog).Log(logkeys.Msg, "marking done", logkeys.Result, o.Result, logkeys.Attempt, o.Attempts)
+	}
+	return outcomes
+}
+
+// updateStops stops marking in a group when replacements medic caused are
+// judged bad, and resumes it when one is judged healthy or a person pauses
+// the group or the service.
+func (h *Healer) updateStops(logger log.Logger, st *serviceState, in CycleInput, verdicts []Verdict, now time.Time) {
+	groups := make(map[string]discovery.Group, len(in.Snapshot.Groups))
+	for _, g := range in.Snapshot.Groups {
+		groups[g.Name] = g
+	}
+	for name, s := range st.stopped {
+		g, ok := groups[name]
+		why := ""
+		switch {
+		case !ok:
+			why = "the group left the service"
+		case in.Policy.Paused || GroupPaused(g):
+			why = "a person paused it; unpausing resumes marking"
+		default:
+			for _, v := range verdicts {
+				if v.Instance.Group == name && v.State == Healthy && entered(v.Instance).After(s.after) {
+					why = "replacement " + v.Instance.ID + " is healthy"
+					break
+				}
+			}
+		}
+		if why != "" {
+			delete(st.stopped, name)
+			st.forgetMarks(name) // a resumed group starts afresh: only later marks' replacements count
+			level.Info(logger).Log(logkeys.Msg, "marking resumed in group: "+why, logkeys.Group, name)
+		}
+	}
+	if in.Policy.Paused {
+		st.marks = st.marks[:0]
+	}
+	for _, g := range in.Snapshot.Groups {
+		if GroupPaused(g) {
+			st.forgetMarks(g.Name)
+		}
+	}
+	need := in.Policy.StopAfterFailedReplacements
+	if need <= 0 || in.Policy.Paused {
+		return
+	}
+	first := map[string]time.Time{}
+	for _, m := range st.marks {
+		if f, ok := first[m.group]; !ok || m.at.Before(f) {
+			first[m.group] = m.at
+		}
+	}
+	for name, after := range first {
+		if _, ok := st.stopped[name]; ok || GroupPaused(groups[name]) {
+			continue
+		}
+		var bad []Verdict
+		for _, v := range verdicts {
+			if v.Instance.Group == name && v.State == Bad && entered(v.Instance).After(after) && !st.servedOK[v.Instance.ID] {
+				bad = append(bad, v)
+			}
+		}
+		if len(bad) < need {
+			continue
+		}
+		s := stop{Stop: replacementsFailing(groups[name], bad, after, need), after: after}
+		s.Since = now
+		st.stopped[name] = s
+		level.Error(logger).Log(logkeys.Msg, "marking stopped in group: "+s.Detail, logkeys.Group, name)
+	}
+}
+
+// forgetMarks drops the remembered marks of a group.
+func (st *serviceState) forgetMarks(group string) {
+	kept := st.marks[:0]
+	for _, m := range st.marks {
+		if m.group != group {
+			kept = append(kept, m)
+		}
+	}
+	st.marks = kept
+}
+
+// entered is when an instance entered InService, as far as discovery knows.
+func entered(inst discovery.Instance) time.Time {
+	t, _ := graceStart(inst)
+	return t
+}
+
+// replacementsFailing builds the stop of a group whose replacements are bad.
+func replacementsFailing(g discovery.Group, bad []Verdict, after time.Time, need int) Stop {
+	sort.Slice(bad, func(i, j int) bool { return bad[i].Instance.ID < bad[j].Instance.ID })
+	lt := g.LaunchTemplate
+	if lt == "" {
+		lt = "unknown launch template"
+	}
+	if g.LaunchTemplateVersion != "" {
+		lt += " version " + g.LaunchTemplateVersion
+	}
+	s := Stop{Detail: fmt.Sprintf("%s launched since medic's mark at %s in %s %s bad after grace (stop_after_failed_replacements %d): "+
+		"replacing does not help; the group launches from %s. A person should check the image and launch template, "+
+		"then resume (a healthy replacement resumes by itself; or tag the group %s and remove the tag)",
+		plural(len(bad), "replacement"), clock(after), g.Name, isAre(len(bad)), need, lt, PauseTag)}
+	for _, v := range bad {
+		inst := v.Instance
+		s.Evidence = append(s.Evidence, fmt.Sprintf("%s (%s, image %s, type %s, launch template %s %s, in service since %s): %s",
+			inst.ID, inst.AZ, orUnknown(inst.ImageID), orUnknown(inst.InstanceType), orUnknown(inst.LaunchTemplate),
+			inst.LaunchTemplateVersion, clock(entered(inst)), v.Reason))
+	}
+	return s
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func (h *Healer) logStateChanges(logger log.Logger, st *serviceState, verdicts []Verdict) {
@@ -387,6 +670,8 @@ func (h *Healer) trackRefusals(logger log.Logger, svc string, st *serviceState, 
 		prev := st.refusing[r.Reason]
 		if prev == nil && cur[r.Reason] == nil {
 			h.m.refusals.WithLabelValues(svc, string(r.Reason)).Inc()
+			level.Warn(logger).Log(logkeys.Msg, "guard starts refusing: "+r.Detail, logkeys.Reason, r.Reason,
+				logkeys.Group, r.Group, logkeys.Count, len(r.Instances))
 		}
 		if cur[r.Reason] == nil {
 			cur[r.Reason] = map[string]bool{}
@@ -534,16 +819,41 @@ func (m *metrics) deleteService(svc string) {
 	m.lastHour.DeletePartialMatch(l)
 }
 
-// Observe records one probe result of one of service's targets (an instance
-// or the endpoint) as it arrives, in O(1), and reports whether it may change
-// a verdict, so that the caller runs a heal cycle of that service soon.
-// Results of targets with no instance and no endpoint role (static targets)
-// are not observed at all.
-//
-// CONTRACT (wave 2): the controller calls this from the scheduler's OnResult
-// and wakes the service's heal loop only when it returns true; the healer
-// keeps the incremental per-instance detector state it needs. This first
-// version wakes on every result.
+// Observe records one probe result of one of service's targets as it
+// arrives, in O(1), and reports whether it may change a verdict, so that the
+// caller runs a heal cycle of that service soon: for an instance, see
+// Detector.Add; for a target with no instance (the endpoint), a change
+// between passing and failing. Cycle judges on these records when its
+// input brings no History; the records of instances that leave the
+// snapshot are forgotten at the next Cycle.
 func (h *Healer) Observe(service string, t probes.Target, r probes.Result) (wake bool) {
-	return true
+	o := h.observedFor(service)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t.InstanceID == "" {
+		prev, seen := o.endpoint[t.Key]
+		o.endpoint[t.Key] = r.Success
+		return !seen || prev != r.Success
+	}
+	p := o.params
+	p.Interval, p.Timeout = t.Settings.Interval.D(), t.Settings.Timeout.D()
+	d := o.dets[t.InstanceID]
+	if d == nil {
+		d = &Detector{}
+		o.dets[t.InstanceID] = d
+	}
+	return d.Add(r, p)
+}
+
+// observedFor returns the service's observed records, created on first use
+// with the default policy until a Cycle brings the service's own.
+func (h *Healer) observedFor(service string) *observed {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	o, ok := h.observed[service]
+	if !ok {
+		o = &observed{params: ParamsFor(config.Policy{}, config.Probe{}), dets: map[string]*Detector{}, endpoint: map[string]bool{}}
+		h.observed[service] = o
+	}
+	return o
 }

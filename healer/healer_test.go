@@ -113,10 +113,13 @@ func TestCycleMarksOnceNeverTwice(t *testing.T) {
 		t.Errorf("SetInstanceHealth(i-3) called %d times, want 1", got)
 	}
 
-	// The newcomer fails past its grace period: a new instance, a new mark.
+	// The newcomer fails past its grace period: a new instance, a new mark
+	// (with stop_after_failed_replacements 0: never stop).
 	clk.Advance(6 * time.Minute)
 	w.probe("i-7", clk.Now(), "FFF")
-	r = h.Cycle(ctx, w.input(clk.Now(), "c8"))
+	in := w.input(clk.Now(), "c8")
+	in.Policy.StopAfterFailedReplacements = 0
+	r = h.Cycle(ctx, in)
 	if o := r.Outcomes["i-7"]; o.Result != ResultMarked {
 		t.Fatalf("cycle 8 outcomes = %+v, want i-7 marked", r.Outcomes)
 	}
@@ -191,8 +194,8 @@ func TestCycleDryRunCallsNothing(t *testing.T) {
 	if got := testutil.ToFloat64(h.m.actions.WithLabelValues("web", "marked")); got != 0 {
 		t.Errorf("marked actions = %v, want 0", got)
 	}
-	if got := testutil.ToFloat64(h.m.lastHour.WithLabelValues("web")); got != 1 {
-		t.Errorf("actions last hour = %v, want 1 (dry-run marks use the budget)", got)
+	if got := testutil.ToFloat64(h.m.lastHour.WithLabelValues("web")); got != 0 {
+		t.Errorf("actions last hour = %v, want 0 (a dry run is a report, not state: it spends no budget)", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "medic_heal_actions_total"); err != nil || n != 5 {
 		t.Errorf("medic_heal_actions_total series = %d (%v), want 5", n, err)
@@ -230,7 +233,7 @@ func TestCycleRefusalEpisodes(t *testing.T) {
 	if n := strings.Count(logs.String(), "guard refuses to mark"); n != 3 {
 		t.Errorf("logged %d refusal lines, want 3 (one per instance, once):\n%s", n, logs.String())
 	}
-	if !strings.Contains(logs.String(), `msg="guard refuses to mark: 3 of 6 InService instances in web-asg are bad, above max_unhealthy 34% (2)" reason=max_unhealthy instance_id=i-1`) {
+	if !strings.Contains(logs.String(), `msg="guard refuses to mark: 3 of 6 desired in web-asg are unavailable (3 bad; 3 available), above max_unhealthy 34% (2)" reason=max_unhealthy instance_id=i-1`) {
 		t.Errorf("refusal line missing:\n%s", logs.String())
 	}
 
@@ -260,10 +263,16 @@ func TestCycleRefusalEpisodes(t *testing.T) {
 # HELP medic_guard_refusing 1 while the guard is refusing to mark for that reason.
 # TYPE medic_guard_refusing gauge
 medic_guard_refusing{reason="az_correlated",service="web"} 0
+medic_guard_refusing{reason="instance_refresh",service="web"} 0
 medic_guard_refusing{reason="last_healthy",service="web"} 0
 medic_guard_refusing{reason="max_unhealthy",service="web"} 1
+medic_guard_refusing{reason="paused",service="web"} 0
+medic_guard_refusing{reason="process_suspended",service="web"} 0
 medic_guard_refusing{reason="rate_limit",service="web"} 0
+medic_guard_refusing{reason="replacements_failing",service="web"} 0
+medic_guard_refusing{reason="self_unwell",service="web"} 0
 medic_guard_refusing{reason="service_wide_failure",service="web"} 0
+medic_guard_refusing{reason="spread_thin",service="web"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "medic_guard_refusing"); err != nil {
 		t.Error(err)
@@ -301,7 +310,7 @@ func TestCycleRateLimitAcrossCycles(t *testing.T) {
 	}
 }
 
-func TestCycleFailedMarkCoolsDown(t *testing.T) {
+func TestCycleFailedMarkBacksOff(t *testing.T) {
 	f := newFakeASG("i-1", "i-2", "i-3", "i-4", "i-5", "i-6")
 	f.failNext = []error{apiError(403, "AccessDenied", "no")}
 	h, _, clk, _ := newTestHealer(t, testActuator(f, log.NewNopLogger()))
@@ -311,13 +320,13 @@ func TestCycleFailedMarkCoolsDown(t *testing.T) {
 	if r.Outcomes["i-1"].Result != ResultFailed {
 		t.Fatalf("outcomes = %+v, want i-1 failed", r.Outcomes)
 	}
-	clk.Advance(FailedCooldown - time.Second)
+	clk.Advance(RetryBase - time.Nanosecond)
 	if r = h.Cycle(context.Background(), w.input(clk.Now(), "c2")); len(r.Outcomes) != 0 {
-		t.Fatalf("retried within the cooldown: %+v", r.Outcomes)
+		t.Fatalf("retried one instant before the backoff: %+v", r.Outcomes)
 	}
-	clk.Advance(time.Second)
+	clk.Advance(time.Nanosecond)
 	if r = h.Cycle(context.Background(), w.input(clk.Now(), "c3")); r.Outcomes["i-1"].Result != ResultMarked {
-		t.Fatalf("after the cooldown: outcomes = %+v, want i-1 marked", r.Outcomes)
+		t.Fatalf("after the backoff: outcomes = %+v, want i-1 marked", r.Outcomes)
 	}
 	if got := testutil.ToFloat64(h.m.actions.WithLabelValues("web", "failed")); got != 1 {
 		t.Errorf("failed actions = %v, want 1", got)

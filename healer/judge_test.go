@@ -1,6 +1,8 @@
 package healer
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,24 +16,31 @@ import (
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // defaultPolicy is config's defaults: unhealthy_after 3, healthy_after 2,
-// max_unhealthy 34%, grace from the asg, 10 actions an hour.
+// max_unhealthy 34%, grace from the asg, 10 actions an hour, failure_ratio
+// 0.6 over 15, stop after 1 failed replacement; but az_correlation off.
 func defaultPolicy() config.Policy {
 	return config.Policy{
-		UnhealthyAfter:    3,
-		HealthyAfter:      2,
-		MaxUnhealthy:      config.IntOrPercent{Value: 34, IsPercent: true},
-		GracePeriod:       config.GracePeriod{FromASG: true},
-		MaxActionsPerHour: 10,
+		UnhealthyAfter:              3,
+		HealthyAfter:                2,
+		MaxUnhealthy:                config.IntOrPercent{Value: 34, IsPercent: true},
+		GracePeriod:                 config.GracePeriod{FromASG: true},
+		MaxActionsPerHour:           10,
+		FailureRatio:                0.6,
+		FailureWindow:               15,
+		StopAfterFailedReplacements: 1,
 	}
 }
 
 // results turns a pattern like "FFP" into probe results one second apart,
-// the first at start; F fails with status 500, T fails with a timeout.
+// the first at start; F fails with status 500, T fails with a timeout, _ is
+// a slot skipped (no result).
 func results(start time.Time, pattern string) []probes.Result {
 	var out []probes.Result
 	for i, c := range pattern {
 		r := probes.Result{Start: start.Add(time.Duration(i) * time.Second), Duration: 10 * time.Millisecond}
 		switch c {
+		case '_':
+			continue
 		case 'P':
 			r.Success, r.StatusCode = true, 200
 		case 'F':
@@ -49,6 +58,12 @@ func inService(id, group string, launched time.Time) discovery.Instance {
 		LifecycleState: "InService", HealthStatus: "Healthy"}
 }
 
+// since sets when the instance entered InService.
+func since(in discovery.Instance, t time.Time) discovery.Instance {
+	in.InServiceSince = t
+	return in
+}
+
 func withLB(in discovery.Instance, hs ...discovery.TargetHealth) discovery.Instance {
 	in.LBHealth = hs
 	return in
@@ -60,7 +75,8 @@ func lbSays(tg, state, reason string) discovery.TargetHealth {
 
 func TestJudge(t *testing.T) {
 	old := t0.Add(-24 * time.Hour) // launched long ago: out of any grace
-	groups := []discovery.Group{{Name: "web-asg", GracePeriod: 5 * time.Minute}}
+	groups := []discovery.Group{{Name: "web-asg", GracePeriod: 5 * time.Minute}, {Name: "standby-asg", GracePeriod: 10 * time.Second}}
+	probe1s := config.Probe{Interval: config.Duration(time.Second), Timeout: config.Duration(time.Second)}
 	fixed := func(d time.Duration) config.Policy {
 		p := defaultPolicy()
 		p.GracePeriod = config.GracePeriod{Duration: d}
@@ -73,6 +89,7 @@ func TestJudge(t *testing.T) {
 		history    string    // pattern for results()
 		start      time.Time // of the history; zero: ends one second before now
 		policy     config.Policy
+		probe      config.Probe // zero: no freshness check
 		want       State
 		wantReason string // substring
 		wantSince  time.Time
@@ -173,6 +190,63 @@ func TestJudge(t *testing.T) {
 			history: "FFFFFP", start: t0.Add(-6 * time.Second), // grace ended at -2s, the pass is at -1s
 			want: Suspect, wantReason: "recovering"},
 
+		// Grace counts from the entry into InService.
+		{desc: "back from Standby 10s ago (grace 10s), launched long ago: one instant before the end of grace is grace",
+			inst: since(inService("i-1", "standby-asg", old), t0.Add(-10*time.Second+time.Nanosecond)), history: "FFF",
+			want: Grace, wantReason: "(in service since 11:59:50Z, grace 10s from asg standby-asg)"},
+		{desc: "back from Standby exactly the grace period ago: judged",
+			inst: since(inService("i-1", "standby-asg", old), t0.Add(-10*time.Second)), history: "FFF",
+			want: Bad},
+		{desc: "no InServiceSince: grace from the launch time, and the reason says so",
+			inst: inService("i-1", "standby-asg", t0.Add(-5*time.Second)), history: "FFF",
+			want: Grace, wantReason: "(launched 11:59:55Z, grace 10s"},
+
+		// Freshness (interval 1s, timeout 1s: stale after 3s, a gap over 1.5s).
+		{desc: "fresh: the newest result exactly 3s old still counts",
+			inst: inService("i-1", "web-asg", old), history: "PPP", start: t0.Add(-5 * time.Second), probe: probe1s,
+			want: Healthy},
+		{desc: "stale: the newest result 3s and an instant old is unknown, never healthy",
+			inst: inService("i-1", "web-asg", old), history: "PPP", start: t0.Add(-5*time.Second - time.Nanosecond), probe: probe1s,
+			want: Unknown, wantReason: "older than 3s"},
+		{desc: "stale failures are unknown too, not bad",
+			inst: inService("i-1", "web-asg", old), history: "FFFF", start: t0.Add(-time.Minute), probe: probe1s,
+			want: Unknown},
+		{desc: "missed slots, then one pass (healthy_after 2): unknown",
+			inst: inService("i-1", "web-asg", old), history: "PPPP___P", probe: probe1s,
+			want: Unknown, wantReason: "probe slots were missed before 11:59:59Z; 1 of 2 fresh results since"},
+		{desc: "missed slots, then two passes: healthy",
+			inst: inService("i-1", "web-asg", old), history: "PPPP___PP", probe: probe1s,
+			want: Healthy},
+		{desc: "one missed slot (2s between results, over 1.5 intervals) and one pass since: unknown",
+			inst: inService("i-1", "web-asg", old), history: "PP_P", probe: probe1s,
+			want: Unknown},
+		{desc: "no missed slot: healthy",
+			inst: inService("i-1", "web-asg", old), history: "PPPP", probe: probe1s,
+			want: Healthy},
+		{desc: "failures across missed slots are not consecutive",
+			inst: inService("i-1", "web-asg", old), history: "PPFF___F", probe: probe1s,
+			want: Suspect, wantReason: "1 failed probe"},
+
+		// The ratio rule (failure_ratio 0.6 over 15: 9 failures).
+		{desc: "fails 2 of every 3, never 3 in a row: bad on the ratio",
+			inst: inService("i-1", "web-asg", old), history: "FFPFFPFFPFFPFFP",
+			want: Bad, wantReason: "10 of the last 15 probes failed (failure_ratio 0.6; latest: status 500"},
+		{desc: "ratio exactly at the threshold (9 of 15): bad",
+			inst: inService("i-1", "web-asg", old), history: "PFPFFPFPFFPFPFF",
+			want: Bad, wantReason: "9 of the last 15"},
+		{desc: "ratio one below the threshold (8 of 15): suspect",
+			inst: inService("i-1", "web-asg", old), history: "PFPFPPFPFFPFPFF",
+			want: Suspect},
+		{desc: "window not yet full (14 results, 10 failed): the ratio rule waits",
+			inst: inService("i-1", "web-asg", old), history: "FFPFFPFFPFFPFP",
+			want: Healthy},
+		{desc: "a two-probe blip in a full window is not bad",
+			inst: inService("i-1", "web-asg", old), history: "PPPPPPPPPPPPPFF",
+			want: Suspect},
+		{desc: "healthy_after passes end the ratio rule's hold",
+			inst: inService("i-1", "web-asg", old), history: "FFPFFPFFPFFPFFPP",
+			want: Healthy},
+
 		// The load balancer's view is evidence in the reason of a Bad or
 		// Suspect verdict; it never changes the state or since.
 		{desc: "lb unhealthy: bad, the reason quotes the lb's reason",
@@ -243,6 +317,7 @@ func TestJudge(t *testing.T) {
 				Snapshot: discovery.Snapshot{Service: "web", Groups: groups, Instances: []discovery.Instance{tc.inst}, At: t0},
 				History:  history,
 				Policy:   p,
+				Probe:    tc.probe,
 				Now:      t0,
 			})
 			if len(got) != 1 {
@@ -292,6 +367,102 @@ func TestJudgeFleet(t *testing.T) {
 			}
 			if strings.Join(ids, ",") != strings.Join(tc.wantIDs, ",") {
 				t.Errorf("ids = %v, want %v", ids, tc.wantIDs)
+			}
+		})
+	}
+}
+
+// TestJudgePeers: the evidence an instance needs grows with its peers'
+// background failures, and an instance is bad only when it stands out.
+func TestJudgePeers(t *testing.T) {
+	old := t0.Add(-24 * time.Hour)
+	rep := func(unit string, n int) string { return strings.Repeat(unit, n/len(unit)+1)[:n] }
+	tests := []struct {
+		desc       string
+		peers      []string // each peer's history (64 results)
+		target     string   // i-0's history
+		want       State
+		wantReason string
+	}{
+		{desc: "peers never fail: plain unhealthy_after 3",
+			peers:  []string{rep("P", 64), rep("P", 64), rep("P", 64), rep("P", 64), rep("P", 64)},
+			target: rep("P", 61) + "FFF", want: Bad, wantReason: "3 consecutive failed probes"},
+		{desc: "peers fail a third of their probes: 3 in a row is not enough",
+			peers:  []string{rep("PPF", 64), rep("PFP", 64), rep("FPP", 64), rep("PPF", 64), rep("PFP", 64)},
+			target: rep("PPF", 61) + "FFF", want: Suspect, wantReason: "in a row its peers' failures call for (unhealthy_after 3)"},
+		{desc: "peers fail a third of their probes: a long run still stands out",
+			peers:  []string{rep("PPF", 64), rep("PFP", 64), rep("FPP", 64), rep("PPF", 64), rep("PFP", 64)},
+			target: rep("F", 64), want: Bad, wantReason: "so 2"},
+		{desc: "one peer failing hard is a standout, not background",
+			peers:  []string{rep("F", 64), rep("P", 64), rep("P", 64), rep("P", 64), rep("P", 64)},
+			target: rep("P", 61) + "FFF", want: Bad, wantReason: "3 consecutive failed probes"},
+		{desc: "peers fail 2 of 3 like the target: the ratio rule does not call it bad",
+			peers:  []string{rep("FFP", 64), rep("FPF", 64), rep("PFF", 64), rep("FFP", 64), rep("FPF", 64)},
+			target: rep("FFP", 64), want: Suspect},
+		{desc: "peers pass, the target fails 2 of 3: bad on the ratio",
+			peers:  []string{rep("P", 64), rep("P", 64), rep("P", 64), rep("P", 64), rep("P", 64)},
+			target: rep("FFP", 64), want: Bad, wantReason: "of the last 15 probes failed"},
+		{desc: "peers fail 10%: 3 in a row is not enough",
+			peers:  []string{rep("PPPPPPPPPF", 64), rep("PPPPPFPPPP", 64), rep("PPPPPPPPPF", 64), rep("PFPPPPPPPP", 64)},
+			target: rep("P", 61) + "FFF", want: Suspect},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			start := t0.Add(-64 * time.Second)
+			snap := discovery.Snapshot{Groups: []discovery.Group{{Name: "web-asg"}}}
+			hist := map[string][]probes.Result{}
+			for i, h := range append([]string{tc.target}, tc.peers...) {
+				id := fmt.Sprintf("i-%d", i)
+				snap.Instances = append(snap.Instances, inService(id, "web-asg", old))
+				hist[id] = results(start, h)
+			}
+			got := Judge(JudgeInput{Snapshot: snap, History: hist, Policy: defaultPolicy(), Now: t0})
+			if v := got[0]; v.State != tc.want || !strings.Contains(v.Reason, tc.wantReason) {
+				t.Errorf("i-0 = %s (%q), want %s containing %q", v.State, v.Reason, tc.want, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestStreakNeeded(t *testing.T) {
+	tests := []struct {
+		desc string
+		p    float64
+		want int
+	}{
+		{"no background: unhealthy_after", 0, 3},
+		{"1%: 5 in a row (0.01^5 = 1e-10)", 0.01, 5},
+		{"just above 1%: 5", 0.0101, 5},
+		{"10%: 9", 0.10, 9},
+		{"30%: 18", 0.30, 18},
+		{"certain failure: never", 1, math.MaxInt32},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := streakNeeded(tc.p, 3); got != tc.want {
+				t.Errorf("streakNeeded(%g, 3) = %d, want %d", tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBinomialTail(t *testing.T) {
+	tests := []struct {
+		desc string
+		k, n int
+		p    float64
+		want float64
+	}{
+		{"k 0 is certain", 0, 15, 0.3, 1},
+		{"k above n is impossible", 16, 15, 0.3, 0},
+		{"p 0: impossible", 1, 15, 0, 0},
+		{"all of 3 at 0.5", 3, 3, 0.5, 0.125},
+		{"at least 2 of 3 at 0.5", 2, 3, 0.5, 0.5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := binomialTail(tc.k, tc.n, tc.p); math.Abs(got-tc.want) > 1e-12 {
+				t.Errorf("binomialTail(%d, %d, %g) = %g, want %g", tc.k, tc.n, tc.p, got, tc.want)
 			}
 		})
 	}

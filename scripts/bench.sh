@@ -28,6 +28,7 @@ run "Probe saturation: medic's HTTP prober vs a plain net/http loop (fresh conne
 run "Probe schedule: 10,000 targets at a 5 s interval" ./probes/ 'BenchmarkSchedule$' 1x MEDIC_BENCH_SCHEDULE_SECONDS=${MEDIC_BENCH_SCHEDULE_SECONDS:-60}
 run "Detection: fault-to-mark latency (interval 1s, unhealthy_after 3) on the emulator" ./controller/ 'BenchmarkDetection$' 1x
 run "Discovery: AWS calls per refresh" ./discovery/ 'BenchmarkRefreshCalls' 5x
+run "Judge and guard: fleet simulation (60 instances, 10,000 hours at a 30 s interval; one bad instance)" ./healer/ 'BenchmarkFleetSimulation' 1x
 if ls limits/*_test.go >/dev/null 2>&1 && grep -q 'func BenchmarkRefresh' limits/*_test.go; then
   run "Limits: one full refresh, 50 groups and 20 load balancers on the emulator" ./limits/ 'BenchmarkRefresh' 3x
 fi
@@ -60,6 +61,8 @@ Targets these figures are held to:
 | schedule: resident memory above idle per target (`rss-B/target`) | ≤ 10 KiB |
 | detection: fault to mark at interval 1s, unhealthy_after 3 | ≤ 4 s (3 × 1 s + 1 s) |
 | discovery: AWS calls per refresh below one page | independent of fleet size |
+| simulation: false marks per 1,000 fleet-hours at 1/5/10/30% medic-side loss | 0 |
+| simulation: probes to mark an instance failing 100% / 67% (unhealthy_after 3, no loss) | ≤ 4 / ≤ 15 |
 
 TARGETS
   cat "$tmp"

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,11 +15,13 @@ import (
 type Mode int
 
 const (
-	ModeOK     Mode = iota // 200 "ok"
-	ModeStatus             // the set status code, body "status"
-	ModeHang               // accept and read the request, never answer
-	ModeBody               // 200 with the set body
-	ModeDown               // no listener: connections are refused
+	ModeOK      Mode = iota // 200 "ok"
+	ModeStatus              // the set status code, body "status"
+	ModeHang                // accept and read the request, never answer
+	ModeBody                // 200 with the set body
+	ModeDown                // no listener: connections are refused
+	ModePattern             // each request takes the next outcome of a cycled pattern
+	ModeFlaky               // each request fails at random with a set probability
 )
 
 func (m Mode) String() string {
@@ -33,6 +36,10 @@ func (m Mode) String() string {
 		return "body"
 	case ModeDown:
 		return "down"
+	case ModePattern:
+		return "pattern"
+	case ModeFlaky:
+		return "flaky"
 	}
 	return "mode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -52,6 +59,11 @@ type AppServer struct {
 	// hung is closed to release every request held by ModeHang; it is
 	// replaced when released.
 	hung chan struct{}
+	// pattern (ModePattern: F fails, anything else passes) and the next
+	// position in it; failRate (ModeFlaky).
+	pattern  string
+	next     int
+	failRate float64
 
 	requests atomic.Int64
 }
@@ -85,7 +97,24 @@ func (a *AppServer) health(w http.ResponseWriter, r *http.Request) {
 	a.requests.Add(1)
 	a.mu.Lock()
 	mode, status, body, hung := a.mode, a.status, a.body, a.hung
+	fail := false
+	switch mode {
+	case ModePattern:
+		fail = a.pattern[a.next%len(a.pattern)] == 'F'
+		a.next++
+	case ModeFlaky:
+		fail = rand.Float64() < a.failRate
+	}
 	a.mu.Unlock()
+	if mode == ModePattern || mode == ModeFlaky {
+		if fail {
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte("status"))
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+		return
+	}
 	switch mode {
 	case ModeHang:
 		select {
@@ -132,6 +161,27 @@ func (a *AppServer) Hang() error { return a.set(ModeHang, 0, "") }
 
 // Body answers 200 with text as the body.
 func (a *AppServer) Body(text string) error { return a.set(ModeBody, 0, text) }
+
+// Pattern answers each request with the next outcome of pattern, cycled:
+// F answers code, anything else 200 "ok". "FFP" fails 2 of every 3
+// requests, never 3 in a row.
+func (a *AppServer) Pattern(pattern string, code int) error {
+	if pattern == "" {
+		return fmt.Errorf("app server pattern: empty")
+	}
+	a.mu.Lock()
+	a.pattern, a.next = pattern, 0
+	a.mu.Unlock()
+	return a.set(ModePattern, code, "")
+}
+
+// Flaky answers code to each request with probability rate, else 200 "ok".
+func (a *AppServer) Flaky(rate float64, code int) error {
+	a.mu.Lock()
+	a.failRate = rate
+	a.mu.Unlock()
+	return a.set(ModeFlaky, code, "")
+}
 
 // Down closes the listener and every connection: connections are refused
 // until another mode listens again on the same address.

@@ -175,6 +175,21 @@ func TestAppServerModes(t *testing.T) {
 	}
 	expect("back up", 200, "ok")
 
+	if err := a.Pattern("FFP", 500); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{500, 500, 200, 500, 500, 200} {
+		expect(fmt.Sprintf("pattern FFP, request %d", i), want, map[int]string{500: "status", 200: "ok"}[want])
+	}
+	if err := a.Flaky(1, 503); err != nil {
+		t.Fatal(err)
+	}
+	expect("flaky 100%", 503, "status")
+	if err := a.Flaky(0, 503); err != nil {
+		t.Fatal(err)
+	}
+	expect("flaky 0%", 200, "ok")
+
 	// Mode changes race with requests: -race must stay quiet.
 	var wg sync.WaitGroup
 	for i := range 4 {
