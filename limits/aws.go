@@ -107,10 +107,13 @@ type clients struct {
 // Retries are the SDK's: its standard retryer with its own classifiers
 // (throttling, 5xx, transport errors; not access denied or validation),
 // at most retryMaxAttempts attempts with exponential backoff up to
-// retryMaxBackoff, each retry logged through the watcher's logger.
+// retryMaxBackoff, each retry logged (at debug) through the watcher's
+// logger. Few and short: a quota read that still fails waits for the next
+// refresh, and one slow source must not hold the whole refresh (and the
+// metrics of every other source) for tens of seconds.
 const (
-	retryMaxAttempts = 5
-	retryMaxBackoff  = 8 * time.Second
+	retryMaxAttempts = 3
+	retryMaxBackoff  = 2 * time.Second
 )
 
 // newClients builds SDK clients that share one standard retryer policy.
@@ -128,7 +131,7 @@ func newClients(cfg aws.Config, logger log.Logger, backoff retry.BackoffDelayer)
 	}
 	cfg.ClientLogMode |= aws.LogRetries
 	cfg.Logger = logging.LoggerFunc(func(_ logging.Classification, format string, v ...interface{}) {
-		level.Warn(logger).Log(logkeys.Msg, "AWS call retried", "detail", fmt.Sprintf(format, v...))
+		level.Debug(logger).Log(logkeys.Msg, "AWS call retried", "detail", fmt.Sprintf(format, v...))
 	})
 	sq := servicequotas.NewFromConfig(cfg)
 	lb2 := elbv2.NewFromConfig(cfg)

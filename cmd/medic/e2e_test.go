@@ -253,7 +253,7 @@ func TestE2EServiceWideFailureMarksNothing(t *testing.T) {
 // suspect), both fail from launch through the group's grace period and
 // share a launch time: they turn bad together when grace ends.
 func TestE2EMoreBadThanMaxUnhealthyMarksNothing(t *testing.T) {
-	const grace = 8 * time.Second
+	const grace = 15 * time.Second
 	w := newWorld(t, fleetOpts{PerAZ: 2, Grace: grace})
 	insts := w.instances()
 	ids := make([]string, len(insts))
