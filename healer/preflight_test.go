@@ -33,15 +33,24 @@ func TestPreflight(t *testing.T) {
 	}{
 		{desc: "everything fine", edit: func(*PreflightInput) {}},
 		{desc: "the issue's sentence: 2 vCPUs left, a replacement needs 4",
-			edit: func(in *PreflightInput) { in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: 2, Known: true} },
+			edit: func(in *PreflightInput) {
+				in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: 2, Known: true}
+			},
 			refusals: []PreflightRefusal{{PreflightVCPUQuota, "the On-Demand Standard vCPU quota has 2 vCPUs left; a replacement needs 4 vCPUs (m5.xlarge)"}}},
 		{desc: "exactly enough vCPUs left: allowed",
-			edit: func(in *PreflightInput) { in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: 4, Known: true} }},
+			edit: func(in *PreflightInput) {
+				in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: 4, Known: true}
+			}},
 		{desc: "two replacements need twice the vCPUs",
-			edit: func(in *PreflightInput) { in.Replacements = 2; in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: 7, Known: true} },
+			edit: func(in *PreflightInput) {
+				in.Replacements = 2
+				in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: 7, Known: true}
+			},
 			refusals: []PreflightRefusal{{PreflightVCPUQuota, "the On-Demand Standard vCPU quota has 7 vCPUs left; 2 replacements need 8 vCPUs (m5.xlarge)"}}},
 		{desc: "over the quota: negative headroom reads as 0 left",
-			edit: func(in *PreflightInput) { in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: -3, Known: true} },
+			edit: func(in *PreflightInput) {
+				in.VCPU["standard"] = VCPUHeadroom{Name: "On-Demand Standard", Left: -3, Known: true}
+			},
 			refusals: []PreflightRefusal{{PreflightVCPUQuota, "the On-Demand Standard vCPU quota has 0 vCPUs left; a replacement needs 4 vCPUs (m5.xlarge)"}}},
 		{desc: "terminate-first: the marked instance's vCPUs count",
 			edit: func(in *PreflightInput) {
@@ -67,12 +76,12 @@ func TestPreflight(t *testing.T) {
 			edit:      func(in *PreflightInput) { in.Types[0].VCPUs = 0 },
 			unchecked: 1},
 		{desc: "no free address left in any subnet",
-			edit: func(in *PreflightInput) { in.Subnets[0].Free, in.Subnets[1].Free = 0, 0 },
+			edit:     func(in *PreflightInput) { in.Subnets[0].Free, in.Subnets[1].Free = 0, 0 },
 			refusals: []PreflightRefusal{{PreflightSubnetAddresses, "the group's subnets have 0 free addresses (subnet-a in us-east-1a: 0, subnet-b in us-east-1b: 0); a replacement needs 1 address"}}},
 		{desc: "exactly one free address for one replacement: allowed",
 			edit: func(in *PreflightInput) { in.Subnets[0].Free, in.Subnets[1].Free = 0, 1 }},
 		{desc: "one free address for two replacements",
-			edit: func(in *PreflightInput) { in.Replacements = 2; in.Subnets = in.Subnets[1:]; in.Subnets[0].Free = 1 },
+			edit:     func(in *PreflightInput) { in.Replacements = 2; in.Subnets = in.Subnets[1:]; in.Subnets[0].Free = 1 },
 			refusals: []PreflightRefusal{{PreflightSubnetAddresses, "the group's subnets have 1 free address (subnet-b in us-east-1b: 1); 2 replacements need 2 addresses"}}},
 		{desc: "subnets not read: not refused", edit: func(in *PreflightInput) { in.Subnets = nil }, unchecked: 1},
 		{desc: "launch template version gone",
