@@ -84,6 +84,68 @@ func (w *LatencyWindow) Quantile(q float64, since time.Time) (time.Duration, int
 	return quantile(s, q), len(s)
 }
 
+// LatencyBook holds the LatencyWindow of every instance of every service.
+// The scheduler's result callback (Healer.Observe) adds to it as probes
+// finish; the heal cycle reads copies. Safe for concurrent use; memory is
+// bounded by the instances of the last Windows call per service.
+type LatencyBook struct {
+	mu sync.Mutex
+	m  map[string]map[string]*LatencyWindow // service → instance id → window
+}
+
+// NewLatencyBook returns an empty book.
+func NewLatencyBook() *LatencyBook {
+	return &LatencyBook{m: map[string]map[string]*LatencyWindow{}}
+}
+
+// Observe adds one instance probe result (successful ones only).
+func (b *LatencyBook) Observe(service, instanceID string, r probes.Result) {
+	if !r.Success || instanceID == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ws := b.m[service]
+	if ws == nil {
+		ws = map[string]*LatencyWindow{}
+		b.m[service] = ws
+	}
+	w := ws[instanceID]
+	if w == nil {
+		w = &LatencyWindow{}
+		ws[instanceID] = w
+	}
+	w.AddResult(r)
+}
+
+// Windows returns copies of the windows of instanceIDs (an instance with
+// no window gets an empty one) for DetectInput, and drops the service's
+// windows of every other instance: they left the fleet.
+func (b *LatencyBook) Windows(service string, instanceIDs []string) map[string]*LatencyWindow {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ws := b.m[service]
+	out := make(map[string]*LatencyWindow, len(instanceIDs))
+	keep := make(map[string]*LatencyWindow, len(instanceIDs))
+	for _, id := range instanceIDs {
+		c := &LatencyWindow{}
+		if w, ok := ws[id]; ok {
+			*c = *w
+			keep[id] = w
+		}
+		out[id] = c
+	}
+	b.m[service] = keep
+	return out
+}
+
+// Forget drops a service's windows (it left the config).
+func (b *LatencyBook) Forget(service string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, service)
+}
+
 func unixSeconds(t time.Time) uint32 {
 	s := t.Unix()
 	switch {
@@ -400,7 +462,7 @@ func quantileName(q float64) string {
 	if q == 0.5 {
 		return "median"
 	}
-	return fmt.Sprintf("p%g", q*100)
+	return fmt.Sprintf("p%g", math.Round(q*1000)/10)
 }
 
 // OutlierState is an instance's latency state across cycles.

@@ -293,3 +293,44 @@ func TestApplyLatency(t *testing.T) {
 		t.Error("ApplyLatency modified its input")
 	}
 }
+
+func TestLatencyBook(t *testing.T) {
+	b := NewLatencyBook()
+	ok := func(d time.Duration) probes.Result { return probes.Result{Start: latNow, Duration: d, Success: true} }
+	b.Observe("web", "i-1", ok(ms))
+	b.Observe("web", "i-1", probes.Result{Start: latNow, Duration: time.Second}) // failed: skipped
+	b.Observe("web", "i-2", ok(2*ms))
+	b.Observe("web", "", ok(ms)) // the endpoint: no instance, skipped
+	b.Observe("api", "i-9", ok(ms))
+
+	got := b.Windows("web", []string{"i-1", "i-3"})
+	tests := []struct {
+		desc string
+		id   string
+		n    int
+	}{
+		{"i-1: its one successful probe", "i-1", 1},
+		{"i-3: no probe yet, an empty window", "i-3", 0},
+	}
+	for _, tt := range tests {
+		if w, ok := got[tt.id]; !ok || w.Len() != tt.n {
+			t.Errorf("%s: %v", tt.desc, w)
+		}
+	}
+	got["i-1"].Add(latNow, ms) // a copy: the book is unchanged
+	if again := b.Windows("web", []string{"i-1", "i-2"}); again["i-1"].Len() != 1 || again["i-2"].Len() != 0 {
+		t.Errorf("after the first Windows call i-2 should be forgotten and i-1 unchanged: %d, %d", again["i-1"].Len(), again["i-2"].Len())
+	}
+	b.Forget("api")
+	if w := b.Windows("api", []string{"i-9"}); w["i-9"].Len() != 0 {
+		t.Error("api survives Forget")
+	}
+}
+
+func TestQuantileName(t *testing.T) {
+	for q, want := range map[float64]string{0.5: "median", 0.9: "p90", 0.99: "p99", 0.75: "p75"} {
+		if got := quantileName(q); got != want {
+			t.Errorf("%g: %q, want %q", q, got, want)
+		}
+	}
+}
