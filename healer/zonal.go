@@ -11,6 +11,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
 	arctypes "github.com/aws/aws-sdk-go-v2/service/arczonalshift/types"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/medic-sre/medic/internal/logkeys"
 )
 
 // This file reports impaired availability zones and, opted in, moves the
@@ -365,4 +369,33 @@ func zonalComment(detail string) string {
 		c = string(r[:127]) + "…"
 	}
 	return c
+}
+
+// DryRunZonalShifter wraps c so that StartZonalShift and CancelZonalShift
+// only log what they would do and call nothing; ListZonalShifts goes to c.
+// It is the only place zonal shift dry-run lives. A dry-run start returns
+// the id "dry-run" and, since ARC never hears of it, the next cycle decides
+// to start again: callers log decisions on change.
+func DryRunZonalShifter(c ZonalShifter, logger log.Logger) ZonalShifter {
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	return dryRunZonal{ZonalShifter: c, logger: logger}
+}
+
+type dryRunZonal struct {
+	ZonalShifter
+	logger log.Logger
+}
+
+func (d dryRunZonal) StartZonalShift(_ context.Context, in *arczonalshift.StartZonalShiftInput, _ ...func(*arczonalshift.Options)) (*arczonalshift.StartZonalShiftOutput, error) {
+	level.Info(d.logger).Log(logkeys.Msg, "dry run: would start a zonal shift", logkeys.LoadBalancer, aws.ToString(in.ResourceIdentifier),
+		logkeys.AZ, aws.ToString(in.AwayFrom), logkeys.Reason, aws.ToString(in.Comment), logkeys.DryRun, true)
+	return &arczonalshift.StartZonalShiftOutput{ZonalShiftId: aws.String("dry-run"), AwayFrom: in.AwayFrom,
+		ResourceIdentifier: in.ResourceIdentifier, Comment: in.Comment, Status: arctypes.ZonalShiftStatusActive}, nil
+}
+
+func (d dryRunZonal) CancelZonalShift(_ context.Context, in *arczonalshift.CancelZonalShiftInput, _ ...func(*arczonalshift.Options)) (*arczonalshift.CancelZonalShiftOutput, error) {
+	level.Info(d.logger).Log(logkeys.Msg, "dry run: would cancel a zonal shift", logkeys.ZonalShiftID, aws.ToString(in.ZonalShiftId), logkeys.DryRun, true)
+	return &arczonalshift.CancelZonalShiftOutput{ZonalShiftId: in.ZonalShiftId, Status: arctypes.ZonalShiftStatusCanceled}, nil
 }

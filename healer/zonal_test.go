@@ -288,3 +288,30 @@ func TestZonalShiftOnFakeARC(t *testing.T) {
 		t.Errorf("calls on the fake:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestZonalShiftDryRun: with the dry-run wrapper nothing reaches ARC but the
+// listing.
+func TestZonalShiftDryRun(t *testing.T) {
+	fake, client := newFakeARC(t, func() time.Time { return latNow })
+	act := ZonalShiftActuator{Client: DryRunZonalShifter(client, nil), Resource: "arn:lb", ZoneIDs: map[string]string{"us-east-1a": "use1-az1"}}
+	ctx := context.Background()
+	tests := []struct {
+		desc string
+		d    ZonalDecision
+		want string
+	}{
+		{"start", ZonalDecision{Action: ZonalStart, AZ: "us-east-1a", ExpiresIn: time.Hour, Detail: "test"}, "dry-run"},
+		{"cancel", ZonalDecision{Action: ZonalCancel, ShiftID: "zs-7"}, "zs-7"},
+	}
+	for _, tt := range tests {
+		if id, err := act.Apply(ctx, tt.d); err != nil || id != tt.want {
+			t.Errorf("%s: %q, %v", tt.desc, id, err)
+		}
+	}
+	if active, err := act.Active(ctx); err != nil || len(active) != 0 {
+		t.Errorf("active %v, %v", active, err)
+	}
+	if got := fake.Calls(); strings.Join(got, ",") != "GET /zonalshifts" {
+		t.Errorf("calls on the fake: %q, want only the listing", got)
+	}
+}
