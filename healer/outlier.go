@@ -187,7 +187,8 @@ type OutlierPolicy struct {
 	// not judged, nor counted as anyone's peer. Default 10.
 	MinSamples int
 	// MinPeers: an instance is judged only against at least this many other
-	// instances with MinSamples each. Default 2 (a fleet of three).
+	// instances with MinSamples each. Default 2 (a fleet of three); below 1
+	// counts as 1.
 	MinPeers int
 	// RelativeMargin: an outlier's typical latency is at least this many
 	// times its peers' (exactly at the margin counts). Default 3.
@@ -365,16 +366,17 @@ func DetectLatencyOutliers(in DetectInput) LatencyReport {
 		typicals = append(typicals, rep.Standings[i].Typical)
 	}
 	rep.FleetTypical = quantile(slices.Clone(typicals), 0.5)
-	if len(judged) < p.MinPeers+1 || len(judged) == 0 {
+	minPeers := max(p.MinPeers, 1)
+	if len(judged) < minPeers+1 {
 		for _, i := range judged {
 			s := &rep.Standings[i]
 			s.Status = LatencyTooFewPeers
 			s.Reason = fmt.Sprintf("%s latency %s, but only %s with min_samples %d, below min_peers %d",
-				quantileName(p.Quantile), s.Typical, plural(len(judged)-1, "other instance"), p.MinSamples, p.MinPeers)
+				quantileName(p.Quantile), s.Typical, plural(len(judged)-1, "other instance"), p.MinSamples, minPeers)
 		}
 		rep.Finding = FindingInsufficient
 		rep.Reason = fmt.Sprintf("%s of %d with at least %d successful probes in the last %s: latency outliers need %d",
-			plural(len(judged), "instance"), len(in.Windows), p.MinSamples, p.Window, p.MinPeers+1)
+			plural(len(judged), "instance"), len(in.Windows), p.MinSamples, p.Window, minPeers+1)
 		return rep
 	}
 

@@ -154,6 +154,10 @@ func TestDetectLatencyOutliers(t *testing.T) {
 			windows: map[string]*LatencyWindow{"a": latSame(3, ms), "b": latSame(3, ms), "c": nil},
 			finding: FindingInsufficient, status: map[string]LatencyStatus{"c": LatencyTooFewSamples}},
 		{desc: "no instances", windows: nil, finding: FindingInsufficient},
+		{desc: "min_peers 0 counts as 1: a lone instance is never judged",
+			windows: map[string]*LatencyWindow{"slow": latSame(20, 600*ms)}, timeout: 800 * ms,
+			policy:  func(p *OutlierPolicy) { p.MinPeers = 0 },
+			finding: FindingInsufficient, status: map[string]LatencyStatus{"slow": LatencyTooFewPeers}},
 		{desc: "disabled", windows: with(latFleet(5, ms), "slow", latSame(20, 600*ms)),
 			policy: func(p *OutlierPolicy) { p.Enabled = false }, finding: FindingDisabled},
 	}
@@ -332,5 +336,71 @@ func TestQuantileName(t *testing.T) {
 		if got := quantileName(q); got != want {
 			t.Errorf("%g: %q, want %q", q, got, want)
 		}
+	}
+}
+
+// TestLatencyPipeline runs the pieces as the heal cycle will, probe by probe
+// and cycle by cycle: LatencyBook fed like Observe, DetectLatencyOutliers,
+// OutlierTracker, ApplyLatency. One instance answering in 600 ms among five
+// at about 1 ms turns Bad (and only it) degraded_for after it first stands
+// out; a fleet all at 600 ms marks nothing and reports a slow service.
+func TestLatencyPipeline(t *testing.T) {
+	p := DefaultOutlierPolicy()
+	ids := []string{"i-0", "i-1", "i-2", "i-3", "i-4", "i-5"}
+	tests := []struct {
+		desc      string
+		latency   func(id string) time.Duration
+		finding   LatencyFinding
+		bad       string        // the instance expected Bad at the end, "" for none
+		firstSeen time.Duration // when it first stands out (probes every 2 s from 0)
+	}{
+		{"one slow instance is marked, alone", func(id string) time.Duration {
+			if id == "i-3" {
+				return 600 * ms
+			}
+			return ms
+		}, FindingOutliers, "i-3", 18 * time.Second},
+		{"every instance slow: nothing marked, a slow service", func(string) time.Duration { return 600 * ms }, FindingServiceSlow, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			book, tr := NewLatencyBook(), NewOutlierTracker()
+			var rep LatencyReport
+			var states []OutlierState
+			var since time.Time
+			end := latNow.Add(p.DegradedFor + time.Minute)
+			for now := latNow; !now.After(end); now = now.Add(2 * time.Second) {
+				for _, id := range ids {
+					book.Observe("web", id, probes.Result{Start: now, Duration: tt.latency(id), Success: true})
+				}
+				rep = DetectLatencyOutliers(DetectInput{Windows: book.Windows("web", ids), Policy: p, ProbeTimeout: 800 * ms, Now: now})
+				states = tr.Update(rep, p.DegradedFor, now)
+				if len(states) > 0 && since.IsZero() {
+					since = states[0].Since
+				}
+			}
+			if rep.Finding != tt.finding {
+				t.Errorf("finding %s, want %s (%s)", rep.Finding, tt.finding, rep.Reason)
+			}
+			var vs []Verdict
+			for _, id := range ids {
+				vs = append(vs, Verdict{Instance: discovery.Instance{ID: id}, State: Healthy})
+			}
+			var bad []string
+			for _, v := range ApplyLatency(vs, states) {
+				if v.State == Bad {
+					bad = append(bad, v.Instance.ID)
+					if !v.Since.Equal(since) || !strings.Contains(v.Reason, "latency outlier since") {
+						t.Errorf("%s: since %s, reason %q", v.Instance.ID, v.Since, v.Reason)
+					}
+				}
+			}
+			if got := strings.Join(bad, ","); got != tt.bad {
+				t.Errorf("bad %q, want %q", got, tt.bad)
+			}
+			if tt.bad != "" && since.Sub(latNow) != tt.firstSeen {
+				t.Errorf("first stood out %s after the first probe, want %s (min_samples %d at 2 s)", since.Sub(latNow), tt.firstSeen, p.MinSamples)
+			}
+		})
 	}
 }
