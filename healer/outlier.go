@@ -402,16 +402,23 @@ func DetectLatencyOutliers(in DetectInput) LatencyReport {
 	if slow == 0 {
 		slow = in.ProbeTimeout / 2
 	}
+	fleetFinding(&rep, standOut, len(judged), slow, p)
+	return rep
+}
+
+// fleetFinding applies steps 5 to 7 of DetectLatencyOutliers to rep, whose
+// judged instances are all LatencyNormal and standOut of them stand out.
+func fleetFinding(rep *LatencyReport, standOut []int, judged int, slow time.Duration, p OutlierPolicy) {
 	switch {
 	case slow > 0 && rep.FleetTypical >= slow:
 		rep.Finding = FindingServiceSlow
 		rep.Reason = fmt.Sprintf("the service is slow as a whole: the %s latency of its %d judged instances is %s, at or above %s; no instance is an outlier",
-			quantileName(p.Quantile), len(judged), rep.FleetTypical, slow)
+			quantileName(p.Quantile), judged, rep.FleetTypical, slow)
 		notJudged(rep.Standings, standOut, "the service is slow as a whole")
-	case len(standOut) > 0 && 2*len(standOut) >= len(judged):
+	case len(standOut) > 0 && 2*len(standOut) >= judged:
 		rep.Finding = FindingWidespread
 		rep.Reason = fmt.Sprintf("%d of %d judged instances are slower than their peers by both margins: a condition of the fleet, not of a few instances; no instance is an outlier",
-			len(standOut), len(judged))
+			len(standOut), judged)
 		notJudged(rep.Standings, standOut, "half or more of the fleet stands out")
 	case len(standOut) > 0:
 		rep.Finding = FindingOutliers
@@ -421,13 +428,12 @@ func DetectLatencyOutliers(in DetectInput) LatencyReport {
 			ids = append(ids, rep.Standings[i].InstanceID)
 		}
 		rep.Reason = fmt.Sprintf("%s of %d judged instances slower than their peers by both margins (%s): %v",
-			plural(len(standOut), "latency outlier"), len(judged), marginsText(p), ids)
+			plural(len(standOut), "latency outlier"), judged, marginsText(p), ids)
 	default:
 		rep.Finding = FindingNone
 		rep.Reason = fmt.Sprintf("no latency outlier among %d judged instances (%s latency %s)",
-			len(judged), quantileName(p.Quantile), rep.FleetTypical)
+			judged, quantileName(p.Quantile), rep.FleetTypical)
 	}
-	return rep
 }
 
 // standsOut applies both margins, inclusive.
