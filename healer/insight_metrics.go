@@ -1,10 +1,6 @@
 package healer
 
-import (
-	"fmt"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // InsightMetrics exports what the latency, vantage, zonal and pre-flight
 // decisions found, one Set call per service per cycle. Safe for concurrent
@@ -48,12 +44,8 @@ func NewInsightMetrics(r prometheus.Registerer) (*InsightMetrics, error) {
 			Help: "Marks not made because a replacement could not launch, by reason.",
 		}, []string{"service", "reason"}),
 	}
-	if r != nil {
-		for _, c := range []prometheus.Collector{m.finding, m.ratio, m.vantage, m.zonal, m.preflight} {
-			if err := r.Register(c); err != nil {
-				return nil, fmt.Errorf("register insight metrics: %w", err)
-			}
-		}
+	if err := registerAll(r, "insight", m.finding, m.ratio, m.vantage, m.zonal, m.preflight); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

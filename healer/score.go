@@ -121,14 +121,24 @@ func NewScorer(r prometheus.Registerer, deadline time.Duration) (*Scorer, error)
 		pending: map[string]map[string]pendingMark{},
 		scores:  map[string]map[Detector]*DetectorScore{},
 	}
-	if r != nil {
-		for _, c := range []prometheus.Collector{s.marks, s.outcomes, s.repair} {
-			if err := r.Register(c); err != nil {
-				return nil, fmt.Errorf("register scorer metrics: %w", err)
-			}
-		}
+	if err := registerAll(r, "scorer", s.marks, s.outcomes, s.repair); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// registerAll registers cs on r (nil registers nothing), stopping at the
+// first error, which names what.
+func registerAll(r prometheus.Registerer, what string, cs ...prometheus.Collector) error {
+	if r == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			return fmt.Errorf("register %s metrics: %w", what, err)
+		}
+	}
+	return nil
 }
 
 // Marked records that instance of service was marked on detector's word;
