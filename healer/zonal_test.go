@@ -2,13 +2,9 @@ package healer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	arctypes "github.com/aws/aws-sdk-go-v2/service/arczonalshift/types"
 
 	"github.com/medic-sre/medic/discovery"
+	"github.com/medic-sre/medic/internal/emulator"
 )
 
 // zh is a zone's health in shorthand: "a:1/4" is us-east-1a with 1 of 4
@@ -118,111 +115,17 @@ func TestZoneHealthFrom(t *testing.T) {
 	}
 }
 
-// fakeARC is a FAKE of the ARC zonal shift API (the emulator, moto, lacks
-// it): an httptest server speaking its REST-JSON protocol for the three
-// calls medic makes — POST /zonalshifts, DELETE /zonalshifts/{id}, GET
-// /zonalshifts — with ARC's rule of one active shift per resource. The
-// real SDK client reaches it through BaseEndpoint.
-type fakeARC struct {
-	mu     sync.Mutex
-	now    func() time.Time
-	next   int
-	shifts []map[string]any // JSON members as ARC returns them
-	calls  []string
-}
-
-func newFakeARC(t *testing.T, now func() time.Time) (*fakeARC, *arczonalshift.Client) {
-	f := &fakeARC{now: now}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+// newFakeARC starts the FAKE ARC zonal shift server (emulator.FakeARC: moto
+// lacks the API) and returns it with the real SDK client pointed at it
+// through BaseEndpoint.
+func newFakeARC(t *testing.T, now func() time.Time) (*emulator.FakeARC, *arczonalshift.Client) {
+	f := emulator.StartFakeARCT(t, now)
 	c := arczonalshift.New(arczonalshift.Options{
 		Region:       "us-east-1",
-		BaseEndpoint: aws.String(srv.URL),
+		BaseEndpoint: aws.String(f.URL()),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFAKE", "fake-secret", ""),
-		HTTPClient:   srv.Client(),
 	})
 	return f, c
-}
-
-func (f *fakeARC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
-	w.Header().Set("Content-Type", "application/json")
-	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/zonalshifts":
-		var in struct{ ResourceIdentifier, AwayFrom, ExpiresIn, Comment string }
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-			f.fail(w, 400, "ValidationException", err.Error(), nil)
-			return
-		}
-		exp, err := time.ParseDuration(in.ExpiresIn)
-		if err != nil || in.AwayFrom == "" || in.ResourceIdentifier == "" {
-			f.fail(w, 400, "ValidationException", "bad input", nil)
-			return
-		}
-		for _, s := range f.shifts {
-			if s["resourceIdentifier"] == in.ResourceIdentifier && s["status"] == "ACTIVE" {
-				f.fail(w, 409, "ConflictException", "a zonal shift is already active", map[string]any{
-					"reason": "SimultaneousZonalShiftsConflict", "zonalShiftId": s["zonalShiftId"]})
-				return
-			}
-		}
-		f.next++
-		now := f.now()
-		s := map[string]any{"zonalShiftId": fmt.Sprintf("zs-%d", f.next), "resourceIdentifier": in.ResourceIdentifier,
-			"awayFrom": in.AwayFrom, "comment": in.Comment, "status": "ACTIVE",
-			"startTime": now.Unix(), "expiryTime": now.Add(exp).Unix()}
-		f.shifts = append(f.shifts, s)
-		w.WriteHeader(201)
-		_ = json.NewEncoder(w).Encode(s)
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/zonalshifts/"):
-		id := strings.TrimPrefix(r.URL.Path, "/zonalshifts/")
-		for _, s := range f.shifts {
-			if s["zonalShiftId"] == id {
-				if s["status"] != "ACTIVE" {
-					f.fail(w, 409, "ConflictException", "not active", map[string]any{"reason": "ZonalShiftStatusNotActive", "zonalShiftId": id})
-					return
-				}
-				s["status"] = "CANCELED"
-				_ = json.NewEncoder(w).Encode(s)
-				return
-			}
-		}
-		f.fail(w, 404, "ResourceNotFoundException", "no zonal shift "+id, nil)
-	case r.Method == http.MethodGet && r.URL.Path == "/zonalshifts":
-		q := r.URL.Query()
-		items := []map[string]any{}
-		for _, s := range f.shifts {
-			if (q.Get("status") == "" || s["status"] == q.Get("status")) &&
-				(q.Get("resourceIdentifier") == "" || s["resourceIdentifier"] == q.Get("resourceIdentifier")) {
-				item := map[string]any{"shiftType": "ZONAL_SHIFT"}
-				for k, v := range s {
-					item[k] = v
-				}
-				items = append(items, item)
-			}
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"items": items})
-	default:
-		f.fail(w, 404, "UnknownOperationException", r.Method+" "+r.URL.Path, nil)
-	}
-}
-
-func (f *fakeARC) fail(w http.ResponseWriter, status int, code, msg string, extra map[string]any) {
-	w.Header().Set("X-Amzn-Errortype", code)
-	w.WriteHeader(status)
-	body := map[string]any{"message": msg}
-	for k, v := range extra {
-		body[k] = v
-	}
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-func (f *fakeARC) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
 }
 
 // TestZonalShiftOnFakeARC: failures clustered in one zone start one zonal
@@ -281,6 +184,11 @@ func TestZonalShiftOnFakeARC(t *testing.T) {
 	}
 	if active, err = act.Active(ctx); err != nil || len(active) != 0 {
 		t.Errorf("active after cancel: %+v, %v", active, err)
+	}
+	shifts := fake.Shifts()
+	if len(shifts) != 1 || shifts[0].AwayFrom != "use1-az1" || shifts[0].Status != "CANCELED" || shifts[0].Resource != lb ||
+		!strings.HasPrefix(shifts[0].Comment, "medic: us-east-1a is impaired: 3 of 4 probed instances bad") {
+		t.Errorf("shifts on the fake: %+v", shifts)
 	}
 	want := []string{"GET /zonalshifts", "POST /zonalshifts", "GET /zonalshifts", "GET /zonalshifts", "POST /zonalshifts",
 		"GET /zonalshifts", "DELETE /zonalshifts/zs-1", "GET /zonalshifts"}
