@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
 	arctypes "github.com/aws/aws-sdk-go-v2/service/arczonalshift/types"
@@ -221,5 +223,29 @@ func TestZonalShiftDryRun(t *testing.T) {
 	}
 	if got := fake.Calls(); strings.Join(got, ",") != "GET /zonalshifts" {
 		t.Errorf("calls on the fake: %q, want only the listing", got)
+	}
+}
+
+// TestFakeARCThroughEnvironment: the medic binary reaches the fake the
+// production way, through the SDK's service-specific endpoint variable.
+func TestFakeARCThroughEnvironment(t *testing.T) {
+	fake := emulator.StartFakeARCT(t, nil)
+	t.Setenv("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", fake.URL())
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFAKE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := ZonalShiftActuator{Client: arczonalshift.NewFromConfig(cfg), Resource: "arn:lb"}
+	if _, err := act.Active(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Calls(); len(got) != 1 || got[0] != "GET /zonalshifts" {
+		t.Errorf("calls on the fake: %q", got)
 	}
 }
