@@ -43,7 +43,7 @@ type latSim struct {
 	now     time.Time
 }
 
-const simInterval = 2 * time.Second // the default probe interval
+const latSimInterval = 2 * time.Second // the default probe interval
 
 func newLatSim(n int, noise latNoise, seed uint64) *latSim {
 	s := &latSim{noise: noise, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
@@ -69,7 +69,7 @@ func (s *latSim) sample(i int) time.Duration {
 // step probes every instance once, runs one detector cycle and returns the
 // instances the tracker finds bad.
 func (s *latSim) step() []string {
-	s.now = s.now.Add(simInterval)
+	s.now = s.now.Add(latSimInterval)
 	for i, id := range s.ids {
 		s.windows[id].Add(s.now, s.sample(i))
 	}
@@ -120,12 +120,12 @@ func BenchmarkLatencyOutlierDelay(b *testing.B) {
 
 func outlierDelay(k float64, seed uint64) (time.Duration, bool) {
 	s := newLatSim(6, realistic, seed)
-	for range int(5 * time.Minute / simInterval) {
+	for range int(5 * time.Minute / latSimInterval) {
 		s.step()
 	}
 	s.slow[0] = k
 	start := s.now
-	for range int(30 * time.Minute / simInterval) {
+	for range int(30 * time.Minute / latSimInterval) {
 		if bad := s.step(); slices.Contains(bad, s.ids[0]) {
 			return s.now.Sub(start), true
 		}
@@ -153,7 +153,7 @@ func BenchmarkLatencyOutlierFalseMarks(b *testing.B) {
 				marks, degraded = 0, 0
 				s := newLatSim(instances, p.noise, 7)
 				wasBad, wasDegraded := map[string]bool{}, map[string]bool{}
-				for range int(hours * time.Hour / simInterval) {
+				for range int(hours * time.Hour / latSimInterval) {
 					s.step()
 					nowBad, nowDegraded := map[string]bool{}, map[string]bool{}
 					for _, st := range s.tracker.States() {
@@ -175,7 +175,7 @@ func BenchmarkLatencyOutlierFalseMarks(b *testing.B) {
 			b.ReportMetric(float64(marks)*1000/fleetHours, "false-marks/1000fleet-h")
 			b.ReportMetric(float64(degraded)*1000/fleetHours, "degraded-episodes/1000fleet-h")
 			b.Logf("noise %s: %d false marks and %d degraded episodes in %.0f fleet-hours (%d instances, probes every %s)",
-				p.name, marks, degraded, fleetHours, instances, simInterval)
+				p.name, marks, degraded, fleetHours, instances, latSimInterval)
 		})
 	}
 }

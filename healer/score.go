@@ -17,21 +17,21 @@ import (
 // how long it took from the first failed probe to a serving replacement.
 // A detector that marks often and rarely helps is one to tune.
 
-// Detector names what judged an instance bad. The values are the `detector`
+// DetectorKind names what judged an instance bad. The values are the `detector`
 // label of the score metrics.
-type Detector string
+type DetectorKind string
 
 const (
 	// DetectorConsecutiveFailures: unhealthy_after failed probes in a row.
-	DetectorConsecutiveFailures Detector = "consecutive_failures"
+	DetectorConsecutiveFailures DetectorKind = "consecutive_failures"
 	// DetectorFailureRatio: too many failed probes in a window.
-	DetectorFailureRatio Detector = "failure_ratio"
+	DetectorFailureRatio DetectorKind = "failure_ratio"
 	// DetectorLatencyOutlier: slower than its peers for degraded_for.
-	DetectorLatencyOutlier Detector = "latency_outlier"
+	DetectorLatencyOutlier DetectorKind = "latency_outlier"
 )
 
-// Detectors lists every Detector.
-var Detectors = []Detector{DetectorConsecutiveFailures, DetectorFailureRatio, DetectorLatencyOutlier}
+// Detectors lists every DetectorKind.
+var Detectors = []DetectorKind{DetectorConsecutiveFailures, DetectorFailureRatio, DetectorLatencyOutlier}
 
 // MarkOutcome is how a mark ended. The values are the `outcome` label of
 // medic_detector_mark_outcomes_total.
@@ -55,7 +55,7 @@ var repairBuckets = []float64{30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200}
 // Settled is one mark whose outcome is now known.
 type Settled struct {
 	Service, InstanceID string
-	Detector            Detector
+	Detector            DetectorKind
 	Outcome             MarkOutcome
 	FirstFailure        time.Time
 	MarkedAt            time.Time
@@ -66,14 +66,14 @@ type Settled struct {
 
 // DetectorScore is one detector's record for one service.
 type DetectorScore struct {
-	Detector                       Detector
+	Detector                       DetectorKind
 	Marks, Recovered, NotRecovered int
 	// Pending marks await their outcome.
 	Pending int
 }
 
 type pendingMark struct {
-	detector     Detector
+	detector     DetectorKind
 	firstFailure time.Time
 	markedAt     time.Time
 }
@@ -88,7 +88,7 @@ type Scorer struct {
 
 	mu      sync.Mutex
 	pending map[string]map[string]pendingMark // service → instance → mark
-	scores  map[string]map[Detector]*DetectorScore
+	scores  map[string]map[DetectorKind]*DetectorScore
 }
 
 // NewScorer returns a Scorer whose marks count as NotRecovered when the
@@ -119,7 +119,7 @@ func NewScorer(r prometheus.Registerer, deadline time.Duration) (*Scorer, error)
 			Buckets: repairBuckets,
 		}, []string{"service", "detector"}),
 		pending: map[string]map[string]pendingMark{},
-		scores:  map[string]map[Detector]*DetectorScore{},
+		scores:  map[string]map[DetectorKind]*DetectorScore{},
 	}
 	if err := registerAll(r, "scorer", s.marks, s.outcomes, s.repair); err != nil {
 		return nil, err
@@ -145,7 +145,7 @@ func registerAll(r prometheus.Registerer, what string, cs ...prometheus.Collecto
 // firstFailure is when its evidence began (the verdict's Since). Marking an
 // instance whose earlier mark is still pending changes nothing: the first
 // mark and its detector stand.
-func (s *Scorer) Marked(service, instance string, d Detector, firstFailure, at time.Time) {
+func (s *Scorer) Marked(service, instance string, d DetectorKind, firstFailure, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps := s.pending[service]
@@ -198,10 +198,10 @@ func (s *Scorer) Settle(service string, recovered bool, now time.Time) []Settled
 }
 
 // score returns service's record of d, creating it; s.mu held.
-func (s *Scorer) score(service string, d Detector) *DetectorScore {
+func (s *Scorer) score(service string, d DetectorKind) *DetectorScore {
 	m := s.scores[service]
 	if m == nil {
-		m = map[Detector]*DetectorScore{}
+		m = map[DetectorKind]*DetectorScore{}
 		s.scores[service] = m
 	}
 	sc := m[d]
