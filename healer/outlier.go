@@ -90,32 +90,64 @@ func (w *LatencyWindow) Quantile(q float64, since time.Time) (time.Duration, int
 // bounded by the instances of the last Windows call per service.
 type LatencyBook struct {
 	mu sync.Mutex
-	m  map[string]map[string]*LatencyWindow // service → instance id → window
+	m  map[string]map[string]*bookEntry // service → instance id → window
+}
+
+// bookEntry is one instance's window and the start of the newest result
+// added, so a result offered twice (by Observe and by a cycle's History)
+// counts once.
+type bookEntry struct {
+	w    LatencyWindow
+	last time.Time
 }
 
 // NewLatencyBook returns an empty book.
 func NewLatencyBook() *LatencyBook {
-	return &LatencyBook{m: map[string]map[string]*LatencyWindow{}}
+	return &LatencyBook{m: map[string]map[string]*bookEntry{}}
 }
 
-// Observe adds one instance probe result (successful ones only).
+// Observe adds one instance probe result (successful ones only). A result
+// that started no later than the newest one added for the instance is
+// skipped: it was added already.
 func (b *LatencyBook) Observe(service, instanceID string, r probes.Result) {
 	if !r.Success || instanceID == "" {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.observe(service, instanceID, r)
+}
+
+// ObserveHistory adds the results of each instance's history (oldest
+// first) that are newer than those already added.
+func (b *LatencyBook) ObserveHistory(service string, history map[string][]probes.Result) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, rs := range history {
+		for _, r := range rs {
+			if r.Success && id != "" {
+				b.observe(service, id, r)
+			}
+		}
+	}
+}
+
+func (b *LatencyBook) observe(service, instanceID string, r probes.Result) {
 	ws := b.m[service]
 	if ws == nil {
-		ws = map[string]*LatencyWindow{}
+		ws = map[string]*bookEntry{}
 		b.m[service] = ws
 	}
-	w := ws[instanceID]
-	if w == nil {
-		w = &LatencyWindow{}
-		ws[instanceID] = w
+	e := ws[instanceID]
+	if e == nil {
+		e = &bookEntry{}
+		ws[instanceID] = e
 	}
-	w.AddResult(r)
+	if !r.Start.After(e.last) {
+		return
+	}
+	e.last = r.Start
+	e.w.AddResult(r)
 }
 
 // Windows returns copies of the windows of instanceIDs (an instance with
@@ -126,12 +158,12 @@ func (b *LatencyBook) Windows(service string, instanceIDs []string) map[string]*
 	defer b.mu.Unlock()
 	ws := b.m[service]
 	out := make(map[string]*LatencyWindow, len(instanceIDs))
-	keep := make(map[string]*LatencyWindow, len(instanceIDs))
+	keep := make(map[string]*bookEntry, len(instanceIDs))
 	for _, id := range instanceIDs {
 		c := &LatencyWindow{}
-		if w, ok := ws[id]; ok {
-			*c = *w
-			keep[id] = w
+		if e, ok := ws[id]; ok {
+			*c = e.w
+			keep[id] = e
 		}
 		out[id] = c
 	}
@@ -566,6 +598,7 @@ func ApplyLatency(verdicts []Verdict, states []OutlierState) []Verdict {
 			out[i].State = Bad
 			out[i].Since = s.Since
 			out[i].Reason = s.Reason
+			out[i].Detector = DetectorLatencyOutlier
 		}
 	}
 	return out
