@@ -24,13 +24,15 @@ const (
 	PrewarmNeeded           Kind = "prewarm_needed"
 	PrewarmApplied          Kind = "prewarm_applied"
 	AWSAPITrouble           Kind = "aws_api_trouble"
+	ServiceSlow             Kind = "service_slow"    // the whole service answers slowly: no instance stands out
+	VantageProblem          Kind = "vantage_problem" // the endpoint, the instances and the load balancer disagree: not the instances' fault
 )
 
 // allKinds lists every Kind.
 var allKinds = []Kind{
 	InstanceMarked, MarkRefused, EndpointFailing, EndpointRecovered, ReplacementRecovered,
 	ReplacementNotRecovered, QuotaNearLimit, QuotaExhaustionForecast, PrewarmNeeded,
-	PrewarmApplied, AWSAPITrouble,
+	PrewarmApplied, AWSAPITrouble, ServiceSlow, VantageProblem,
 }
 
 // Severity says whether anyone needs to act. Its values are the severity

@@ -430,6 +430,7 @@ func (c *Controller) healOnce(ctx context.Context) {
 			History:   hist,
 			Endpoint:  endpointState(svc, all[endpointKey(svc.Name)]),
 			Policy:    svc.Policy,
+			Probe:     svc.InstanceProbe,
 			RequestID: newRequestID(),
 			Frozen:    stale,
 		}
