@@ -48,6 +48,9 @@ type Options struct {
 	// HealInterval is the longest the healer waits between cycles when no
 	// probe result wakes it. Default 1s.
 	HealInterval time.Duration
+	// Preflight, when set, checks before a mark that the group can launch
+	// a replacement (NewPreflightFacts). Nil: no pre-flight.
+	Preflight healer.PreflightSource
 }
 
 // Controller owns the discovery loop, the probe scheduler and the heal loop.
@@ -118,6 +121,7 @@ func New(o Options) *Controller {
 		Logger:     o.Logger,
 		Registerer: o.Registerer,
 		Now:        o.Now,
+		Preflight:  o.Preflight,
 	})
 	c.sched.Update(c.targets())
 	return c

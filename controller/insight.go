@@ -1,11 +1,14 @@
 package controller
 
 import (
+	"context"
+	"strings"
 	"time"
 
 	"github.com/medic-sre/medic/alerts"
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/healer"
+	"github.com/medic-sre/medic/limits"
 )
 
 // insightEvents remembers, per service, the findings already told, so the
@@ -71,4 +74,59 @@ func vantageSummary(svc string, v healer.VantageVerdict) string {
 	default:
 		return "medic's own vantage is the likely fault for " + svc
 	}
+}
+
+// PreflightFacts is the healer's PreflightSource in production: what AWS
+// says of a group (healer.PreflightReader), with the On-Demand vCPU quota
+// headroom taken from the limits watcher's latest snapshot. Spot-only
+// groups get no vCPU headroom (the check is listed as unchecked).
+type PreflightFacts struct {
+	reader healer.PreflightReader
+	limits func() limits.Snapshot
+}
+
+// NewPreflightFacts reads groups through ec2 and asg, and quota headroom
+// from snapshot (the limits watcher's Snapshot; nil: headroom unknown).
+func NewPreflightFacts(ec2 healer.PreflightEC2, asg healer.PreflightASG, snapshot func() limits.Snapshot) *PreflightFacts {
+	return &PreflightFacts{reader: healer.PreflightReader{EC2: ec2, ASG: asg, ClassOf: vcpuQuotaKey}, limits: snapshot}
+}
+
+// vcpuQuotaKey is the On-Demand vCPU quota an instance type draws on
+// ("ec2/L-1216C47A"), the quota class of pre-flight's LaunchType.
+func vcpuQuotaKey(instanceType string) string {
+	k, _ := limits.QuotaFor(instanceType, limits.OnDemand)
+	return k
+}
+
+// PreflightInput implements healer.PreflightSource.
+func (p *PreflightFacts) PreflightInput(ctx context.Context, _ string, group string) (healer.PreflightInput, error) {
+	in, err := p.reader.Read(ctx, group)
+	if p.limits == nil || in.Purchase == healer.Spot {
+		return in, err
+	}
+	in.VCPU = vcpuHeadroom(p.limits().Quotas)
+	return in, err
+}
+
+// vcpuHeadroom is the headroom of every On-Demand vCPU quota in the
+// snapshot, by quota key, named as pre-flight's sentences name them.
+func vcpuHeadroom(quotas []limits.QuotaStatus) map[string]healer.VCPUHeadroom {
+	names := map[string]string{}
+	for _, f := range limits.VCPUFamilies {
+		name, ok := healer.VCPUQuotaNames[f.Name]
+		if !ok {
+			name = strings.TrimSuffix(strings.TrimPrefix(f.OnDemandName, "Running "), " instances")
+		}
+		if _, seen := names["ec2/"+f.OnDemand]; !seen {
+			names["ec2/"+f.OnDemand] = name
+		}
+	}
+	out := map[string]healer.VCPUHeadroom{}
+	for _, q := range quotas {
+		key := q.ServiceCode + "/" + q.Code
+		if name, ok := names[key]; ok {
+			out[key] = healer.VCPUHeadroom{Name: name, Left: q.Limit - q.Usage, Known: q.LimitKnown && q.UsageKnown}
+		}
+	}
+	return out
 }

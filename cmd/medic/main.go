@@ -227,18 +227,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var page *statuspage.Page // fed every cycle's report, for its recent-events list
+	var watcher *limits.Watcher // set below, before anything runs
+	ec2c := ec2.NewFromConfig(awsCfg)
 	ctrl := controller.New(controller.Options{
 		Config: cfg,
-		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2.NewFromConfig(awsCfg),
+		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2c,
 			ELB: elasticloadbalancingv2.NewFromConfig(awsCfg), Logger: logger, Registerer: reg}),
 		Actuator:   act,
 		Notifier:   notifier,
 		Logger:     logger,
 		Registerer: reg,
 		OnReport:   func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
+		Preflight:  controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
 	})
 
-	watcher := limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
+	watcher = limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
 		Notifier: notifier, DryRun: f.dryRun, Groups: cfg.Groups()})
 
 	page = statuspage.New(ctrl, logger, statuspage.WithLimits(watcher))
