@@ -88,3 +88,31 @@ func TestE2EEndpointFailingWhileInstancesPassIsALoadBalancerProblem(t *testing.T
 	w.lb.setStatus(http.StatusOK)
 	m.waitMetric(20*time.Second, eq(1), "medic_vantage", "service", svc, "verdict", "ok")
 }
+
+// The On-Demand Standard vCPU quota is set (in the limits config) far
+// below what the fleet already runs: a replacement could not launch, so
+// the bad instance is not marked, and the refusal names the quota.
+func TestE2EGroupWhoseVCPUQuotaCannotHoldAReplacementIsNotMarked(t *testing.T) {
+	w := newWorld(t, fleetOpts{PerAZ: 2})
+	m := w.steady(w.config(cfgOpts{}) + `limits:
+  interval: 30s
+  quotas:
+    - {service_code: ec2, code: L-1216C47A, limit: 1}
+`)
+	m.waitMetric(90*time.Second, eq(1), "medic_quota_limit", "quota_code", "L-1216C47A")
+	insts := w.instances()
+	victim := insts[len(insts)-1].ID
+	if err := w.app(victim).Status(http.StatusInternalServerError); err != nil {
+		t.Fatal(err)
+	}
+	m.waitMetric(20*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "preflight")
+	m.waitProbes(svc, 2*len(insts), 15*time.Second)
+	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
+		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
+	}
+	w.assertOnlyUnhealthy()
+	assertFirstRefusalSays(t, m, "preflight", "the On-Demand Standard vCPU quota has 0 vCPUs left; a replacement needs 2 vCPUs (t3.micro)")
+	if got := m.metrics().val("medic_preflight_refusals_total", "service", svc, "reason", "vcpu_quota"); got < 1 {
+		t.Errorf("medic_preflight_refusals_total{reason=vcpu_quota} = %g, want ≥ 1", got)
+	}
+}
