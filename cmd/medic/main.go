@@ -226,7 +226,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
 	}
-	var page *statuspage.Page // fed every cycle's report, for its recent-events list
+	var page *statuspage.Page   // fed every cycle's report, for its recent-events list
 	var watcher *limits.Watcher // set below, before anything runs
 	ec2c := ec2.NewFromConfig(awsCfg)
 	ctrl := controller.New(controller.Options{
