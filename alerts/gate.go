@@ -303,6 +303,7 @@ func digestPhrase(k Kind, resolved bool, n int) string {
 		AWSAPITrouble:           {"AWS API trouble", "AWS API troubles"},
 		ServiceSlow:             {"slow service", "slow services"},
 		VantageProblem:          {"load balancer or vantage problem", "load balancer or vantage problems"},
+		ZonalShift:              {"zonal shift", "zonal shifts"},
 	}[k]
 	if !ok {
 		forms = [2]string{string(k) + " event", string(k) + " events"}

@@ -51,6 +51,11 @@ type Options struct {
 	// Preflight, when set, checks before a mark that the group can launch
 	// a replacement (NewPreflightFacts). Nil: no pre-flight.
 	Preflight healer.PreflightSource
+	// ZonalShifter starts and cancels ARC zonal shifts for the services
+	// that opt in (policy.zonal_shift); Zones reads the zone ids ARC needs.
+	// Nil: zonal shifts are only reported.
+	ZonalShifter healer.ZonalShifter
+	Zones        ZoneLister
 }
 
 // Controller owns the discovery loop, the probe scheduler and the heal loop.
@@ -76,6 +81,7 @@ type Controller struct {
 	awsTrouble  bool            // an AWSAPITrouble event is open
 	seeded      map[string]bool // services whose earlier marks were read back
 	outcomes    *reporter
+	zonal       *zonalShifts
 	readyReason string
 }
 
@@ -123,6 +129,8 @@ func New(o Options) *Controller {
 		Now:        o.Now,
 		Preflight:  o.Preflight,
 	})
+	c.zonal = &zonalShifts{client: o.ZonalShifter, zones: o.Zones, logger: log.With(o.Logger, logkeys.Component, "zonal"),
+		healer: c.healer, notify: o.Notifier, svc: map[string]*zonalState{}, timeout: 10 * time.Second}
 	c.sched.Update(c.targets())
 	return c
 }
@@ -145,6 +153,7 @@ func (c *Controller) Apply(cfg *config.Config) {
 			delete(c.reports, name)
 			c.healer.Forget(name)
 			c.outcomes.forget(name)
+			c.zonal.forget(name)
 		}
 	}
 	for name := range c.seeded {
@@ -457,6 +466,7 @@ func (c *Controller) healOnce(ctx context.Context) {
 		c.reports[cy.svc.Name] = cy.rep
 		c.mu.Unlock()
 		c.outcomes.observe(cy.svc, cy.snap, cy.rep, cy.in.Endpoint, now)
+		c.zonal.run(ctx, cy.svc, cy.rep, serviceState(cy.rep, cy.in.Endpoint), now)
 		if c.onReport != nil {
 			c.onReport(cy.svc.Name, cy.rep, now)
 		}

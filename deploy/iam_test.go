@@ -45,6 +45,7 @@ func featureOf(file, fn string) string {
 		{"lease/", "", "lease"},
 		{"alerts/", "", "sns"},
 		{"healer/zonal.go", "", "zonal shift"},
+		{"controller/zonal.go", "", "zonal shift"},
 		{"limits/increase.go", "", "quota requests"},
 		{"limits/prewarm.go", "reserve", "pre-warm apply"},
 		{"limits/", "", "limits"},

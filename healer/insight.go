@@ -215,3 +215,8 @@ func (i Insight) ScoreLine() string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// ReportZonal exports a service's zonal shift decision
+// (medic_zonal_shift_decision); the controller decides and acts on zonal
+// shifts, for it holds the ARC client.
+func (h *Healer) ReportZonal(service string, d ZonalDecision) { h.ins.SetZonal(service, d) }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -233,12 +234,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Config: cfg,
 		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2c,
 			ELB: elasticloadbalancingv2.NewFromConfig(awsCfg), Logger: logger, Registerer: reg}),
-		Actuator:   act,
-		Notifier:   notifier,
-		Logger:     logger,
-		Registerer: reg,
-		OnReport:   func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
-		Preflight:  controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
+		Actuator:     act,
+		Notifier:     notifier,
+		Logger:       logger,
+		Registerer:   reg,
+		OnReport:     func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
+		Preflight:    controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
+		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, logger),
+		Zones:        ec2c,
 	})
 
 	watcher = limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
@@ -355,4 +358,12 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 		Logger: logger, Registerer: reg,
 	})
 	return healer.LeaderOnly(act, l, alog), l
+}
+
+// zonalShifter is the ARC client, behind the dry-run wrapper with --dry-run.
+func zonalShifter(c *arczonalshift.Client, dryRun bool, logger log.Logger) healer.ZonalShifter {
+	if dryRun {
+		return healer.DryRunZonalShifter(c, logger)
+	}
+	return c
 }
