@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/medic-sre/medic/internal/emulator"
 )
 
 // latencyConfig is the world's config with an 800 ms instance probe timeout
@@ -114,5 +116,62 @@ func TestE2EGroupWhoseVCPUQuotaCannotHoldAReplacementIsNotMarked(t *testing.T) {
 	assertFirstRefusalSays(t, m, "preflight", "the On-Demand Standard vCPU quota has 0 vCPUs left; a replacement needs 2 vCPUs (t3.micro)")
 	if got := m.metrics().val("medic_preflight_refusals_total", "service", svc, "reason", "vcpu_quota"); got < 1 {
 		t.Errorf("medic_preflight_refusals_total{reason=vcpu_quota} = %g, want ≥ 1", got)
+	}
+}
+
+// Two of the three instances of one zone fail (the guard refuses to churn
+// them: az_correlated); the service opts in to zonal shifts, so medic starts
+// one shift away from that zone on ARC — a FAKE of ARC here, moto lacks it
+// (emulator.FakeARC) — and cancels it when the zone recovers.
+func TestE2EFailuresClusteredInOneZoneStartOneZonalShiftAndCancelItOnRecovery(t *testing.T) {
+	arc := emulator.StartFakeARCT(t, nil)
+	t.Setenv("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", arc.URL())
+	const lbARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/0123456789abcdef"
+	w := newWorld(t, fleetOpts{PerAZ: 3})
+	m := w.steady(strings.Replace(w.config(cfgOpts{}), "max_actions_per_hour: 10", `max_actions_per_hour: 10
+      zonal_shift: {enabled: true, expiry: 30m, load_balancer_arn: "`+lbARN+`"}`, 1))
+	byAZ := map[string][]string{}
+	for _, in := range w.instances() {
+		byAZ[in.AZ] = append(byAZ[in.AZ], in.ID)
+	}
+	var zone string
+	for az := range byAZ {
+		if zone == "" || az < zone {
+			zone = az
+		}
+	}
+	broken := byAZ[zone][:2]
+	for _, id := range broken {
+		if err := w.app(id).Status(http.StatusInternalServerError); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.waitMetric(20*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "az_correlated")
+	eventually(t, 20*time.Second, "a zonal shift started", func() (bool, string) {
+		s := arc.Shifts()
+		return len(s) == 1 && s[0].Status == "ACTIVE", fmt.Sprint(s)
+	})
+	s := arc.Shifts()[0]
+	if s.Resource != lbARN || !strings.HasPrefix(s.Comment, "medic: ") {
+		t.Errorf("shift = %+v, want one on %s with medic's comment", s, lbARN)
+	}
+	m.waitProbes(svc, 3*len(w.instances()), 15*time.Second)
+	if n := len(arc.Shifts()); n != 1 {
+		t.Errorf("%d shifts started, want 1: %v", n, arc.Shifts())
+	}
+	// (The first of the two may be marked before the second fails: the
+	// guard's AZ rule needs two bad instances. That is the guard's business.)
+
+	for _, id := range broken {
+		if err := w.app(id).OK(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "the zonal shift cancelled", func() (bool, string) {
+		s := arc.Shifts()
+		return len(s) == 1 && s[0].Status == "CANCELED", fmt.Sprint(s)
+	})
+	if lines := m.logsWith("reason", "zone_recovered"); len(lines) != 1 {
+		t.Errorf("log lines with reason zone_recovered: %v, want one", lines)
 	}
 }
