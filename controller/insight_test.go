@@ -34,15 +34,7 @@ func TestReporterTellsInsightEpisodesOnce(t *testing.T) {
 		{"an instances-only verdict is no vantage event", fine, healer.Vantage{Verdict: healer.VantageInstancesFailing}, nil},
 	} {
 		r.observeInsight(svc, healer.Report{Insight: healer.Insight{Latency: tc.lat, Vantage: tc.v}}, "state", t0)
-		var got []string
-		for _, e := range rec.take() {
-			k := string(e.Kind)
-			if e.Resolved {
-				k += "/resolved"
-			}
-			got = append(got, k)
-		}
-		if !slices.Equal(got, tc.want) {
+		if got := eventKinds(rec.take()); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: events %v, want %v", tc.desc, got, tc.want)
 		}
 	}

@@ -62,10 +62,7 @@ func TestE2EEveryInstanceSlowMarksNothingAndReportsASlowService(t *testing.T) {
 	}
 	m.waitMetric(30*time.Second, eq(1), "medic_latency_finding", "service", svc, "finding", "service_slow")
 	m.waitProbes(svc, 10*len(insts), 30*time.Second) // past degraded_for
-	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
-		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
-	}
-	w.assertOnlyUnhealthy()
+	w.assertMarkedNothing()
 	if n := len(m.logsWith("reason", "service_slow")); n != 1 {
 		t.Errorf("%d log lines with reason service_slow, want one (the start of the episode)", n)
 	}
@@ -80,10 +77,7 @@ func TestE2EEndpointFailingWhileInstancesPassIsALoadBalancerProblem(t *testing.T
 	w.lb.setStatus(http.StatusServiceUnavailable)
 	m.waitMetric(20*time.Second, eq(1), "medic_vantage", "service", svc, "verdict", "lb_or_routing_problem")
 	m.waitProbes(svc, 3*len(w.instances()), 15*time.Second)
-	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
-		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
-	}
-	w.assertOnlyUnhealthy()
+	w.assertMarkedNothing()
 	if lines := m.logsWith("reason", "lb_or_routing_problem"); len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["msg"]), "vantage") {
 		t.Errorf("log lines with reason lb_or_routing_problem: %v, want one vantage line", lines)
 	}
@@ -109,10 +103,7 @@ func TestE2EGroupWhoseVCPUQuotaCannotHoldAReplacementIsNotMarked(t *testing.T) {
 	}
 	m.waitMetric(20*time.Second, eq(1), "medic_guard_refusing", "service", svc, "reason", "preflight")
 	m.waitProbes(svc, 2*len(insts), 15*time.Second)
-	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
-		t.Errorf("SetInstanceHealth calls = %d, want 0", n)
-	}
-	w.assertOnlyUnhealthy()
+	w.assertMarkedNothing()
 	assertFirstRefusalSays(t, m, "preflight", "the On-Demand Standard vCPU quota has 0 vCPUs left; a replacement needs 2 vCPUs (t3.micro)")
 	if got := m.metrics().val("medic_preflight_refusals_total", "service", svc, "reason", "vcpu_quota"); got < 1 {
 		t.Errorf("medic_preflight_refusals_total{reason=vcpu_quota} = %g, want ≥ 1", got)
@@ -174,4 +165,14 @@ func TestE2EFailuresClusteredInOneZoneStartOneZonalShiftAndCancelItOnRecovery(t 
 	if lines := m.logsWith("reason", "zone_recovered"); len(lines) != 1 {
 		t.Errorf("log lines with reason zone_recovered: %v, want one", lines)
 	}
+}
+
+// assertMarkedNothing: no SetInstanceHealth call reached AWS and no
+// instance is held Unhealthy.
+func (w *world) assertMarkedNothing() {
+	w.t.Helper()
+	if n := w.proxy.Count("SetInstanceHealth"); n != 0 {
+		w.t.Errorf("SetInstanceHealth calls = %d, want 0", n)
+	}
+	w.assertOnlyUnhealthy()
 }
