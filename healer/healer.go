@@ -387,7 +387,7 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 	})
 	var pre map[string]PreflightResult
 	if !in.Frozen {
-		dec, pre = h.preflight(ctx, logger, svc, dec, now)
+		dec, pre = h.preflight(ctx, logger, svc, st, dec, now)
 	}
 
 	h.logStateChanges(logger, st, verdicts)

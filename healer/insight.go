@@ -52,10 +52,24 @@ type Insight struct {
 
 // insightState is the per-service memory of the insight checks.
 type insightState struct {
-	outliers *OutlierTracker
+	outliers  *OutlierTracker
+	preflight map[string]preflightSeen // by group
 	slow     bool           // a service_slow episode is on
 	vantage  VantageVerdict // last cycle's verdict
 }
+
+// preflightSeen is a group's last pre-flight result, reused for
+// PreflightReuse while the guard keeps asking for the same number of marks.
+type preflightSeen struct {
+	at  time.Time
+	n   int
+	res PreflightResult
+}
+
+// PreflightReuse is how long a group's pre-flight result stands before the
+// facts are read again from AWS (5-6 calls a group): a refused mark is asked
+// for again at every cycle.
+const PreflightReuse = 30 * time.Second
 
 // OutlierPolicyFrom turns the config's latency_outliers into the detector's
 // policy.
@@ -118,9 +132,12 @@ func VantageNotifies(v VantageVerdict) bool {
 // preflight checks, per group with instances to mark, that the group can
 // launch their replacements; a group that cannot keeps its instances, with
 // a preflight refusal naming the cause. Missing facts never refuse.
-func (h *Healer) preflight(ctx context.Context, logger log.Logger, svc string, dec Decision, now time.Time) (Decision, map[string]PreflightResult) {
+func (h *Healer) preflight(ctx context.Context, logger log.Logger, svc string, st *serviceState, dec Decision, now time.Time) (Decision, map[string]PreflightResult) {
 	if h.pre == nil || len(dec.Mark) == 0 {
 		return dec, nil
+	}
+	if st.ins.preflight == nil {
+		st.ins.preflight = map[string]preflightSeen{}
 	}
 	byGroup := map[string][]Verdict{}
 	var groups []string
@@ -133,17 +150,14 @@ func (h *Healer) preflight(ctx context.Context, logger log.Logger, svc string, d
 	results := map[string]PreflightResult{}
 	refused := map[string]bool{}
 	for _, g := range groups {
-		in, err := h.pre.PreflightInput(ctx, svc, g)
-		if err != nil {
-			level.Warn(logger).Log(logkeys.Msg, "pre-flight facts partly unread; checking what was read", logkeys.Group, g, logkeys.Err, err)
-		}
-		in.Group, in.Replacements, in.Now = g, len(byGroup[g]), now
-		res := Preflight(in)
+		res, fresh := h.preflightOf(ctx, logger, svc, st, g, len(byGroup[g]), now)
 		results[g] = res
 		if res.Allowed {
 			continue
 		}
-		h.ins.PreflightRefused(svc, res)
+		if fresh {
+			h.ins.PreflightRefused(svc, res)
+		}
 		r := Refusal{Reason: PreflightRefused, Group: g,
 			Detail: fmt.Sprintf("a replacement could not launch in %s: %s; marking would only take capacity away", g, res.Summary())}
 		for _, v := range byGroup[g] {
@@ -166,6 +180,23 @@ func (h *Healer) preflight(ctx context.Context, logger log.Logger, svc string, d
 		dec.Mark = kept
 	}
 	return dec, results
+}
+
+// preflightOf is the group's pre-flight result for n replacements: the last
+// one when younger than PreflightReuse and for as many, else read afresh
+// (fresh true).
+func (h *Healer) preflightOf(ctx context.Context, logger log.Logger, svc string, st *serviceState, g string, n int, now time.Time) (PreflightResult, bool) {
+	if seen, ok := st.ins.preflight[g]; ok && seen.n == n && now.Sub(seen.at) < PreflightReuse {
+		return seen.res, false
+	}
+	in, err := h.pre.PreflightInput(ctx, svc, g)
+	if err != nil {
+		level.Warn(logger).Log(logkeys.Msg, "pre-flight facts partly unread; checking what was read", logkeys.Group, g, logkeys.Err, err)
+	}
+	in.Group, in.Replacements, in.Now = g, n, now
+	res := Preflight(in)
+	st.ins.preflight[g] = preflightSeen{at: now, n: n, res: res}
+	return res, true
 }
 
 // score settles the service's pending marks and returns the scores.

@@ -3,6 +3,7 @@ package healer
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,9 +125,14 @@ func TestCycleEndpointFailingWhileInstancesPassIsTheLoadBalancers(t *testing.T) 
 
 // quotaFacts is a PreflightSource with fixed facts: the group launches
 // t3.micro (2 vCPUs) and the On-Demand Standard quota has left vCPUs.
-type quotaFacts struct{ left float64 }
+// It counts the reads.
+type quotaFacts struct {
+	left  float64
+	reads atomic.Int32
+}
 
-func (q quotaFacts) PreflightInput(context.Context, string, string) (PreflightInput, error) {
+func (q *quotaFacts) PreflightInput(context.Context, string, string) (PreflightInput, error) {
+	q.reads.Add(1)
 	return PreflightInput{Types: []LaunchType{{InstanceType: "t3.micro", VCPUs: 2, QuotaClass: "standard"}},
 		VCPU: map[string]VCPUHeadroom{"standard": {Name: VCPUQuotaNames["standard"], Left: q.left, Known: true}}}, nil
 }
@@ -143,7 +149,8 @@ func TestCyclePreflightRefusesWhenNoReplacementCanLaunch(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, _, clk, _, w := badWorld(t, ResultMarked)
 			act := newScripted(ResultMarked)
-			h := New(Options{Actuator: act, Now: clk.Now, Preflight: quotaFacts{tc.left}})
+			facts := &quotaFacts{left: tc.left}
+			h := New(Options{Actuator: act, Now: clk.Now, Preflight: facts})
 			rep := h.Cycle(context.Background(), w.input(clk.Now(), "c"))
 			if got := act.count("i-3") > 0; got != tc.marked {
 				t.Fatalf("marked = %t, want %t; refusals %+v", got, tc.marked, rep.Decision.Refusals)
@@ -160,6 +167,18 @@ func TestCyclePreflightRefusesWhenNoReplacementCanLaunch(t *testing.T) {
 			if !strings.Contains(r.Detail, "the On-Demand Standard vCPU quota has 1 vCPU left; a replacement needs 2 vCPUs (t3.micro)") ||
 				len(r.Instances) != 1 || r.Instances[0] != "i-3" {
 				t.Errorf("refusal = %+v, want the quota named", r)
+			}
+			// Refused again at the next cycles: the facts are re-read only
+			// once PreflightReuse has passed.
+			clk.Advance(PreflightReuse - time.Second)
+			h.Cycle(context.Background(), w.input(clk.Now(), "c"))
+			if n := facts.reads.Load(); n != 1 {
+				t.Errorf("facts read %d times within PreflightReuse, want 1", n)
+			}
+			clk.Advance(time.Second)
+			rep = h.Cycle(context.Background(), w.input(clk.Now(), "c"))
+			if n := facts.reads.Load(); n != 2 || act.count("i-3") != 0 || len(rep.Insight.Preflight) != 1 {
+				t.Errorf("after PreflightReuse: %d reads (want 2), i-3 marked %d times, preflight %+v", n, act.count("i-3"), rep.Insight.Preflight)
 			}
 		})
 	}
