@@ -54,8 +54,8 @@ type Insight struct {
 type insightState struct {
 	outliers  *OutlierTracker
 	preflight map[string]preflightSeen // by group
-	slow     bool           // a service_slow episode is on
-	vantage  VantageVerdict // last cycle's verdict
+	slow      bool                     // a service_slow episode is on
+	vantage   VantageVerdict           // last cycle's verdict
 }
 
 // preflightSeen is a group's last pre-flight result, reused for

@@ -60,7 +60,7 @@ type serviceView struct {
 	Policy         string
 	Refusals       []refusalRow
 	Findings       []findingRow // latency, vantage, scores
-	WouldMark      string // frozen: what the guard would have marked
+	WouldMark      string       // frozen: what the guard would have marked
 	Events         []eventRow
 	Instances      []instanceRow
 	Hidden         int
