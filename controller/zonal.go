@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -82,12 +83,16 @@ func (z *zonalShifts) run(ctx context.Context, svc config.Service, rep healer.Re
 	z.healer.ReportZonal(svc.Name, d)
 	if pol.Enabled && !rep.Frozen && (d.Action == healer.ZonalStart || d.Action == healer.ZonalCancel) {
 		id, err := act.Apply(ctx, d)
-		if err != nil {
+		switch {
+		case errors.Is(err, healer.ErrZonalStandby):
+			// The leading replica acts; this one logs the decision only.
+		case err != nil:
 			level.Error(logger).Log(logkeys.Msg, "zonal shift failed: "+d.Detail, logkeys.Err, err, logkeys.AZ, d.AZ)
 			return
+		default:
+			st.listedAt = time.Time{} // read back at the next cycle
+			z.tell(svc, d, id, state, rep.RequestID, now)
 		}
-		st.listedAt = time.Time{} // read back at the next cycle
-		z.tell(svc, d, id, state, rep.RequestID, now)
 	}
 	if d.Action != st.last.Action || d.Reason != st.last.Reason || d.AZ != st.last.AZ {
 		lvl := level.Info

@@ -240,7 +240,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Registerer:   reg,
 		OnReport:     func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
 		Preflight:    controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
-		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, logger),
+		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, lse, logger),
 		Zones:        ec2c,
 	})
 
@@ -360,10 +360,15 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 	return healer.LeaderOnly(act, l, alog), l
 }
 
-// zonalShifter is the ARC client, behind the dry-run wrapper with --dry-run.
-func zonalShifter(c *arczonalshift.Client, dryRun bool, logger log.Logger) healer.ZonalShifter {
-	if dryRun {
+// zonalShifter is the ARC client: behind the dry-run wrapper with
+// --dry-run; with a lease, starting and cancelling only while this replica
+// leads.
+func zonalShifter(c *arczonalshift.Client, dryRun bool, l *lease.Lease, logger log.Logger) healer.ZonalShifter {
+	switch {
+	case dryRun:
 		return healer.DryRunZonalShifter(c, logger)
+	case l != nil:
+		return healer.LeaderOnlyZonal(c, l)
 	}
 	return c
 }
