@@ -497,6 +497,8 @@ type Status struct {
 	Report   healer.Report
 	Probes   map[string][]probes.Result // by target key
 	Targets  []probes.Target
+	// Zonal is the service's last zonal shift decision (zero before one).
+	Zonal healer.ZonalDecision
 }
 
 // Statuses returns every configured service's status, sorted by name.
@@ -507,7 +509,8 @@ func (c *Controller) Statuses() []Status {
 	defer c.mu.Unlock()
 	out := make([]Status, 0, len(c.cfg.Services))
 	for _, svc := range c.cfg.Services {
-		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name], Probes: map[string][]probes.Result{}}
+		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name], Probes: map[string][]probes.Result{},
+			Zonal: c.zonal.decision(svc.Name)}
 		for _, t := range targets {
 			if t.Service == svc.Name {
 				st.Targets = append(st.Targets, t)

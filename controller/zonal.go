@@ -143,3 +143,13 @@ func (z *zonalShifts) forget(service string) {
 	delete(z.svc, service)
 	z.mu.Unlock()
 }
+
+// decision is the service's last zonal shift decision.
+func (z *zonalShifts) decision(service string) healer.ZonalDecision {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if st := z.svc[service]; st != nil {
+		return st.last
+	}
+	return healer.ZonalDecision{}
+}

@@ -24,6 +24,8 @@ func TestPageShowsLatencyStandingAndFindings(t *testing.T) {
 		Vantage:  healer.Vantage{Verdict: healer.VantageLBOrRouting, Evidence: "the endpoint fails while all 6 instances pass"},
 		Scores:   []healer.DetectorScore{{Detector: healer.DetectorLatencyOutlier, Marks: 2, Recovered: 1, Pending: 1}},
 	}
+	sts[1].Zonal = healer.ZonalDecision{Action: healer.ZonalNone, Reason: healer.ZoneImpairedReportOnly, AZ: "us-east-1a",
+		Detail: "us-east-1a is impaired: 2 of 3 bad"}
 	h := newTestPage(&fakeSource{sts: sts})
 	_, body := get(t, h, http.MethodGet, "/")
 	for _, want := range []string{
@@ -34,6 +36,7 @@ func TestPageShowsLatencyStandingAndFindings(t *testing.T) {
 		`<td>latency</td><td><span class="tag suspect">outliers</span></td>`,
 		`<td>vantage</td><td><span class="tag bad">lb_or_routing_problem</span></td><td>the endpoint fails while all 6 instances pass</td>`,
 		`latency_outlier: 2 marks, 1 recovered, 0 not, 1 pending`,
+		`<td>zone</td><td><span class="tag suspect">none: zone_impaired_report_only</span></td><td>us-east-1a is impaired: 2 of 3 bad</td>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)

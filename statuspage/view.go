@@ -336,6 +336,13 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 	}
 
 	sv.Findings = findings(rep.Insight)
+	if z := st.Zonal; z.Reason != "" && z.Reason != healer.ZoneHealthy {
+		c := "suspect"
+		if z.Action == healer.ZonalStart || z.Action == healer.ZonalKeep {
+			c = "bad"
+		}
+		sv.Findings = append(sv.Findings, findingRow{What: "zone", Tag: string(z.Action) + ": " + string(z.Reason), Class: c, Text: z.Detail})
+	}
 	// Guard state.
 	for _, rf := range rep.Decision.Refusals {
 		sv.Refusals = append(sv.Refusals, refusalRow{Reason: string(rf.Reason), Detail: rf.Detail, Instances: listIDs(rf.Instances)})
