@@ -24,13 +24,16 @@ const (
 	PrewarmNeeded           Kind = "prewarm_needed"
 	PrewarmApplied          Kind = "prewarm_applied"
 	AWSAPITrouble           Kind = "aws_api_trouble"
+	ServiceSlow             Kind = "service_slow"    // the whole service answers slowly: no instance stands out
+	VantageProblem          Kind = "vantage_problem" // the endpoint, the instances and the load balancer disagree: not the instances' fault
+	ZonalShift              Kind = "zonal_shift"     // medic started (or cancelled) an ARC zonal shift away from an impaired zone
 )
 
 // allKinds lists every Kind.
 var allKinds = []Kind{
 	InstanceMarked, MarkRefused, EndpointFailing, EndpointRecovered, ReplacementRecovered,
 	ReplacementNotRecovered, QuotaNearLimit, QuotaExhaustionForecast, PrewarmNeeded,
-	PrewarmApplied, AWSAPITrouble,
+	PrewarmApplied, AWSAPITrouble, ServiceSlow, VantageProblem, ZonalShift,
 }
 
 // Severity says whether anyone needs to act. Its values are the severity

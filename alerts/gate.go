@@ -301,6 +301,9 @@ func digestPhrase(k Kind, resolved bool, n int) string {
 		PrewarmNeeded:           {"pre-warm need", "pre-warm needs"},
 		PrewarmApplied:          {"pre-warm applied", "pre-warms applied"},
 		AWSAPITrouble:           {"AWS API trouble", "AWS API troubles"},
+		ServiceSlow:             {"slow service", "slow services"},
+		VantageProblem:          {"load balancer or vantage problem", "load balancer or vantage problems"},
+		ZonalShift:              {"zonal shift", "zonal shifts"},
 	}[k]
 	if !ok {
 		forms = [2]string{string(k) + " event", string(k) + " events"}

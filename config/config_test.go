@@ -133,6 +133,12 @@ func TestInvalidFiles(t *testing.T) {
 			`7: services[0].policy.failure_ratio: must be above 0 and at most 1, got 1.5`,
 			`8: services[0].policy.failure_window: must be 2 to 64 probes, got 65`,
 			`9: services[0].policy.stop_after_failed_replacements: must not be negative, got -1`}},
+		{"latency_outliers and zonal_shift out of range", "invalid-latency-outliers.yml", []string{
+			`8: services[0].policy.latency_outliers.quantile: must be above 0 and below 1, got 1`,
+			`9: services[0].policy.latency_outliers.min_samples: must be 1 to 64 (the probes an instance keeps), got 65`,
+			`10: services[0].policy.latency_outliers.relative_margin: must be at least 1, got 0.5`,
+			`11: services[0].policy.zonal_shift.load_balancer_arn: is required when enabled: the ARN of the service's load balancer, got ""`,
+			`13: services[0].policy.zonal_shift.expiry: must be whole minutes from 1m to 72h, got 1m30s`}},
 		{"endpoint not an http(s) URL", "invalid-endpoint-url.yml", []string{
 			`3: services[0].endpoint: "ftp://web.example.com/health" is not an http or https URL`,
 			`8: services[1].endpoint: "/health" is not an http or https URL`}},
@@ -436,6 +442,10 @@ services:
 			MaxActionsPerHour: 10,
 			AZCorrelation:     true,
 			FailureRatio:      0.6, FailureWindow: 15, StopAfterFailedReplacements: 1,
+			LatencyOutliers: config.LatencyOutliers{Enabled: true, Window: config.Duration(2 * time.Minute), Quantile: 0.5,
+				MinSamples: 10, MinPeers: 2, RelativeMargin: 3, AbsoluteMargin: config.Duration(100 * time.Millisecond),
+				DegradedFor: config.Duration(3 * time.Minute)},
+			ZonalShift: config.ZonalShift{Expiry: config.Duration(time.Hour)},
 		},
 	}
 	if !reflect.DeepEqual(cfg.Services[0], want) {

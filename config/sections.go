@@ -536,6 +536,73 @@ func (p *Policy) setDefaults(set fieldSet) {
 	if !set("stop_after_failed_replacements") {
 		p.StopAfterFailedReplacements = defaultStopAfterFailedReplacements
 	}
+	p.LatencyOutliers.setDefaults(set.under("latency_outliers"))
+	if !set("zonal_shift.expiry") {
+		p.ZonalShift.Expiry = Duration(time.Hour)
+	}
+}
+
+func (l *LatencyOutliers) setDefaults(set fieldSet) {
+	if !set("enabled") {
+		l.Enabled = true
+	}
+	if !set("window") {
+		l.Window = Duration(2 * time.Minute)
+	}
+	if !set("quantile") {
+		l.Quantile = 0.5
+	}
+	if !set("min_samples") {
+		l.MinSamples = 10
+	}
+	if !set("min_peers") {
+		l.MinPeers = 2
+	}
+	if !set("relative_margin") {
+		l.RelativeMargin = 3
+	}
+	if !set("absolute_margin") {
+		l.AbsoluteMargin = Duration(100 * time.Millisecond)
+	}
+	if !set("degraded_for") {
+		l.DegradedFor = Duration(3 * time.Minute)
+	}
+}
+
+func (l *LatencyOutliers) check(c *checker, path string) {
+	if l.Window <= 0 {
+		c.errorf(path+".window", "must be positive, got %s", l.Window.D())
+	}
+	if !(l.Quantile > 0 && l.Quantile < 1) {
+		c.errorf(path+".quantile", "must be above 0 and below 1, got %g", l.Quantile)
+	}
+	if l.MinSamples < 1 || l.MinSamples > 64 {
+		c.errorf(path+".min_samples", "must be 1 to 64 (the probes an instance keeps), got %d", l.MinSamples)
+	}
+	if l.MinPeers < 1 {
+		c.errorf(path+".min_peers", "must be at least 1, got %d", l.MinPeers)
+	}
+	if l.RelativeMargin < 1 {
+		c.errorf(path+".relative_margin", "must be at least 1, got %g", l.RelativeMargin)
+	}
+	if l.AbsoluteMargin < 0 {
+		c.errorf(path+".absolute_margin", "must not be negative, got %s", l.AbsoluteMargin.D())
+	}
+	if l.SlowService < 0 {
+		c.errorf(path+".slow_service", "must not be negative, got %s", l.SlowService.D())
+	}
+	if l.DegradedFor < 0 {
+		c.errorf(path+".degraded_for", "must not be negative, got %s", l.DegradedFor.D())
+	}
+}
+
+func (z *ZonalShift) check(c *checker, path string) {
+	if e := z.Expiry.D(); e < time.Minute || e > 72*time.Hour || e%time.Minute != 0 {
+		c.errorf(path+".expiry", "must be whole minutes from 1m to 72h, got %s", e)
+	}
+	if z.Enabled && !strings.HasPrefix(z.LoadBalancerARN, "arn:") {
+		c.errorf(path+".load_balancer_arn", "is required when enabled: the ARN of the service's load balancer, got %q", z.LoadBalancerARN)
+	}
 }
 
 func (p *Policy) check(c *checker, path string) {
@@ -566,4 +633,6 @@ func (p *Policy) check(c *checker, path string) {
 	if p.StopAfterFailedReplacements < 0 {
 		c.errorf(path+".stop_after_failed_replacements", "must not be negative, got %d", p.StopAfterFailedReplacements)
 	}
+	p.LatencyOutliers.check(c, path+".latency_outliers")
+	p.ZonalShift.check(c, path+".zonal_shift")
 }

@@ -143,6 +143,48 @@ type Policy struct {
 	// in a group are judged bad after their grace, medic stops marking in
 	// that group and asks a person to act. 0 never stops. Default 1.
 	StopAfterFailedReplacements int `yaml:"stop_after_failed_replacements"`
+	// LatencyOutliers judges instances that answer but well slower than
+	// their peers. On by default.
+	LatencyOutliers LatencyOutliers `yaml:"latency_outliers"`
+	// ZonalShift moves the load balancer's traffic away from an impaired
+	// zone (ARC zonal shift). Off by default.
+	ZonalShift ZonalShift `yaml:"zonal_shift"`
+}
+
+// LatencyOutliers is the latency outlier policy of a service (see
+// healer.OutlierPolicy for the rules).
+type LatencyOutliers struct {
+	// Enabled: judge latency outliers. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Window: only successful probes started this long ago count. Default 2m.
+	Window Duration `yaml:"window"`
+	// Quantile of the window taken as an instance's typical latency. Default 0.5.
+	Quantile float64 `yaml:"quantile"`
+	// MinSamples successful probes in the window to be judged. Default 10.
+	MinSamples int `yaml:"min_samples"`
+	// MinPeers other judged instances to be judged against. Default 2.
+	MinPeers int `yaml:"min_peers"`
+	// RelativeMargin: times the peers' median to stand out. Default 3.
+	RelativeMargin float64 `yaml:"relative_margin"`
+	// AbsoluteMargin above the peers' median to stand out. Default 100ms.
+	AbsoluteMargin Duration `yaml:"absolute_margin"`
+	// SlowService: the fleet's median at which the whole service is slow.
+	// Zero (default): half the instance probe's timeout.
+	SlowService Duration `yaml:"slow_service"`
+	// DegradedFor: standing out this long without a break makes an
+	// instance bad. Default 3m.
+	DegradedFor Duration `yaml:"degraded_for"`
+}
+
+// ZonalShift is the opt-in zonal shift policy of a service.
+type ZonalShift struct {
+	// Enabled: start and cancel ARC zonal shifts. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Expiry of a shift medic starts: whole minutes, 1m to 72h. Default 1h.
+	Expiry Duration `yaml:"expiry"`
+	// LoadBalancerARN is the resource shifted (the service's load
+	// balancer). Required when enabled.
+	LoadBalancerARN string `yaml:"load_balancer_arn"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("2s", "1m30s").

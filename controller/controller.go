@@ -48,6 +48,14 @@ type Options struct {
 	// HealInterval is the longest the healer waits between cycles when no
 	// probe result wakes it. Default 1s.
 	HealInterval time.Duration
+	// Preflight, when set, checks before a mark that the group can launch
+	// a replacement (NewPreflightFacts). Nil: no pre-flight.
+	Preflight healer.PreflightSource
+	// ZonalShifter starts and cancels ARC zonal shifts for the services
+	// that opt in (policy.zonal_shift); Zones reads the zone ids ARC needs.
+	// Nil: zonal shifts are only reported.
+	ZonalShifter healer.ZonalShifter
+	Zones        ZoneLister
 }
 
 // Controller owns the discovery loop, the probe scheduler and the heal loop.
@@ -73,6 +81,7 @@ type Controller struct {
 	awsTrouble  bool            // an AWSAPITrouble event is open
 	seeded      map[string]bool // services whose earlier marks were read back
 	outcomes    *reporter
+	zonal       *zonalShifts
 	readyReason string
 }
 
@@ -118,7 +127,10 @@ func New(o Options) *Controller {
 		Logger:     o.Logger,
 		Registerer: o.Registerer,
 		Now:        o.Now,
+		Preflight:  o.Preflight,
 	})
+	c.zonal = &zonalShifts{client: o.ZonalShifter, zones: o.Zones, logger: log.With(o.Logger, logkeys.Component, "zonal"),
+		healer: c.healer, notify: o.Notifier, svc: map[string]*zonalState{}, timeout: 10 * time.Second}
 	c.sched.Update(c.targets())
 	return c
 }
@@ -141,6 +153,7 @@ func (c *Controller) Apply(cfg *config.Config) {
 			delete(c.reports, name)
 			c.healer.Forget(name)
 			c.outcomes.forget(name)
+			c.zonal.forget(name)
 		}
 	}
 	for name := range c.seeded {
@@ -430,6 +443,7 @@ func (c *Controller) healOnce(ctx context.Context) {
 			History:   hist,
 			Endpoint:  endpointState(svc, all[endpointKey(svc.Name)]),
 			Policy:    svc.Policy,
+			Probe:     svc.InstanceProbe,
 			RequestID: newRequestID(),
 			Frozen:    stale,
 		}
@@ -452,6 +466,7 @@ func (c *Controller) healOnce(ctx context.Context) {
 		c.reports[cy.svc.Name] = cy.rep
 		c.mu.Unlock()
 		c.outcomes.observe(cy.svc, cy.snap, cy.rep, cy.in.Endpoint, now)
+		c.zonal.run(ctx, cy.svc, cy.rep, serviceState(cy.rep, cy.in.Endpoint), now)
 		if c.onReport != nil {
 			c.onReport(cy.svc.Name, cy.rep, now)
 		}
@@ -482,6 +497,8 @@ type Status struct {
 	Report   healer.Report
 	Probes   map[string][]probes.Result // by target key
 	Targets  []probes.Target
+	// Zonal is the service's last zonal shift decision (zero before one).
+	Zonal healer.ZonalDecision
 }
 
 // Statuses returns every configured service's status, sorted by name.
@@ -492,7 +509,8 @@ func (c *Controller) Statuses() []Status {
 	defer c.mu.Unlock()
 	out := make([]Status, 0, len(c.cfg.Services))
 	for _, svc := range c.cfg.Services {
-		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name], Probes: map[string][]probes.Result{}}
+		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name], Probes: map[string][]probes.Result{},
+			Zonal: c.zonal.decision(svc.Name)}
 		for _, t := range targets {
 			if t.Service == svc.Name {
 				st.Targets = append(st.Targets, t)

@@ -30,6 +30,7 @@ type reporter struct {
 	refusing map[string]map[healer.RefusalReason]bool // service → reasons refusing now
 	endpoint map[string]bool                          // service → endpoint failing now
 	pending  map[string]pendingReplacement            // instance id → replacement being watched
+	insight  insightEvents
 }
 
 // pendingReplacement is an instance medic marked, whose replacement it
@@ -55,6 +56,7 @@ func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
 		refusing: map[string]map[healer.RefusalReason]bool{},
 		endpoint: map[string]bool{},
 		pending:  map[string]pendingReplacement{},
+		insight:  newInsightEvents(),
 	}
 	if reg != nil {
 		reg.MustRegister(r.replacements)
@@ -118,6 +120,7 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 		}
 	}
 	r.refusing[svc.Name] = now2
+	r.observeInsight(svc, rep, state, now)
 
 	// Marks: report each, and watch its replacement.
 	ids := make([]string, 0, len(rep.Outcomes))
@@ -183,7 +186,7 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 				Service: svc.Name, Subject: id, AZ: p.az, RequestID: p.requestID, State: state,
 				Summary: fmt.Sprintf("%s was replaced by %s, which is healthy; %s recovered in %s and stayed good for %s.",
 					id, newcomer, svc.Name, p.goodSince.Sub(p.markedAt).Round(time.Second), settle(svc)),
-				Evidence: evidenceFor([]string{newcomer}, verdicts),
+				Evidence: append(evidenceFor([]string{newcomer}, verdicts), scoreEvidence(rep)...),
 				Action:   "marked " + id + " Unhealthy; " + p.group + " replaced it"})
 		case now.After(p.deadline):
 			delete(r.pending, id)
@@ -209,6 +212,7 @@ func settle(svc config.Service) time.Duration {
 func (r *reporter) forget(service string) {
 	delete(r.refusing, service)
 	delete(r.endpoint, service)
+	r.insight.forget(service)
 	for id, p := range r.pending {
 		if p.service == service {
 			delete(r.pending, id)
@@ -268,4 +272,15 @@ func errString(err error) string {
 		return "unknown error"
 	}
 	return strings.TrimSpace(err.Error())
+}
+
+// scoreEvidence is the detectors' record for the recovery notification.
+func scoreEvidence(rep healer.Report) []string {
+	if rep.Insight.ScoreSummary != "" {
+		return []string{"detector scores: " + rep.Insight.ScoreSummary}
+	}
+	if l := rep.Insight.ScoreLine(); l != "" {
+		return []string{"detector scores: " + l}
+	}
+	return nil
 }

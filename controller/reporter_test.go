@@ -22,6 +22,19 @@ type recorder struct {
 
 func (r *recorder) Notify(e alerts.Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
 
+// eventKinds is each event's kind, "/resolved" added to a resolution.
+func eventKinds(es []alerts.Event) []string {
+	var out []string
+	for _, e := range es {
+		k := string(e.Kind)
+		if e.Resolved {
+			k += "/resolved"
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 func (r *recorder) take() []alerts.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -123,13 +136,9 @@ func TestReporter(t *testing.T) {
 					snap.Instances = append(snap.Instances, v.Instance)
 				}
 				r.observe(svc, snap, rep, st.endpoint, t0.Add(st.at))
-				var got []string
-				for _, e := range rec.take() {
-					k := string(e.Kind)
-					if e.Resolved {
-						k += "/resolved"
-					}
-					got = append(got, k)
+				evs := rec.take()
+				got := eventKinds(evs)
+				for _, e := range evs {
 					if e.Kind == alerts.InstanceMarked && (len(e.Evidence) == 0 || e.Action == "") {
 						t.Errorf("step %d: marked event lacks evidence or action: %+v", i, e)
 					}

@@ -34,6 +34,7 @@ var features = []struct {
 	{"pre-warm apply", "iam-policy-prewarm-apply.json"},
 	{"lease", "iam-policy-lease.json"},
 	{"sns", "iam-policy-sns.json"},
+	{"zonal shift", "iam-policy-zonal-shift.json"},
 }
 
 // featureOf names the feature a call belongs to by where it is made: the
@@ -43,6 +44,8 @@ func featureOf(file, fn string) string {
 	rules := []struct{ prefix, fn, feature string }{
 		{"lease/", "", "lease"},
 		{"alerts/", "", "sns"},
+		{"healer/zonal.go", "", "zonal shift"},
+		{"controller/zonal.go", "", "zonal shift"},
 		{"limits/increase.go", "", "quota requests"},
 		{"limits/prewarm.go", "reserve", "pre-warm apply"},
 		{"limits/", "", "limits"},
@@ -57,6 +60,7 @@ func featureOf(file, fn string) string {
 
 // iamPrefix maps an SDK v2 service package to its IAM action prefix.
 var iamPrefix = map[string]string{
+	"arczonalshift":          "arc-zonal-shift",
 	"autoscaling":            "autoscaling",
 	"cloudwatch":             "cloudwatch",
 	"dynamodb":               "dynamodb",

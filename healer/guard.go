@@ -76,7 +76,7 @@ const (
 
 // RefusalReasons lists every RefusalReason, in the order the guard applies them.
 var RefusalReasons = []RefusalReason{SelfUnwell, Paused, ProcessSuspended, InstanceRefresh, ReplacementsFailing,
-	ServiceWideFailure, SpreadThin, MaxUnhealthy, LastHealthy, AZCorrelated, RateLimit}
+	ServiceWideFailure, SpreadThin, MaxUnhealthy, LastHealthy, AZCorrelated, RateLimit, PreflightRefused}
 
 // Refusal is one reason the guard would not mark some bad instances.
 type Refusal struct {

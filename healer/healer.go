@@ -46,6 +46,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Preflight, when set, is asked before a mark whether the group can
+	// launch a replacement. Nil: no pre-flight.
+	Preflight PreflightSource
 }
 
 // CycleInput is one service's view at one cycle.
@@ -91,6 +94,8 @@ type Report struct {
 	// Marked are the instances this healer marked that discovery does not
 	// show held Unhealthy yet, with when.
 	Marked map[string]time.Time
+	// Insight: latency standing, vantage, pre-flight and scores.
+	Insight Insight
 }
 
 // Healer runs judge → guard → act for each service and remembers, per
@@ -101,6 +106,10 @@ type Healer struct {
 	logger log.Logger
 	now    func() time.Time
 	m      *metrics
+	lat    *LatencyBook
+	ins    *InsightMetrics
+	scorer *Scorer
+	pre    PreflightSource
 
 	mu       sync.Mutex
 	services map[string]*serviceState
@@ -141,6 +150,8 @@ type serviceState struct {
 	azs map[string]bool
 	// frozen: the last cycle was frozen (to log only start and end).
 	frozen bool
+	// ins: the insight checks' memory (insight.go).
+	ins insightState
 }
 
 type failure struct {
@@ -185,6 +196,16 @@ func New(o Options) *Healer {
 		level.Warn(h.logger).Log(logkeys.Msg, "no actuator given: running dry")
 	}
 	h.m = newMetrics(o.Registerer, h.logger)
+	h.lat, h.pre = NewLatencyBook(), o.Preflight
+	var err error
+	if h.ins, err = NewInsightMetrics(o.Registerer); err != nil {
+		level.Error(h.logger).Log(logkeys.Msg, "cannot register insight metrics; kept unregistered", logkeys.Err, err)
+		h.ins, _ = NewInsightMetrics(nil)
+	}
+	if h.scorer, err = NewScorer(o.Registerer, 0); err != nil {
+		level.Error(h.logger).Log(logkeys.Msg, "cannot register score metrics; kept unregistered", logkeys.Err, err)
+		h.scorer, _ = NewScorer(nil, 0)
+	}
 	return h
 }
 
@@ -204,6 +225,7 @@ func (h *Healer) state(svc string) *serviceState {
 				refusing: map[RefusalReason]map[string]bool{},
 				states:   map[string]State{},
 				azs:      map[string]bool{},
+				ins:      insightState{outliers: NewOutlierTracker()},
 			}
 			h.services[svc] = st
 			h.m.initService(svc)
@@ -234,6 +256,9 @@ func (h *Healer) Forget(service string) {
 	h.mu.Lock()
 	if _, recreated := h.services[service]; !recreated {
 		h.m.deleteService(service)
+		h.lat.Forget(service)
+		h.ins.Forget(service)
+		h.scorer.Forget(service)
 	}
 	h.mu.Unlock()
 	st.mu.Unlock()
@@ -331,8 +356,10 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 
 	verdicts := Judge(JudgeInput{Snapshot: in.Snapshot, History: in.History, Detectors: h.detectors(svc, in),
 		Policy: in.Policy, Probe: in.Probe, Now: now})
+	verdicts, lrep, lstates := h.latency(logger, svc, st, in, verdicts, now)
 	st.forgetGone(verdicts, now)
 	h.updateStops(logger, st, in, verdicts, now)
+	vant := h.vantage(logger, svc, st, in.Endpoint, verdicts)
 
 	unavailable := make(map[string]bool, len(st.marked)+len(st.failed))
 	for id := range st.marked {
@@ -358,6 +385,10 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 		Marked:        unavailable,
 		Stopped:       stopped,
 	})
+	var pre map[string]PreflightResult
+	if !in.Frozen {
+		dec, pre = h.preflight(ctx, logger, svc, st, dec, now)
+	}
 
 	h.logStateChanges(logger, st, verdicts)
 	h.trackRefusals(logger, svc, st, dec.Refusals, verdicts)
@@ -388,9 +419,12 @@ func (h *Healer) Cycle(ctx context.Context, in CycleInput) Report {
 	h.setInstanceGauges(svc, st, reported)
 	used := actionsInWindow(st.actions, now)
 	h.m.lastHour.WithLabelValues(svc).Set(float64(used))
+	settled, summary, scores := h.score(svc, in, reported, now)
 
 	return Report{Verdicts: reported, Decision: dec, Outcomes: outcomes, ActionsLastHour: used,
-		RequestID: in.RequestID, Frozen: in.Frozen, Marked: marked}
+		RequestID: in.RequestID, Frozen: in.Frozen, Marked: marked,
+		Insight: Insight{Latency: lrep, Outliers: lstates, Vantage: vant, Scores: scores, Settled: settled,
+			ScoreSummary: summary, Preflight: pre}}
 }
 
 // detectors returns a copy of what Observe recorded for the snapshot's
@@ -495,6 +529,7 @@ func (h *Healer) markAll(ctx context.Context, logger log.Logger, svc string, st 
 			st.actions = append(st.actions, at)
 			st.marks = append(st.marks, mark{group: v.Instance.Group, at: at})
 			delete(st.failed, id)
+			h.scorer.Marked(svc, id, detectorOf(v), v.Since, at)
 		case ResultAlreadyUnhealthy, ResultGone:
 			st.marked[id] = at
 			delete(st.failed, id)
@@ -830,6 +865,9 @@ func (h *Healer) Observe(service string, t probes.Target, r probes.Result) (wake
 	o := h.observedFor(service)
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if t.InstanceID != "" {
+		h.lat.Observe(service, t.InstanceID, r)
+	}
 	if t.InstanceID == "" {
 		prev, seen := o.endpoint[t.Key]
 		o.endpoint[t.Key] = r.Success

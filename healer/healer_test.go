@@ -267,6 +267,7 @@ medic_guard_refusing{reason="instance_refresh",service="web"} 0
 medic_guard_refusing{reason="last_healthy",service="web"} 0
 medic_guard_refusing{reason="max_unhealthy",service="web"} 1
 medic_guard_refusing{reason="paused",service="web"} 0
+medic_guard_refusing{reason="preflight",service="web"} 0
 medic_guard_refusing{reason="process_suspended",service="web"} 0
 medic_guard_refusing{reason="rate_limit",service="web"} 0
 medic_guard_refusing{reason="replacements_failing",service="web"} 0

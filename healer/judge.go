@@ -98,6 +98,9 @@ type Verdict struct {
 	// peers that its evidence was weighed against (0: the peers do not
 	// fail, or the instance's own record could not make it bad anyway).
 	Background float64
+	// Detector names the rule that judged the instance Bad (empty unless
+	// Bad): consecutive_failures, failure_ratio or latency_outlier.
+	Detector DetectorKind
 }
 
 // Judge gives every instance of the snapshot a verdict, sorted by instance id.
@@ -368,7 +371,7 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 	v.Background = pbg
 
 	if fails >= k {
-		v.State = Bad
+		v.State, v.Detector = Bad, DetectorConsecutiveFailures
 		v.Since = d.runStart
 		if !j.terse {
 			v.Reason = fmt.Sprintf("%s since %s", describeFailures(fails, d.lastFailures(fails)), clock(d.runStart)) +
@@ -377,7 +380,7 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 		return v
 	}
 	if bad, wf, med := j.ratioBad(inst.ID, d, pbg); bad {
-		v.State = Bad
+		v.State, v.Detector = Bad, DetectorFailureRatio
 		ev := d.lastFailures(maxEvidence)
 		v.Since = ev[0].Start
 		if !j.terse {

@@ -124,6 +124,12 @@ func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []pr
 		} else {
 			fmt.Fprintf(w, "Judged:   not in the last heal cycle\n")
 		}
+		if s, os, ok := st.Report.Insight.StandingOf(t.InstanceID); ok {
+			fmt.Fprintf(w, "Latency:  %s: %s\n", s.Status, s.Reason)
+			if os.Degraded {
+				fmt.Fprintf(w, "Outlier:  %s\n", os.Reason)
+			}
+		}
 		for _, rf := range st.Report.Decision.Refusals {
 			for _, id := range rf.Instances {
 				if id == t.InstanceID {

@@ -59,7 +59,8 @@ type serviceView struct {
 	Budget         budget
 	Policy         string
 	Refusals       []refusalRow
-	WouldMark      string // frozen: what the guard would have marked
+	Findings       []findingRow // latency, vantage, scores
+	WouldMark      string       // frozen: what the guard would have marked
 	Events         []eventRow
 	Instances      []instanceRow
 	Hidden         int
@@ -87,6 +88,9 @@ type budget struct {
 
 type refusalRow struct{ Reason, Detail, Instances string }
 
+// findingRow is one line of what the insight checks found.
+type findingRow struct{ What, Tag, Class, Text string }
+
 type eventRow struct {
 	At, AtTitle, LastSeen string
 	Kind, Class           string
@@ -104,6 +108,8 @@ type instanceRow struct {
 	Strip             template.HTML
 	LastProbe         string
 	LB                []lbCell // the target groups' view, evidence only
+	// Latency is the instance's standing against its peers.
+	Latency, LatencyClass, LatencyTitle string
 }
 
 // lbCell is one target group's view of an instance.
@@ -303,6 +309,7 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 	for i, pr := range rows {
 		r := &sv.Instances[i]
 		fillInstance(r, pr.vd, now)
+		fillLatency(r, rep.Insight)
 		if key, ok := keyByID[r.ID]; ok {
 			r.Key = key
 			h := st.Probes[key]
@@ -328,6 +335,14 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 		start = ends[i]
 	}
 
+	sv.Findings = findings(rep.Insight)
+	if z := st.Zonal; z.Reason != "" && z.Reason != healer.ZoneHealthy {
+		c := "suspect"
+		if z.Action == healer.ZonalStart || z.Action == healer.ZonalKeep {
+			c = "bad"
+		}
+		sv.Findings = append(sv.Findings, findingRow{What: "zone", Tag: string(z.Action) + ": " + string(z.Reason), Class: c, Text: z.Detail})
+	}
 	// Guard state.
 	for _, rf := range rep.Decision.Refusals {
 		sv.Refusals = append(sv.Refusals, refusalRow{Reason: string(rf.Reason), Detail: rf.Detail, Instances: listIDs(rf.Instances)})
@@ -677,4 +692,58 @@ func forecastText(f limits.Forecast) string {
 		late = human(f.Late)
 	}
 	return fmt.Sprintf("exhausted in %s (%s–%s)", human(f.In), human(f.Early), late)
+}
+
+// fillLatency sets the instance's latency standing: its typical latency and
+// ratio to its peers, amber while it stands out, red once bad by latency.
+func fillLatency(r *instanceRow, ins healer.Insight) {
+	s, os, ok := ins.StandingOf(r.ID)
+	if !ok {
+		return
+	}
+	r.LatencyTitle = s.Reason
+	switch s.Status {
+	case healer.LatencyNormal, healer.LatencyOutlier:
+		r.Latency = fmt.Sprintf("%s, %.1f× peers", s.Typical.Round(time.Millisecond), s.Ratio)
+		r.LatencyClass = "healthy"
+		if s.Status == healer.LatencyOutlier {
+			r.LatencyClass = "suspect"
+			r.Latency += " (outlier)"
+		}
+		if os.Bad {
+			r.LatencyClass = "bad"
+		}
+	default:
+		r.Latency, r.LatencyClass = strings.ReplaceAll(string(s.Status), "_", " "), "unknown"
+	}
+}
+
+// findings lists the latency finding, the vantage verdict and the
+// detectors' scores of the last cycle.
+func findings(ins healer.Insight) []findingRow {
+	var out []findingRow
+	if f := ins.Latency.Finding; f != "" {
+		c := "healthy"
+		switch f {
+		case healer.FindingOutliers, healer.FindingServiceSlow, healer.FindingWidespread:
+			c = "suspect"
+		case healer.FindingDisabled, healer.FindingInsufficient:
+			c = "unknown"
+		}
+		out = append(out, findingRow{What: "latency", Tag: string(f), Class: c, Text: ins.Latency.Reason})
+	}
+	if v := ins.Vantage.Verdict; v != "" {
+		c := "healthy"
+		switch {
+		case healer.VantageNotifies(v):
+			c = "bad"
+		case v != healer.VantageOK && v != healer.VantageNoData:
+			c = "suspect"
+		}
+		out = append(out, findingRow{What: "vantage", Tag: string(v), Class: c, Text: ins.Vantage.Evidence})
+	}
+	if l := ins.ScoreLine(); l != "" {
+		out = append(out, findingRow{What: "detector scores", Tag: "marks", Class: "unknown", Text: l})
+	}
+	return out
 }

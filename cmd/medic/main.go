@@ -21,6 +21,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -226,19 +227,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
 	}
-	var page *statuspage.Page // fed every cycle's report, for its recent-events list
+	var page *statuspage.Page   // fed every cycle's report, for its recent-events list
+	var watcher *limits.Watcher // set below, before anything runs
+	ec2c := ec2.NewFromConfig(awsCfg)
 	ctrl := controller.New(controller.Options{
 		Config: cfg,
-		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2.NewFromConfig(awsCfg),
+		Discoverer: discovery.New(discovery.Options{ASG: asg, EC2: ec2c,
 			ELB: elasticloadbalancingv2.NewFromConfig(awsCfg), Logger: logger, Registerer: reg}),
-		Actuator:   act,
-		Notifier:   notifier,
-		Logger:     logger,
-		Registerer: reg,
-		OnReport:   func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
+		Actuator:     act,
+		Notifier:     notifier,
+		Logger:       logger,
+		Registerer:   reg,
+		OnReport:     func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
+		Preflight:    controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
+		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, lse, logger),
+		Zones:        ec2c,
 	})
 
-	watcher := limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
+	watcher = limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
 		Notifier: notifier, DryRun: f.dryRun, Groups: cfg.Groups()})
 
 	page = statuspage.New(ctrl, logger, statuspage.WithLimits(watcher))
@@ -352,4 +358,17 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 		Logger: logger, Registerer: reg,
 	})
 	return healer.LeaderOnly(act, l, alog), l
+}
+
+// zonalShifter is the ARC client: behind the dry-run wrapper with
+// --dry-run; with a lease, starting and cancelling only while this replica
+// leads.
+func zonalShifter(c *arczonalshift.Client, dryRun bool, l *lease.Lease, logger log.Logger) healer.ZonalShifter {
+	switch {
+	case dryRun:
+		return healer.DryRunZonalShifter(c, logger)
+	case l != nil:
+		return healer.LeaderOnlyZonal(c, l)
+	}
+	return c
 }

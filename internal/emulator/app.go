@@ -22,6 +22,7 @@ const (
 	ModeDown                // no listener: connections are refused
 	ModePattern             // each request takes the next outcome of a cycled pattern
 	ModeFlaky               // each request fails at random with a set probability
+	ModeDelay               // 200 "ok" after a set delay (a slow but correct instance)
 )
 
 func (m Mode) String() string {
@@ -40,6 +41,8 @@ func (m Mode) String() string {
 		return "pattern"
 	case ModeFlaky:
 		return "flaky"
+	case ModeDelay:
+		return "delay"
 	}
 	return "mode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -64,6 +67,7 @@ type AppServer struct {
 	pattern  string
 	next     int
 	failRate float64
+	delay    time.Duration // ModeDelay
 
 	requests atomic.Int64
 }
@@ -96,7 +100,7 @@ func (a *AppServer) serve(l net.Listener) {
 func (a *AppServer) health(w http.ResponseWriter, r *http.Request) {
 	a.requests.Add(1)
 	a.mu.Lock()
-	mode, status, body, hung := a.mode, a.status, a.body, a.hung
+	mode, status, body, hung, delay := a.mode, a.status, a.body, a.hung, a.delay
 	fail := false
 	switch mode {
 	case ModePattern:
@@ -116,6 +120,14 @@ func (a *AppServer) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch mode {
+	case ModeDelay:
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			_, _ = w.Write([]byte("ok"))
+		case <-r.Context().Done():
+		}
 	case ModeHang:
 		select {
 		case <-hung:
@@ -181,6 +193,14 @@ func (a *AppServer) Flaky(rate float64, code int) error {
 	a.failRate = rate
 	a.mu.Unlock()
 	return a.set(ModeFlaky, code, "")
+}
+
+// Delay answers 200 "ok" d after each request arrives: slow but correct.
+func (a *AppServer) Delay(d time.Duration) error {
+	a.mu.Lock()
+	a.delay = d
+	a.mu.Unlock()
+	return a.set(ModeDelay, 0, "")
 }
 
 // Down closes the listener and every connection: connections are refused

@@ -189,6 +189,17 @@ func TestAppServerModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("flaky 0%", 200, "ok")
+	if err := a.Delay(150 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	expect("delay", 200, "ok")
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("delay: answered after %v, want at least 150ms", d)
+	}
+	if _, _, err := get(t, a.URL(), 50*time.Millisecond); err == nil {
+		t.Errorf("delay 150ms: answered within 50ms")
+	}
 
 	// Mode changes race with requests: -race must stay quiet.
 	var wg sync.WaitGroup

@@ -50,3 +50,6 @@ const (
 	SelfAZ         = "self_az"
 	SelfInstanceID = "self_instance_id"
 )
+
+// ZonalShiftID names an ARC zonal shift medic starts, keeps or cancels.
+const ZonalShiftID = "zonal_shift_id"
