@@ -1,6 +1,8 @@
 package alerts
 
 import (
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,13 +26,7 @@ import (
 // timing assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 2000; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testkit.WaitFor(t, 20*time.Second, what, cond)
 }
 
 // recorder is an httptest server on 127.0.0.1 that keeps what it receives.

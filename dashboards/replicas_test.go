@@ -1,6 +1,8 @@
 package dashboards_test
 
 import (
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -244,11 +246,5 @@ func promSeries(t *testing.T, base, query string) []series {
 // assertion).
 func waitForProm(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for i := 0; i < 300; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testkit.WaitFor(t, 30*time.Second, what, cond)
 }

@@ -1,6 +1,8 @@
 package probes
 
 import (
+	"github.com/medic-sre/medic/internal/testkit"
+
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,13 +21,7 @@ import (
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // probeSettings returns what config.Load would fill in, changed by mods.
