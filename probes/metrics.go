@@ -27,9 +27,10 @@ func scopeOf(t Target) string {
 // the moment Update returns and a probe finishing late cannot bring them
 // back.
 type metrics struct {
-	probes  *prometheus.CounterVec
-	latency *prometheus.HistogramVec
-	skipped *prometheus.CounterVec
+	probes   *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	skipped  *prometheus.CounterVec
+	lateness prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -47,8 +48,23 @@ func newMetrics() *metrics {
 			Name: "medic_probe_skipped_total",
 			Help: "Probe slots not run: overlap (the target's previous probe still running) or concurrency (no worker free within the interval).",
 		}, []string{"service", "reason"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "medic_probe_lateness_seconds",
+			Help:    "How long after its scheduled slot each probe started: medic's own timeliness, all targets together.",
+			Buckets: latenessBuckets,
+		}),
 	}
 }
+
+// latenessBuckets are latenessBounds in seconds, so that the metric and
+// the self-health window agree on what "late" is.
+var latenessBuckets = func() []float64 {
+	b := make([]float64, len(latenessBounds))
+	for i, d := range latenessBounds {
+		b[i] = d.Seconds()
+	}
+	return b
+}()
 
 // handles are an entry's own children of the vectors, looked up once per
 // (service, scope) rather than hashed on every probe.

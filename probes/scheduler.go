@@ -66,8 +66,10 @@ type Scheduler struct {
 	entries map[string]*entry
 	queue   queue
 	running bool
+	self    selfWindow
 
-	wake chan struct{} // an Update changed the queue
+	wake  chan struct{} // an Update changed the queue
+	epoch time.Time     // origin of the queue's due times
 }
 
 // entry is one target's schedule, state and history.
@@ -82,15 +84,17 @@ type entry struct {
 	busy     bool      // a probe of this target is in flight
 	removed  bool
 	m        handles
+	logger   log.Logger // scoped to the target, built when it is added
 
 	hist [historySize]Result // ring; the newest is hist[(n-1)%historySize]
 	n    int                 // results recorded
 }
 
 type job struct {
-	e    *entry
-	t    Target
-	slot time.Time
+	e      *entry
+	t      Target
+	slot   time.Time
+	logger log.Logger
 }
 
 // NewScheduler returns a Scheduler with no targets; call Update, then Run.
@@ -107,6 +111,7 @@ func NewScheduler(o Options) *Scheduler {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.epoch = s.now()
 	if s.logger == nil {
 		s.logger = log.NewNopLogger()
 	}
@@ -115,7 +120,7 @@ func NewScheduler(o Options) *Scheduler {
 		s.workers = defaultMaxConcurrent
 	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, targetCollector{s})
+		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, s.m.lateness, targetCollector{s})
 	}
 	return s
 }
@@ -144,11 +149,12 @@ func (s *Scheduler) Update(targets []Target) {
 			next[t.Key] = e
 			continue
 		}
-		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t)}
+		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t), index: -1}
 		e.phase = phaseOf(t.Key, e.interval)
 		e.m = s.m.handlesFor(t.Service, e.scope)
+		e.logger = s.targetLogger(t)
 		s.schedule(e, now)
-		heap.Push(&s.queue, e)
+		heap.Push(&s.queue, qitem{due: s.due(e), e: e})
 		next[t.Key] = e
 		added = append(added, t.Key)
 	}
@@ -184,6 +190,9 @@ func (s *Scheduler) Update(targets []Target) {
 func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 	old := e.target
 	e.target = t
+	if t.Service != old.Service {
+		e.logger = s.targetLogger(t)
+	}
 	if scope := scopeOf(t); t.Service != old.Service || scope != e.scope {
 		e.scope = scope
 		e.m = s.m.handlesFor(t.Service, scope)
@@ -196,6 +205,12 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 			heap.Fix(&s.queue, e.index)
 		}
 	}
+}
+
+// targetLogger is the logger a target's prober gets: built once per
+// target, not per probe.
+func (s *Scheduler) targetLogger(t Target) log.Logger {
+	return log.With(s.logger, logkeys.Service, t.Service, logkeys.Target, t.Key)
 }
 
 type group struct{ service, scope string }
@@ -242,9 +257,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.running = true
 	// Slots computed by Update before Run may be long past.
 	now := s.now()
-	for _, e := range s.queue {
-		if now.Sub(e.next) > 0 {
-			s.schedule(e, now)
+	for _, it := range s.queue {
+		if now.Sub(it.e.next) > 0 {
+			s.schedule(it.e, now)
 		}
 	}
 	heap.Init(&s.queue)
@@ -296,7 +311,7 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			}
 			continue
 		}
-		e := s.queue[0]
+		e := s.queue[0].e
 		now := s.now()
 		if wait := e.next.Sub(now); wait > 0 {
 			s.mu.Unlock()
@@ -320,6 +335,7 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			// No worker within a whole interval: this slot and any
 			// whole intervals since are lost; resume on the grid.
 			e.m.concurrency.Add(float64(late / e.interval))
+			s.self.skip(now, int(late/e.interval))
 			s.schedule(e, now)
 			heap.Fix(&s.queue, e.index)
 		default:
@@ -342,7 +358,7 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			}
 			held = false
 			e.busy = true
-			jobs <- job{e: e, t: e.target, slot: slot}
+			jobs <- job{e: e, t: e.target, slot: slot, logger: e.logger}
 			s.advance(e)
 		}
 		s.mu.Unlock()
@@ -362,8 +378,7 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 	start := s.now()
 	var r Result
 	if ctx.Err() == nil {
-		logger := log.With(s.logger, logkeys.Service, j.t.Service, logkeys.Target, j.t.Key)
-		r = runProber(ctx, j.t, logger)
+		r = runProber(ctx, j.t, j.logger)
 	}
 	r.Start = start
 	r.Lateness = start.Sub(j.slot)
@@ -388,7 +403,9 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 		e.m.fail.Inc()
 	}
 	e.m.latency.Observe(r.Duration.Seconds())
+	s.self.probe(start, &r)
 	s.mu.Unlock()
+	s.m.lateness.Observe(r.Lateness.Seconds())
 
 	if first || was != r.Success {
 		level.Debug(s.logger).Log(logkeys.Msg, "probe result changed", logkeys.Service, j.t.Service,
@@ -438,8 +455,25 @@ func (s *Scheduler) History(key string) []Result {
 	return e.history()
 }
 
+// Histories returns a copy of the History of each of keys that is
+// scheduled, by Key: the cost is that of the keys asked for, not of every
+// target. A target not probed yet maps to an empty slice; an unknown Key is
+// absent.
+func (s *Scheduler) Histories(keys []string) map[string][]Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]Result, len(keys))
+	for _, k := range keys {
+		if e := s.entries[k]; e != nil {
+			out[k] = e.history()
+		}
+	}
+	return out
+}
+
 // Snapshot returns a copy of every target's History, by Key. A target not
-// probed yet maps to an empty slice.
+// probed yet maps to an empty slice. It costs a copy of every history: for
+// one service's targets use Histories.
 func (s *Scheduler) Snapshot() map[string][]Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -459,18 +493,32 @@ func (e *entry) history() []Result {
 	return out
 }
 
-// schedule puts e on the first slot of its grid after now.
+// schedule puts e on the first slot of its grid after now. The caller
+// fixes the heap.
 func (s *Scheduler) schedule(e *entry, now time.Time) {
 	e.base = nextSlot(now, e.phase, e.interval)
-	e.next = e.base.Add(jitter(e.interval))
+	s.setNext(e, e.base.Add(jitter(e.interval)))
 }
+
+// setNext sets when e is due, in the entry and in its queue item.
+func (s *Scheduler) setNext(e *entry, t time.Time) {
+	e.next = t
+	if e.index >= 0 {
+		s.queue[e.index].due = s.due(e)
+	}
+}
+
+// due is e.next as the queue orders it: time since the scheduler was made
+// (monotonic), held in the queue item itself so that ordering the heap
+// reads no entry.
+func (s *Scheduler) due(e *entry) time.Duration { return e.next.Sub(s.epoch) }
 
 // advance moves e, at the top of the queue, to its following slot. A slot
 // that is then already a whole interval late is counted and skipped by
 // dispatch, so catching up costs one step per missed slot at most.
 func (s *Scheduler) advance(e *entry) {
 	e.base = e.base.Add(e.interval)
-	e.next = e.base.Add(jitter(e.interval))
+	s.setNext(e, e.base.Add(jitter(e.interval)))
 	heap.Fix(&s.queue, e.index)
 }
 
@@ -509,26 +557,32 @@ func intervalOf(t Target) time.Duration {
 	return fallbackInterval
 }
 
-// queue is a min-heap of entries by next due time.
-type queue []*entry
+// queue is a min-heap of entries by next due time. Each item carries its
+// entry's due time, so comparisons touch only the queue's own array.
+type queue []qitem
+
+type qitem struct {
+	due time.Duration // see Scheduler.due
+	e   *entry
+}
 
 func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q queue) Less(i, j int) bool { return q[i].due < q[j].due }
 func (q queue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+	q[i].e.index = i
+	q[j].e.index = j
 }
 func (q *queue) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*q)
-	*q = append(*q, e)
+	it := x.(qitem)
+	it.e.index = len(*q)
+	*q = append(*q, it)
 }
 func (q *queue) Pop() any {
 	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
+	it := old[len(old)-1]
+	old[len(old)-1] = qitem{}
 	*q = old[:len(old)-1]
-	e.index = -1
-	return e
+	it.e.index = -1
+	return it
 }

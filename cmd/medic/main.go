@@ -63,6 +63,7 @@ type flags struct {
 	logLevel      string
 	logFormat     string
 	version       bool
+	debugPprof    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logLevel, "log.level", "info", "Only log messages at or above this level: debug, info, warn, error.")
 	fs.StringVar(&f.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	fs.BoolVar(&f.version, "version", false, "Print version information and exit.")
+	fs.BoolVar(&f.debugPprof, "debug.pprof", false, "Serve Go's profiling endpoints at /debug/pprof/ (off by default; for diagnosing medic itself).")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -210,7 +212,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot listen", "address", f.listenAddress, logkeys.Err, err)
 		return 1
 	}
-	srv := &http.Server{Handler: routes(ctrl, page, rl, reg), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(ctrl, page, rl, reg, f.debugPprof), ReadHeaderTimeout: 10 * time.Second}
 	level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String())
 
 	var wg sync.WaitGroup

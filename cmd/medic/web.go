@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,8 +14,15 @@ import (
 
 // routes serves medic's endpoints: /metrics, /-/healthy, /-/ready,
 // /-/reload and the status page at /.
-func routes(ctrl *controller.Controller, page http.Handler, rl *reloader, reg *prometheus.Registry) http.Handler {
+func routes(ctrl *controller.Controller, page http.Handler, rl *reloader, reg *prometheus.Registry, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprofOn { // --debug.pprof
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "medic is healthy.")
@@ -22,6 +31,10 @@ func routes(ctrl *controller.Controller, page http.Handler, rl *reloader, reg *p
 		ok, why := ctrl.Ready()
 		if !ok {
 			http.Error(w, "medic is not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		if why != "ok" { // ready, but some service refuses on its own
+			fmt.Fprintln(w, "medic is ready; "+strings.TrimPrefix(why, "ok; "))
 			return
 		}
 		fmt.Fprintln(w, "medic is ready.")

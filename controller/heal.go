@@ -1,0 +1,206 @@
+package controller
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/medic-sre/medic/config"
+	"github.com/medic-sre/medic/discovery"
+	"github.com/medic-sre/medic/healer"
+	"github.com/medic-sre/medic/probes"
+)
+
+// serviceLoop is one service's heal loop: a goroutine that runs a heal
+// cycle when woken, and at least every HealInterval.
+type serviceLoop struct {
+	name   string
+	wake   chan struct{} // coalesced: at most one cycle pending
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// syncLoops starts a heal loop for every configured service with groups
+// that has none, and stops the loops of the others (their cycle in flight
+// sees its context cancelled, so a mark not yet sent is not sent). Before
+// Run and after it ends it does nothing. Callers hold c.mu.
+func (c *Controller) syncLoops() {
+	if c.runCtx == nil || c.stopped {
+		return
+	}
+	cur := *c.loops.Load()
+	next := make(map[string]*serviceLoop, len(c.cfg.Services))
+	for _, svc := range c.cfg.Services {
+		if len(svc.AutoScalingGroups) == 0 {
+			continue
+		}
+		if l, ok := cur[svc.Name]; ok {
+			next[svc.Name] = l
+			continue
+		}
+		ctx, cancel := context.WithCancel(c.runCtx)
+		l := &serviceLoop{name: svc.Name, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+		next[svc.Name] = l
+		c.loopWG.Add(1)
+		go c.runLoop(l)
+	}
+	for name, l := range cur {
+		if next[name] != l {
+			l.cancel()
+		}
+	}
+	c.loops.Store(&next)
+}
+
+func (c *Controller) runLoop(l *serviceLoop) {
+	defer c.loopWG.Done()
+	defer l.cancel()
+	t := time.NewTicker(c.healIvl)
+	defer t.Stop()
+	poke(l.wake) // a first cycle at once
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		case <-l.wake:
+		}
+		c.healService(l.ctx, l.name)
+	}
+}
+
+// observe is the scheduler's OnResult: it hands an instance's or an
+// endpoint's result to the healer, O(1), and wakes that service's loop
+// when the healer says a verdict may change. Static targets, and services
+// without groups, cost nothing here.
+func (c *Controller) observe(t probes.Target, r probes.Result) {
+	if t.InstanceID == "" && t.Key != endpointKey(t.Service) {
+		return
+	}
+	l := (*c.loops.Load())[t.Service]
+	if l == nil {
+		return
+	}
+	if c.healer.Observe(t.Service, t, r) {
+		poke(l.wake)
+	}
+}
+
+// wakeAll asks every service for a cycle (the fleet was re-read).
+func (c *Controller) wakeAll() {
+	for _, l := range *c.loops.Load() {
+		poke(l.wake)
+	}
+}
+
+// healService runs one heal cycle of the named service, with the config
+// as it is now: a service or group a reload removed is not acted on, and
+// only this service's probe histories are read.
+func (c *Controller) healService(ctx context.Context, name string) {
+	c.mu.Lock()
+	cfg := c.cfg
+	svcp := cfg.Service(name)
+	if svcp == nil || len(svcp.AutoScalingGroups) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	svc := *svcp
+	now := c.now()
+	snap, read := c.snapshots[name]
+	refusal := c.refusalLocked(svc, now)
+	_, refused := c.svcErr[name]
+	c.mu.Unlock()
+	if !read && !refused {
+		return // nothing read yet: nothing to judge, nothing to report
+	}
+	if !read {
+		snap = discovery.Snapshot{Service: name}
+	}
+	snap, missing := currentGroups(snap, svc.AutoScalingGroups)
+	if refusal == "" && len(missing) > 0 && read {
+		refusal = "group " + strings.Join(missing, ", ") + " not read yet"
+	}
+
+	in := healer.CycleInput{
+		Service:   name,
+		Snapshot:  snap,
+		Policy:    svc.Policy,
+		RequestID: newRequestID(),
+	}
+	in.History, in.Endpoint = c.histories(svc, snap)
+	if refusal != "" {
+		in.Frozen, in.FrozenReason = true, "the fleet cannot be acted on: "+refusal
+	} else if self := c.sched.SelfHealth(); self.Unwell {
+		// Until healer.CycleInput carries SelfHealth, medic being unwell
+		// freezes the cycle with the reason.
+		in.Frozen, in.FrozenReason = true, "medic itself is unwell: "+self.Reason
+	}
+	rep := c.healer.Cycle(ctx, in)
+	if ctx.Err() != nil {
+		return // removed by a reload, or stopping: report nothing
+	}
+	at := c.now()
+	c.mu.Lock()
+	if c.cfg.Service(name) == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.reports[name] = rep
+	c.mu.Unlock()
+	c.outcomes.observe(svc, snap, rep, in.Endpoint, at)
+	if c.onReport != nil {
+		c.onReport(name, rep, at)
+	}
+}
+
+// histories reads the probe histories of svc's instances in snap and of its
+// endpoint: one copy of these targets' results, no other's.
+func (c *Controller) histories(svc config.Service, snap discovery.Snapshot) (map[string][]probes.Result, healer.EndpointState) {
+	keys := make([]string, 0, len(snap.Instances)+1)
+	for _, in := range snap.Instances {
+		keys = append(keys, instanceKey(svc.Name, in.ID))
+	}
+	ek := endpointKey(svc.Name)
+	if svc.Endpoint != "" {
+		keys = append(keys, ek)
+	}
+	all := c.sched.Histories(keys)
+	hist := make(map[string][]probes.Result, len(snap.Instances))
+	for _, in := range snap.Instances {
+		if h, ok := all[instanceKey(svc.Name, in.ID)]; ok {
+			hist[in.ID] = h
+		}
+	}
+	return hist, endpointState(svc, all[ek])
+}
+
+// currentGroups keeps of snap only the groups the service names now (a
+// reload may have removed one since it was read) and their instances, and
+// lists the groups it names that snap lacks (added since, not read yet).
+func currentGroups(snap discovery.Snapshot, groups []string) (discovery.Snapshot, []string) {
+	var missing []string
+	for _, g := range groups {
+		if !slices.ContainsFunc(snap.Groups, func(x discovery.Group) bool { return x.Name == g }) {
+			missing = append(missing, g)
+		}
+	}
+	keep := func(g string) bool { return slices.Contains(groups, g) }
+	if len(snap.Groups) == len(groups)-len(missing) {
+		return snap, missing // nothing removed
+	}
+	out := snap
+	out.Groups = make([]discovery.Group, 0, len(snap.Groups))
+	for _, g := range snap.Groups {
+		if keep(g.Name) {
+			out.Groups = append(out.Groups, g)
+		}
+	}
+	out.Instances = make([]discovery.Instance, 0, len(snap.Instances))
+	for _, in := range snap.Instances {
+		if keep(in.Group) {
+			out.Instances = append(out.Instances, in)
+		}
+	}
+	return out, missing
+}
