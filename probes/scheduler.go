@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/medic-sre/medic/internal/logkeys"
 )
@@ -64,9 +67,12 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	queue   queue
-	running bool
-	self    selfWindow
+	order   []*entry // every entry, by series labels (targetCollector)
+	// relabelled: an Update changed an entry's series labels (re-sort order)
+	relabelled bool
+	queue      queue
+	running    bool
+	self       selfWindow
 
 	wake  chan struct{} // an Update changed the queue
 	epoch time.Time     // origin of the queue's due times
@@ -85,6 +91,8 @@ type entry struct {
 	removed  bool
 	m        handles
 	logger   log.Logger // scoped to the target, built when it is added
+	series   seriesKey  // its per-target series' labels
+	labels   []*dto.LabelPair
 
 	hist [historySize]Result // ring; the newest is hist[(n-1)%historySize]
 	n    int                 // results recorded
@@ -153,6 +161,8 @@ func (s *Scheduler) Update(targets []Target) {
 		e.phase = phaseOf(t.Key, e.interval)
 		e.m = s.m.handlesFor(t.Service, e.scope)
 		e.logger = s.targetLogger(t)
+		e.series = seriesKeyOf(t, e.scope)
+		e.labels = labelPairs(e.series, e.scope)
 		s.schedule(e, now)
 		heap.Push(&s.queue, qitem{due: s.due(e), e: e})
 		next[t.Key] = e
@@ -168,6 +178,10 @@ func (s *Scheduler) Update(targets []Target) {
 		forget = append(forget, k)
 	}
 	s.entries = next
+	if len(added) > 0 || len(removed) > 0 || s.relabelled {
+		s.sortOrder()
+		s.relabelled = false
+	}
 	s.dropSeries(before)
 	s.mu.Unlock()
 
@@ -197,6 +211,11 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 		e.scope = scope
 		e.m = s.m.handlesFor(t.Service, scope)
 	}
+	if k := seriesKeyOf(t, e.scope); k != e.series {
+		e.series = k
+		e.labels = labelPairs(k, e.scope)
+		s.relabelled = true
+	}
 	if iv := intervalOf(t); iv != e.interval {
 		e.interval = iv
 		e.phase = phaseOf(t.Key, iv)
@@ -205,6 +224,24 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 			heap.Fix(&s.queue, e.index)
 		}
 	}
+}
+
+// sortOrder rebuilds s.order from s.entries, sorted by series labels
+// (endpoints, in their own families, after instances). Called with mu held.
+func (s *Scheduler) sortOrder() {
+	s.order = make([]*entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		s.order = append(s.order, e)
+	}
+	slices.SortFunc(s.order, func(a, b *entry) int {
+		if a.scope != b.scope {
+			return strings.Compare(a.scope, b.scope)
+		}
+		if c := a.series.compare(b.series); c != 0 {
+			return c
+		}
+		return strings.Compare(a.target.Key, b.target.Key) // duplicates: a stable winner
+	})
 }
 
 // targetLogger is the logger a target's prober gets: built once per
