@@ -333,7 +333,7 @@ func BenchmarkScrape(b *testing.B) {
 	s.Update(ts)
 	s.mu.Lock()
 	for _, e := range s.entries {
-		e.hist[0] = Result{Start: time.Now(), Duration: time.Millisecond, Success: true}
+		e.hist[0] = record{start: time.Now().UnixNano(), duration: 1000, success: true}
 		e.n = 1
 	}
 	s.mu.Unlock()

@@ -123,14 +123,17 @@ func (k seriesKey) compare(o seriesKey) int {
 	return strings.Compare(k.service, o.service)
 }
 
+// Label names, shared by every entry's label pairs (never written).
+var labelAZ, labelInstance, labelService = "az", "instance_id", "service"
+
 // labelPairs builds an entry's label pairs once, sorted by name as the
 // registry wants them; every scrape reuses them.
 func labelPairs(k seriesKey, scope string) []*dto.LabelPair {
-	pair := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: &n, Value: &v} }
+	pair := func(n *string, v string) *dto.LabelPair { return &dto.LabelPair{Name: n, Value: &v} }
 	if scope == scopeEndpoint {
-		return []*dto.LabelPair{pair("service", k.service)}
+		return []*dto.LabelPair{pair(&labelService, k.service)}
 	}
-	return []*dto.LabelPair{pair("az", k.az), pair("instance_id", k.instance), pair("service", k.service)}
+	return []*dto.LabelPair{pair(&labelAZ, k.az), pair(&labelInstance, k.instance), pair(&labelService, k.service)}
 }
 
 // gauge is one per-target sample. Its labels are the entry's, shared and
@@ -179,14 +182,14 @@ func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
 		prev = e
 		r := &e.hist[(e.n-1)%historySize]
 		ok := 0.0
-		if r.Success {
+		if r.success {
 			ok = 1
 		}
 		ds, dd := descSuccess, descDuration
 		if e.scope == scopeEndpoint {
 			ds, dd = descEndpointSuccess, descEndpointDuration
 		}
-		out = append(out, gauge{ds, e.labels, ok}, gauge{dd, e.labels, r.Duration.Seconds()})
+		out = append(out, gauge{ds, e.labels, ok}, gauge{dd, e.labels, float64(r.duration) / 1e6})
 	}
 	s.mu.Unlock()
 
