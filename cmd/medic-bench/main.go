@@ -29,6 +29,7 @@ type opts struct {
 	dir               string
 	targets           int
 	listeners         int
+	offset            int
 	keepAlive         bool
 	loopWorkers       int
 	medicWorkers      int
@@ -55,11 +56,12 @@ func run(args []string) int {
 	fs.StringVar(&o.medic, "medic", "bin/medic", "the medic binary")
 	fs.StringVar(&o.loop, "loop", "bin/medic-plainloop", "the plain-loop baseline binary")
 	fs.IntVar(&o.targets, "targets", 0, "targets (default per mode)")
-	fs.IntVar(&o.listeners, "listeners", 1000, "loopback listeners of the target server (127.1.x.y)")
+	fs.IntVar(&o.listeners, "listeners", 0, "loopback listeners of the target servers (127.1.x.y); default one per target for saturation, 1000 otherwise")
+	fs.IntVar(&o.offset, "offset", 0, "serve: the first listener's index")
 	fs.BoolVar(&o.keepAlive, "keep-alive", false, "probe with keep-alive (medic and the loop)")
 	fs.IntVar(&o.loopWorkers, "loop-workers", 64, "plain loop workers")
 	fs.IntVar(&o.medicWorkers, "medic-workers", 0, "medic max_concurrent_probes (0: medic's default)")
-	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "warm-up before measuring")
+	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before measuring (default 5s; saturation with keep-alive 15s, so that every target's connection is open)")
 	fs.DurationVar(&o.measure, "measure", 15*time.Second, "measuring window")
 	fs.DurationVar(&o.interval, "interval", 10*time.Second, "probe interval (schedule, soak)")
 	fs.DurationVar(&o.duration, "duration", 0, "run length (schedule, soak)")
@@ -72,8 +74,15 @@ func run(args []string) int {
 		return 2
 	}
 	if mode == "serve" {
-		return serve(o.listeners)
+		return serve(orDefault(o.listeners, 1000), o.offset)
 	}
+	if mode != "saturation" {
+		o.listeners = orDefault(o.listeners, 1000)
+	}
+	if mode == "saturation" && o.keepAlive {
+		o.warmup = orDefault(o.warmup, 15*time.Second)
+	}
+	o.warmup = orDefault(o.warmup, 5*time.Second)
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -174,7 +183,7 @@ func (o opts) allocs(base string) error {
 // outside over o.measure after o.warmup.
 func saturation(o opts) error {
 	n := orDefault(o.targets, 10240)
-	srv, addrs, err := startServer(o.self, min(n, o.listeners))
+	srv, addrs, err := startServers(o.self, min(n, orDefault(o.listeners, n)))
 	if err != nil {
 		return err
 	}
@@ -283,7 +292,7 @@ func idleMedic(o opts, addrs []string) (*proc, string, string, int64, error) {
 func schedule(o opts) error {
 	n := orDefault(o.targets, 50000)
 	dur := orDefault(o.duration, 120*time.Second)
-	srv, addrs, err := startServer(o.self, min(n, o.listeners))
+	srv, addrs, err := startServers(o.self, min(n, o.listeners))
 	if err != nil {
 		return err
 	}
@@ -374,7 +383,7 @@ func scale(o opts) error {
 		sizes = append(sizes, n)
 	}
 	measure := orDefault(o.measure, 30*time.Second)
-	srv, addrs, err := startServer(o.self, o.listeners)
+	srv, addrs, err := startServers(o.self, o.listeners)
 	if err != nil {
 		return err
 	}

@@ -39,10 +39,40 @@ func (p *proc) stop() {
 	}
 }
 
-// startServer starts `medic-bench serve` with n listeners and returns it
-// with the addresses it listens on.
-func startServer(self string, n int) (*proc, []string, error) {
-	cmd := exec.Command(self, "serve", "-listeners", fmt.Sprint(n))
+// perServer is the most listeners one target server process holds: with
+// a connection per target open at once (keep-alive) it stays well under a
+// 20,000 file descriptor limit.
+const perServer = 5000
+
+// servers are the target server processes of one benchmark.
+type servers []*proc
+
+func (ss servers) stop() {
+	for _, p := range ss {
+		p.stop()
+	}
+}
+
+// startServers starts `medic-bench serve` processes for n listeners in
+// all and returns them with the addresses they listen on.
+func startServers(self string, n int) (servers, []string, error) {
+	var ss servers
+	var addrs []string
+	for off := 0; off < n; off += perServer {
+		p, a, err := startServer(self, min(perServer, n-off), off)
+		if err != nil {
+			ss.stop()
+			return nil, nil, err
+		}
+		ss = append(ss, p)
+		addrs = append(addrs, a...)
+	}
+	return ss, addrs, nil
+}
+
+// startServer starts one `medic-bench serve` with n listeners from offset.
+func startServer(self string, n, offset int) (*proc, []string, error) {
+	cmd := exec.Command(self, "serve", "-listeners", fmt.Sprint(n), "-offset", fmt.Sprint(offset))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

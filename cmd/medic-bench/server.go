@@ -11,13 +11,14 @@ import (
 	"time"
 )
 
-// serve listens on n loopback addresses (127.1.a.b, one port each), answers
+// serve listens on n loopback addresses (127.1.a.b, one port each, the
+// offset-th on), answers
 // every request on them with a bare HTTP/1.1 200 (cheaper than net/http, so
 // the figures are mostly the clients'), prints the host:port addresses one a
 // line, then "ready", and runs until signalled. A request asking for
 // "Connection: close" is answered and closed; others keep the connection.
-func serve(n int) int {
-	for i := range n {
+func serve(n, offset int) int {
+	for i := offset; i < offset+n; i++ {
 		addr := fmt.Sprintf("127.1.%d.%d:0", 1+i/250, 1+i%250)
 		l, err := net.Listen("tcp", addr)
 		if err != nil {

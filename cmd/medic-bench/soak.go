@@ -15,7 +15,7 @@ func soak(o opts) error {
 	n := orDefault(o.targets, 5000)
 	dur := orDefault(o.duration, time.Hour)
 	interval := orDefault(o.interval, 5*time.Second)
-	srv, addrs, err := startServer(o.self, min(n, o.listeners))
+	srv, addrs, err := startServers(o.self, min(n, o.listeners))
 	if err != nil {
 		return err
 	}
