@@ -285,6 +285,23 @@ func idleMedic(o opts, addrs []string) (*proc, string, string, int64, error) {
 	return medic, base, cfg, idle, nil
 }
 
+// load gives the idle medic at base n targets over addrs by a reload, waits
+// until it schedules them all, and then for one interval and the warm-up,
+// so that every target is past its first slot.
+func (o opts) load(base, cfg string, addrs []string, n int) error {
+	if err := writeConfig(cfg, spread(addrs, n, 0), o.interval, o.keepAlive, o.medicWorkers); err != nil {
+		return err
+	}
+	if err := reload(base); err != nil {
+		return err
+	}
+	if err := waitTargets(base, n); err != nil {
+		return fmt.Errorf("medic never scheduled %d targets: %w", n, err)
+	}
+	time.Sleep(o.interval + o.warmup)
+	return nil
+}
+
 // schedule loads medic with many targets at an ordinary interval and
 // checks that it keeps time: the share of probes started within 250 ms of
 // their slot (skipped slots count as late), resident memory above idle per
@@ -302,16 +319,9 @@ func schedule(o opts) error {
 		return err
 	}
 	defer medic.stop()
-	if err := writeConfig(cfg, spread(addrs, n, 0), o.interval, o.keepAlive, o.medicWorkers); err != nil {
+	if err := o.load(base, cfg, addrs, n); err != nil {
 		return err
 	}
-	if err := reload(base); err != nil {
-		return err
-	}
-	if err := waitTargets(base, n); err != nil {
-		return fmt.Errorf("medic never scheduled %d targets: %w", n, err)
-	}
-	time.Sleep(o.interval + o.warmup) // every target past its first slot
 	s0, err := scrapeMetrics(base)
 	if err != nil {
 		return err
@@ -403,16 +413,9 @@ func scale(o opts) error {
 		}
 		err = func() error {
 			defer medic.stop()
-			if err := writeConfig(cfg, spread(addrs, n, 0), o.interval, o.keepAlive, o.medicWorkers); err != nil {
+			if err := o.load(base, cfg, addrs, n); err != nil {
 				return err
 			}
-			if err := reload(base); err != nil {
-				return err
-			}
-			if err := waitTargets(base, n); err != nil {
-				return err
-			}
-			time.Sleep(o.interval + o.warmup)
 			s0, err := scrapeMetrics(base)
 			if err != nil {
 				return err
