@@ -56,7 +56,7 @@ func TestMissingGroupRefusesItsServiceOnly(t *testing.T) {
 		{desc: "api's group gone: api refuses, web heals, medic ready", missing: []string{"api-asg"}, wantReady: true,
 			wantWhy: "ok; refusing: api: group api-asg not found", wantFrozen: map[string]bool{"web": false, "api": true}},
 		{desc: "every service's group gone: not ready", missing: []string{"api-asg", "web-asg"}, wantReady: false,
-			wantWhy: "every service refuses: web: group web-asg not found; api: group api-asg not found",
+			wantWhy:    "every service refuses: web: group web-asg not found; api: group api-asg not found",
 			wantFrozen: map[string]bool{"web": true, "api": true}},
 	}
 	for _, row := range rows {
