@@ -14,7 +14,7 @@ import (
 func soak(o opts) error {
 	n := orDefault(o.targets, 5000)
 	dur := orDefault(o.duration, time.Hour)
-	interval := orDefault(o.interval, 5*time.Second)
+	interval := o.interval
 	srv, addrs, err := startServers(o.self, min(n, o.listeners))
 	if err != nil {
 		return err
