@@ -354,11 +354,14 @@ func schedule(o opts) error {
 			}
 		}
 	}
+	// CPU is read before the closing scrape, after the opening one: the
+	// window holds no scrape of its own (the timed ones above are medic's
+	// work too, and stay in).
+	c1, _ := sampleOf(medic.pid())
 	s1, err := scrapeMetrics(base)
 	if err != nil {
 		return err
 	}
-	c1, _ := sampleOf(medic.pid())
 	if err := <-prof; err != nil {
 		return fmt.Errorf("cpu profile: %w", err)
 	}
@@ -428,11 +431,11 @@ func scale(o opts) error {
 			}
 			c0, _ := sampleOf(medic.pid())
 			time.Sleep(measure)
+			c1, _ := sampleOf(medic.pid()) // before the scrape: see schedule
 			s1, err := scrapeMetrics(base)
 			if err != nil {
 				return err
 			}
-			c1, _ := sampleOf(medic.pid())
 			probes := s1.probes - s0.probes
 			rows = append(rows, row{n: n, interval: o.interval, rate: probes / c1.at.Sub(c0.at).Seconds(),
 				cpu: (c1.cpu - c0.cpu).Seconds() * 1000 / probes, perTarg: float64(c1.rss-idle) / float64(n)})
