@@ -78,7 +78,10 @@ type Controller struct {
 	// write) under c.mu, read without a lock by the probe workers.
 	loops atomic.Pointer[map[string]*serviceLoop]
 
+	updMu sync.Mutex // serialises updateTargets
+
 	mu          sync.Mutex
+	probing     []probes.Target // the scheduler's targets, as last handed over; never modified
 	runCtx      context.Context // set by Run; nil before
 	stopped     bool            // Run is returning: no new loops
 	loopWG      sync.WaitGroup
@@ -140,7 +143,7 @@ func New(o Options) *Controller {
 		Now:        o.Now,
 	})
 	c.loops.Store(&map[string]*serviceLoop{})
-	c.sched.Update(c.targets())
+	c.updateTargets()
 	return c
 }
 
@@ -178,7 +181,7 @@ func (c *Controller) Apply(cfg *config.Config) {
 		}
 	}
 	c.mu.Unlock()
-	c.sched.Update(c.targets())
+	c.updateTargets()
 	poke(c.reconfig) // re-read the fleet now: groups may have changed
 }
 
@@ -356,7 +359,7 @@ func (c *Controller) refresh(ctx context.Context) {
 		c.notifier.Notify(awsTroubleEvent(endTrouble, err, lastGood, now, rid))
 	}
 	if changed { // else the scheduler has these targets already: no O(targets) rebuild
-		c.sched.Update(c.targets())
+		c.updateTargets()
 	}
 	c.wakeAll()
 }
@@ -529,6 +532,18 @@ func (c *Controller) targets() []probes.Target {
 	return ts
 }
 
+// updateTargets hands the scheduler the targets of the config and fleet
+// as they are now, and keeps the list for the status page.
+func (c *Controller) updateTargets() {
+	c.updMu.Lock()
+	defer c.updMu.Unlock()
+	ts := c.targets()
+	c.mu.Lock()
+	c.probing = ts
+	c.mu.Unlock()
+	c.sched.Update(ts)
+}
+
 func endpointKey(service string) string     { return service + "/endpoint" }
 func instanceKey(service, id string) string { return service + "/" + id }
 
@@ -562,7 +577,10 @@ type Status struct {
 func (c *Controller) Statuses() []Status {
 	all := c.sched.Snapshot()
 	byService := map[string][]probes.Target{}
-	for _, t := range c.targets() {
+	c.mu.Lock()
+	probing := c.probing
+	c.mu.Unlock()
+	for _, t := range probing {
 		byService[t.Service] = append(byService[t.Service], t)
 	}
 	c.mu.Lock()
