@@ -446,10 +446,18 @@ func scale(o opts) error {
 		}
 	}
 	fmt.Printf("scale: same probe rate (%d/s) at every size, %s measured after one interval + %s\n", o.rate, measure, o.warmup)
-	fmt.Printf("  %8s %9s %9s %14s %18s\n", "targets", "interval", "probes/s", "CPU ms/probe", "RSS B/target")
+	// RSS above idle also holds what the probe rate costs whatever the
+	// size (garbage between collections, workers): the marginal column,
+	// the growth from the previous size per target added, leaves it out.
+	fmt.Printf("  %8s %9s %9s %14s %18s %22s\n", "targets", "interval", "probes/s", "CPU ms/probe", "RSS B/target", "marginal B/target")
 	lo, hi := [2]float64{1e18, 1e18}, [2]float64{}
-	for _, r := range rows {
-		fmt.Printf("  %8d %9s %9.0f %14.3f %18.0f\n", r.n, r.interval, r.rate, r.cpu, r.perTarg)
+	for i, r := range rows {
+		marginal := "-"
+		if i > 0 {
+			p := rows[i-1]
+			marginal = fmt.Sprintf("%.0f", (r.perTarg*float64(r.n)-p.perTarg*float64(p.n))/float64(r.n-p.n))
+		}
+		fmt.Printf("  %8d %9s %9.0f %14.3f %18.0f %22s\n", r.n, r.interval, r.rate, r.cpu, r.perTarg, marginal)
 		lo[0], hi[0] = min(lo[0], r.cpu), max(hi[0], r.cpu)
 		lo[1], hi[1] = min(lo[1], r.perTarg), max(hi[1], r.perTarg)
 	}
