@@ -308,6 +308,25 @@ func (o opts) load(base, cfg string, addrs []string, n int) error {
 	return nil
 }
 
+// loaded starts medic idle (measuring its resident memory), loads it with
+// n targets over addrs, and returns it with the opening scrape and sample
+// of the measuring window.
+func (o opts) loaded(addrs []string, n int) (medic *proc, base string, idle int64, s0 scrape, c0 sample, err error) {
+	medic, base, cfg, idle, err := idleMedic(o, addrs)
+	if err != nil {
+		return nil, "", 0, s0, c0, err
+	}
+	if err = o.load(base, cfg, addrs, n); err == nil {
+		s0, err = scrapeMetrics(base)
+	}
+	if err != nil {
+		medic.stop()
+		return nil, "", 0, s0, c0, err
+	}
+	c0, _ = sampleOf(medic.pid())
+	return medic, base, idle, s0, c0, nil
+}
+
 // schedule loads medic with many targets at an ordinary interval and
 // checks that it keeps time: the share of probes started within 250 ms of
 // their slot (skipped slots count as late), resident memory above idle per
@@ -320,19 +339,11 @@ func schedule(o opts) error {
 		return err
 	}
 	defer srv.stop()
-	medic, base, cfg, idle, err := idleMedic(o, addrs)
+	medic, base, idle, s0, c0, err := o.loaded(addrs, n)
 	if err != nil {
 		return err
 	}
 	defer medic.stop()
-	if err := o.load(base, cfg, addrs, n); err != nil {
-		return err
-	}
-	s0, err := scrapeMetrics(base)
-	if err != nil {
-		return err
-	}
-	c0, _ := sampleOf(medic.pid())
 	prof := o.profile(base, min(dur, 30*time.Second))
 	var scrapes, pages []time.Duration
 	var scrapeBytes, pageBytes int
@@ -416,20 +427,12 @@ func scale(o opts) error {
 	for _, n := range sizes {
 		o := o
 		o.interval = time.Duration(float64(n) / float64(o.rate) * float64(time.Second))
-		medic, base, cfg, idle, err := idleMedic(o, addrs)
+		medic, base, idle, s0, c0, err := o.loaded(addrs, n)
 		if err != nil {
-			return err
+			return fmt.Errorf("%d targets: %w", n, err)
 		}
 		err = func() error {
 			defer medic.stop()
-			if err := o.load(base, cfg, addrs, n); err != nil {
-				return err
-			}
-			s0, err := scrapeMetrics(base)
-			if err != nil {
-				return err
-			}
-			c0, _ := sampleOf(medic.pid())
 			time.Sleep(measure)
 			c1, _ := sampleOf(medic.pid()) // before the scrape: see schedule
 			s1, err := scrapeMetrics(base)
