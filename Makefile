@@ -2,7 +2,13 @@
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-LDFLAGS   := -X main.version=$(VERSION) -X main.revision=$(REVISION)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILDUSER ?= $(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown)
+BUILDDATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+TAGS      ?= netgo
+VERSIONPKG := github.com/prometheus/common/version
+LDFLAGS   := -X $(VERSIONPKG).Version=$(VERSION) -X $(VERSIONPKG).Revision=$(REVISION) \
+	-X $(VERSIONPKG).Branch=$(BRANCH) -X $(VERSIONPKG).BuildUser=$(BUILDUSER) -X $(VERSIONPKG).BuildDate=$(BUILDDATE)
 BIN       := bin/medic
 
 .PHONY: help build test e2e bench soak demo lint deps clean
@@ -11,7 +17,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/medic
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medic
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/medic
 
 deps: ## install what the tests need (Debian packages; run as root)
 	bash .ci/deps

@@ -2,11 +2,15 @@ package alerts
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/medic-sre/medic/config"
 )
@@ -25,15 +29,21 @@ const maxActiveAlerts = 10000
 // intervals and are re-posted every resend interval, so Alertmanager keeps
 // them firing while medic runs and resolves them on its own if medic
 // stops. An alert with no fresh event for the TTL is no longer re-posted.
+//
+// Every alert goes to each Alertmanager of the list (a cluster's replicas
+// deduplicate), as Prometheus sends to each; a post counts as delivered
+// when at least one took it, and the others catch up at the next resend.
 type alertmanagerSink struct {
-	name    string
-	url     string // .../api/v2/alerts; secret when it came from a file or env
-	token   string
-	runbook string
-	resend  time.Duration
-	ttl     time.Duration
-	client  *http.Client
-	now     func() time.Time
+	name  string
+	urls  []string // .../api/v2/alerts; secret when it came from a file or env
+	token string
+	// generatorURL links each alert to medic's status page; may be empty.
+	generatorURL string
+	runbook      string
+	resend       time.Duration
+	ttl          time.Duration
+	client       *http.Client
+	now          func() time.Time
 
 	mu     sync.Mutex
 	active map[string]*activeAlert
@@ -44,18 +54,42 @@ type activeAlert struct {
 	lastEvent time.Time
 }
 
-func newAlertmanagerSink(sc config.NotificationSink, base, token string, now func() time.Time) *alertmanagerSink {
+func newAlertmanagerSink(sc config.NotificationSink, bases []string, token string, client *http.Client, now func() time.Time) *alertmanagerSink {
+	urls := make([]string, len(bases))
+	for i, b := range bases {
+		urls[i] = strings.TrimSuffix(b, "/") + "/api/v2/alerts"
+	}
 	return &alertmanagerSink{
 		name:    sc.Name,
-		url:     strings.TrimSuffix(base, "/") + "/api/v2/alerts",
+		urls:    urls,
 		token:   token,
 		runbook: sc.RunbookURL,
 		resend:  sc.ResendInterval.D(),
 		ttl:     sc.AlertTTL.D(),
-		client:  newHTTPClient(sc.Timeout.D()),
+		client:  client,
 		now:     now,
 		active:  map[string]*activeAlert{},
 	}
+}
+
+// RuleOwned maps the event kinds whose alert in Alertmanager comes from
+// medic's Prometheus rules (alerts/rules) to those rules' alertnames. The
+// rules watch the metrics that report the same condition, so the
+// Alertmanager sink leaves these kinds out and every alertname has one
+// source; the other sinks still get the events. Every other kind arrives
+// as AlertName(kind), which no rule uses (TestOneSourcePerAlertName).
+var RuleOwned = map[Kind][]string{
+	QuotaNearLimit:          {"MedicQuotaHeadroomLow", "MedicScaleOutNotFeasible"},
+	QuotaExhaustionForecast: {"MedicQuotaExhaustionForecast"},
+	PrewarmNeeded:           {"MedicPrewarmNeeded"},
+	PrewarmApplied:          {"MedicPrewarmNeeded"}, // ends PrewarmNeeded
+}
+
+// Sends reports whether the sink posts events of kind k: not those a rule
+// owns (RuleOwned).
+func (s *alertmanagerSink) Sends(k Kind) bool {
+	_, owned := RuleOwned[k]
+	return !owned
 }
 
 func (s *alertmanagerSink) Name() string                  { return s.name }
@@ -132,11 +166,58 @@ func (s *alertmanagerSink) Send(ctx context.Context, e Event) error {
 	}
 	s.mu.Unlock()
 
-	if len(post) == 0 {
+	return s.post(ctx, post)
+}
+
+// post sends alerts to every Alertmanager at once. It fails when none
+// took them (permanently when every refusal was permanent); when only some
+// did, it returns a *partialError, which counts as delivered.
+func (s *alertmanagerSink) post(ctx context.Context, alerts []alertmanagerAlert) error {
+	if len(alerts) == 0 {
 		return nil
 	}
-	return postJSON(ctx, s.client, s.url, s.token, post)
+	for i := range alerts {
+		alerts[i].GeneratorURL = s.generatorURL
+	}
+	errs := make([]error, len(s.urls))
+	var wg sync.WaitGroup
+	for i, u := range s.urls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = postJSON(ctx, s.client, u, s.token, alerts)
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	permanent := true
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		var pe *backoff.PermanentError
+		if !errors.As(err, &pe) {
+			permanent = false
+		}
+		// The index, not the URL: a URL from a file may be a secret.
+		failed = append(failed, fmt.Sprintf("alertmanager %d of %d: %v", i+1, len(s.urls), err))
+	}
+	switch {
+	case len(failed) == 0:
+		return nil
+	case len(failed) < len(s.urls):
+		return &partialError{msg: strings.Join(failed, "; ")}
+	case permanent:
+		return backoff.Permanent(errors.New(strings.Join(failed, "; ")))
+	}
+	return errors.New(strings.Join(failed, "; "))
 }
+
+// partialError is a delivery that some destinations took and others did
+// not: it counts as sent, and the failures are logged.
+type partialError struct{ msg string }
+
+func (e *partialError) Error() string { return "delivered, but " + e.msg }
 
 // evictLocked lets go of the alerts with the oldest events past the bound.
 func (s *alertmanagerSink) evictLocked() {
@@ -173,10 +254,7 @@ func (s *alertmanagerSink) Resend(ctx context.Context) error {
 		post = append(post, a.alert)
 	}
 	s.mu.Unlock()
-	if len(post) == 0 {
-		return nil
-	}
-	return postJSON(ctx, s.client, s.url, s.token, post)
+	return s.post(ctx, post)
 }
 
 // activeCount is the number of alerts being kept alive.

@@ -34,7 +34,7 @@ func TestAlertmanagerSinkLifecycle(t *testing.T) {
 	s := newAlertmanagerSink(config.NotificationSink{
 		Name: "am", ResendInterval: config.Duration(time.Minute), AlertTTL: config.Duration(time.Hour),
 		Timeout: config.Duration(5 * time.Second),
-	}, srv.URL, "", clock.Now)
+	}, []string{srv.URL}, "", http.DefaultClient, clock.Now)
 	ctx := t.Context()
 	send := func(e Event) []alertmanagerAlert {
 		t.Helper()
@@ -193,10 +193,11 @@ func runAlertmanager(t *testing.T, bin, cfg, storage string) (base string, ok bo
 
 // gettableAlert is the part of GET /api/v2/alerts the test reads.
 type gettableAlert struct {
-	Labels map[string]string `json:"labels"`
-	Annots map[string]string `json:"annotations"`
-	EndsAt time.Time         `json:"endsAt"`
-	Status struct {
+	Labels       map[string]string `json:"labels"`
+	Annots       map[string]string `json:"annotations"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Status       struct {
 		State string `json:"state"`
 	} `json:"status"`
 }

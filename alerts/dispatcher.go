@@ -35,6 +35,11 @@ type Options struct {
 	// TickInterval is how often Run checks for due digests and
 	// Alertmanager resends. Default 1s.
 	TickInterval time.Duration
+	// ExternalURL is the URL under which people reach medic's status
+	// page (cmd/medic's --web.external-url, route prefix included). Alerts
+	// sent to Alertmanager carry it as their generatorURL; empty leaves
+	// generatorURL out.
+	ExternalURL string
 }
 
 // Dispatcher is the Notifier of medic: it deduplicates and digests events,
@@ -46,6 +51,7 @@ type Dispatcher struct {
 	awsCfg       *aws.Config
 	drainTimeout time.Duration
 	tick         time.Duration
+	externalURL  string
 	m            *metrics
 
 	mu      sync.Mutex
@@ -113,6 +119,7 @@ func NewDispatcher(o Options) (*Dispatcher, error) {
 		awsCfg:       o.AWS,
 		drainTimeout: o.DrainTimeout,
 		tick:         o.TickInterval,
+		externalURL:  o.ExternalURL,
 	}
 	if d.logger == nil {
 		d.logger = log.NewNopLogger()
@@ -154,7 +161,7 @@ func (d *Dispatcher) Update(cfg config.Notifications) error {
 	var bs []built
 	var errs []error
 	for _, sc := range cfg.Sinks {
-		b, err := buildSink(sc, d.awsCfg, d.now)
+		b, err := buildSink(sc, d.awsCfg, d.externalURL, d.now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -175,7 +182,7 @@ func (d *Dispatcher) Update(cfg config.Notifications) error {
 	var next []*worker
 	for _, b := range bs {
 		name := b.spec.cfg.Name
-		if w, ok := old[name]; ok && w.spec == b.spec && w.retry == cfg.Retry {
+		if w, ok := old[name]; ok && w.spec.same(b.spec) && w.retry == cfg.Retry {
 			next = append(next, w)
 			delete(old, name)
 			continue
@@ -334,7 +341,7 @@ func (d *Dispatcher) newWorker(b built, retry config.NotificationRetry) *worker 
 		q:       newQueue(b.spec.cfg.QueueSize),
 		retry:   retry,
 		timeout: b.spec.cfg.Timeout.D(),
-		minRank: severityRank(Severity(b.spec.cfg.MinSeverity)),
+		minRank: minRank(b.spec.cfg.MinSeverity),
 		logger:  log.With(d.logger, logkeys.Sink, b.spec.cfg.Name),
 		stopped: make(chan struct{}),
 	}
@@ -351,13 +358,13 @@ func (d *Dispatcher) newWorker(b built, retry config.NotificationRetry) *worker 
 	return w
 }
 
-// accepts reports whether e is severe enough for the sink.
+// accepts reports whether e is severe enough for the sink and of a kind
+// it sends.
 func (w *worker) accepts(e Event) bool {
-	r := severityRank(e.Severity)
-	if e.NeedsAction {
-		r = severityRank(Action)
+	if f, ok := w.sink.(kindFilter); ok && !f.Sends(e.Kind) {
+		return false
 	}
-	return r >= w.minRank
+	return severityRank(severityOf(e)) >= w.minRank
 }
 
 // stop ends w for good. Call with d.mu.
@@ -444,6 +451,7 @@ func (d *Dispatcher) runWorker(wctx context.Context, w *worker) {
 // deliver sends e to w's sink with bounded retries and counts the outcome.
 func (d *Dispatcher) deliver(wctx context.Context, w *worker, e Event) {
 	attempt := 0
+	var partial *partialError
 	op := func() error {
 		attempt++
 		ctx, cancel := context.WithTimeout(wctx, w.timeout)
@@ -451,6 +459,10 @@ func (d *Dispatcher) deliver(wctx context.Context, w *worker, e Event) {
 		start := time.Now()
 		err := w.sink.Send(ctx, e)
 		d.m.duration.WithLabelValues(w.name).Observe(time.Since(start).Seconds())
+		if errors.As(err, &partial) {
+			return nil // delivered; the rest is logged below
+		}
+		partial = nil
 		return err
 	}
 	b := backoff.NewExponentialBackOff(
@@ -469,5 +481,15 @@ func (d *Dispatcher) deliver(wctx context.Context, w *worker, e Event) {
 			logkeys.Err, err, logkeys.Service, e.Service, "kind", e.Kind, logkeys.RequestID, e.RequestID)
 		return
 	}
+	if partial != nil {
+		level.Warn(w.logger).Log(logkeys.Msg, "notification not delivered to every destination", logkeys.Err, partial,
+			logkeys.Service, e.Service, "kind", e.Kind, logkeys.RequestID, e.RequestID)
+	}
 	d.m.notifications.WithLabelValues(w.name, resultSent).Inc()
+}
+
+// minRank is the rank of a sink's min_severity (validated by config).
+func minRank(s string) int {
+	sev, _ := ParseSeverity(s)
+	return severityRank(sev)
 }

@@ -260,7 +260,7 @@ func TestMinSeverity(t *testing.T) {
 	srv := newRecorder(t, nil)
 	td := startDispatcher(t, Options{Config: config.Notifications{
 		Retry: fastRetry,
-		Sinks: []config.NotificationSink{{Name: "pager", Type: "webhook", URLFile: secretFile(t, srv.URL), MinSeverity: "action"}},
+		Sinks: []config.NotificationSink{{Name: "pager", Type: "webhook", URLFile: secretFile(t, srv.URL), MinSeverity: "critical"}},
 	}}, true)
 	td.Notify(sampleEvents()["marked"])
 	td.Notify(sampleEvents()["not-recovered"])
@@ -349,7 +349,11 @@ func TestNewDispatcherErrors(t *testing.T) {
 // Errors from a sink never show its URL (it is a secret).
 func TestErrorsHideURL(t *testing.T) {
 	u := refusedURL(t) + "/T000/B000/sekrit"
-	err := postJSON(t.Context(), newHTTPClient(time.Second), u, "tok", map[string]string{})
+	client, err := newHTTPClient(config.NotificationSink{Name: "hook", Timeout: config.Duration(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = postJSON(t.Context(), client, u, "tok", map[string]string{})
 	if err == nil || strings.Contains(err.Error(), "sekrit") || strings.Contains(err.Error(), "/hook") {
 		t.Errorf("err = %v", err)
 	}

@@ -2,7 +2,11 @@
 // notifications, and ships the Prometheus rules for medic's own metrics.
 package alerts
 
-import "time"
+import (
+	"time"
+
+	"github.com/medic-sre/medic/alerts/rules"
+)
 
 // Kind names what happened. The set is fixed: sinks, digests and the
 // Alertmanager alertname derive from it.
@@ -22,14 +26,40 @@ const (
 	AWSAPITrouble           Kind = "aws_api_trouble"
 )
 
-// Severity says whether anyone needs to act.
+// allKinds lists every Kind.
+var allKinds = []Kind{
+	InstanceMarked, MarkRefused, EndpointFailing, EndpointRecovered, ReplacementRecovered,
+	ReplacementNotRecovered, QuotaNearLimit, QuotaExhaustionForecast, PrewarmNeeded,
+	PrewarmApplied, AWSAPITrouble,
+}
+
+// Severity says whether anyone needs to act. Its values are the severity
+// labels of Prometheus's alerting conventions and of medic's own rules
+// (alerts/rules): one vocabulary for everything medic sends, whatever the
+// sink. docs/runbook.md ("Severities") says what each means.
 type Severity string
 
 const (
-	Info    Severity = "info"    // nobody needs to act
-	Warning Severity = "warning" // worth a look in working hours
-	Action  Severity = "action"  // a person should act
+	Info     Severity = rules.Info     // nobody needs to act
+	Warning  Severity = rules.Warning  // worth a look in working hours
+	Critical Severity = rules.Critical // a person should act now (pages)
+
+	// Action is Critical under its former name (the severity of an event
+	// a person should act on), kept so that callers need not change.
+	Action = Critical
 )
+
+// ParseSeverity returns the Severity named s: info, warning or critical.
+// "action", the former name of critical, is still accepted.
+func ParseSeverity(s string) (Severity, bool) {
+	switch s {
+	case string(Info), string(Warning), string(Critical):
+		return Severity(s), true
+	case "action":
+		return Critical, true
+	}
+	return "", false
+}
 
 // Event is one thing medic reports. Every message built from it says what
 // happened, the evidence, what medic did, the service's state, and whether

@@ -349,7 +349,7 @@ func severityRank(s Severity) int {
 	switch s {
 	case Warning:
 		return 1
-	case Action:
+	case Critical:
 		return 2
 	}
 	return 0

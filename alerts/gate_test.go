@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"fmt"
+	"github.com/medic-sre/medic/alerts/rules"
 	"reflect"
 	"testing"
 	"time"
@@ -274,5 +275,30 @@ func TestAlertName(t *testing.T) {
 		if got := AlertName(k); got != want {
 			t.Errorf("AlertName(%s) = %s, want %s", k, got, want)
 		}
+	}
+}
+
+// TestOneSourcePerAlertName: an alertname comes either from medic's
+// Alertmanager sink (AlertName of a kind) or from a Prometheus rule, never
+// both; the rules that own a kind exist.
+func TestOneSourcePerAlertName(t *testing.T) {
+	ruleAlerts := map[string]bool{}
+	for _, a := range rules.Default().Alerts() {
+		ruleAlerts[a] = true
+	}
+	s := &alertmanagerSink{}
+	for _, k := range allKinds {
+		name := AlertName(k)
+		if s.Sends(k) && ruleAlerts[name] {
+			t.Errorf("%s: the sink sends %s and a rule raises it too", k, name)
+		}
+		for _, owner := range RuleOwned[k] {
+			if !ruleAlerts[owner] {
+				t.Errorf("%s: owned by rule %s, which does not exist", k, owner)
+			}
+		}
+	}
+	if !s.Sends(ReplacementNotRecovered) || ruleAlerts[AlertName(ReplacementNotRecovered)] {
+		t.Errorf("MedicReplacementNotRecovered must come from the sink only")
 	}
 }

@@ -14,9 +14,13 @@ import (
 
 const noActionNeeded = "No action needed."
 
-// Title is the one-line headline of e: "medic · web · i-0abc marked
-// Unhealthy", prefixed when the condition is resolved or needs a person.
-func Title(e Event) string {
+// Title is the one-line headline of e as plain text: "medic · web ·
+// i-0abc marked Unhealthy", prefixed when the condition is resolved or
+// needs a person.
+func Title(e Event) string { return title(e.escaped(plain)) }
+
+// title builds the headline of an event whose fields are escaped already.
+func title(e Event) string {
 	var b strings.Builder
 	switch {
 	case e.NeedsAction:
@@ -29,12 +33,14 @@ func Title(e Event) string {
 		b.WriteString(" · " + e.Service)
 	}
 	b.WriteString(" · " + summaryOf(e))
-	return redact(b.String())
+	return b.String()
 }
 
-// RenderText renders e as plain text (SNS, e-mail): a subject line and a
-// body. Secrets in URLs are masked.
+// RenderText renders e as plain text (SNS, e-mail, Alertmanager's
+// description): a subject line and a body, bounded. Every field is one
+// line of inert text (see plain); secrets in URLs are masked.
 func RenderText(e Event, runbookURL string) (subject, body string) {
+	e = e.escaped(plain)
 	var b strings.Builder
 	fmt.Fprintf(&b, "What happened: %s\n", summaryOf(e))
 	if len(e.Evidence) == 0 {
@@ -52,7 +58,7 @@ func RenderText(e Event, runbookURL string) (subject, body string) {
 	if u := runbookLink(runbookURL, e.Kind); u != "" {
 		fmt.Fprintf(&b, "Runbook: %s\n", u)
 	}
-	return Title(e), redact(b.String())
+	return clip(title(e), maxFieldRunes), clip(b.String(), maxTextRunes)
 }
 
 // SlackMessage is a Slack-compatible incoming-webhook payload (Slack,
@@ -61,33 +67,35 @@ type SlackMessage struct {
 	Text string `json:"text"`
 }
 
-// RenderSlack renders e as Slack mrkdwn, with &, < and > escaped so that
-// names cannot inject links or mentions.
+// RenderSlack renders e as Slack mrkdwn, bounded. Every field is escaped
+// (see mrkdwn): what an instance or AWS said cannot mention anyone, link
+// anywhere or restyle the message beyond its own field.
 func RenderSlack(e Event, runbookURL string) SlackMessage {
-	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
+	e = e.escaped(mrkdwn)
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%s*\n", esc(Title(e)))
-	fmt.Fprintf(&b, "*What happened:* %s\n", esc(summaryOf(e)))
+	fmt.Fprintf(&b, "*%s*\n", title(e))
+	fmt.Fprintf(&b, "*What happened:* %s\n", summaryOf(e))
 	if len(e.Evidence) == 0 {
 		b.WriteString("*Evidence:* none recorded\n")
 	} else {
 		b.WriteString("*Evidence:*\n")
 		for _, ev := range e.Evidence {
-			fmt.Fprintf(&b, "• %s\n", esc(ev))
+			fmt.Fprintf(&b, "• %s\n", ev)
 		}
 	}
-	fmt.Fprintf(&b, "*What medic did:* %s\n", esc(actionOf(e)))
-	fmt.Fprintf(&b, "*Service state:* %s\n", esc(stateOf(e)))
+	fmt.Fprintf(&b, "*What medic did:* %s\n", actionOf(e))
+	fmt.Fprintf(&b, "*Service state:* %s\n", stateOf(e))
 	if e.NeedsAction {
-		fmt.Fprintf(&b, "*%s*\n", esc(verdictLine(e)))
+		fmt.Fprintf(&b, "*%s*\n", verdictLine(e))
 	} else {
 		fmt.Fprintf(&b, "_%s_\n", noActionNeeded)
 	}
-	fmt.Fprintf(&b, "_%s_", esc(footer(e)))
+	fmt.Fprintf(&b, "_%s_", footer(e))
+	text := clip(b.String(), maxMessageRunes)
 	if u := runbookLink(runbookURL, e.Kind); u != "" {
-		fmt.Fprintf(&b, "\n<%s|Runbook>", u)
+		text += "\n<" + slackURL(u) + "|Runbook>"
 	}
-	return SlackMessage{Text: redact(b.String())}
+	return SlackMessage{Text: text}
 }
 
 // WebhookPayload is the generic webhook's JSON: the event's fields, plus
@@ -124,45 +132,41 @@ type WebhookDigest struct {
 	Until        time.Time `json:"until"`
 }
 
-// RenderWebhook renders e as the generic webhook's JSON document.
+// RenderWebhook renders e as the generic webhook's JSON document. Its
+// fields are data (JSON-encoded, secrets masked, one line each, bounded);
+// title and text are the plain-text rendering, for receivers that just
+// display them.
 func RenderWebhook(e Event, runbookURL string) WebhookPayload {
 	title, text := RenderText(e, runbookURL)
-	ev := make([]string, len(e.Evidence))
-	for i, s := range e.Evidence {
-		ev[i] = redact(s)
-	}
-	var labels map[string]string
-	if len(e.Labels) > 0 {
-		labels = make(map[string]string, len(e.Labels))
-		for k, v := range e.Labels {
-			labels[k] = redact(v)
-		}
-	}
+	d := e.escaped(func(s string) string { return s })
 	p := WebhookPayload{
 		Version:     "1",
 		Kind:        e.Kind,
 		Severity:    severityOf(e),
 		Time:        e.Time.UTC(),
-		Service:     e.Service,
-		Subject:     e.Subject,
-		AZ:          e.AZ,
-		Summary:     redact(summaryOf(e)),
-		Evidence:    ev,
-		Action:      redact(actionOf(e)),
-		State:       redact(stateOf(e)),
+		Service:     d.Service,
+		Subject:     d.Subject,
+		AZ:          d.AZ,
+		Summary:     summaryOf(d),
+		Evidence:    d.Evidence,
+		Action:      actionOf(d),
+		State:       stateOf(d),
 		NeedsAction: e.NeedsAction,
-		Ask:         redact(e.Ask),
+		Ask:         d.Ask,
 		Resolved:    e.Resolved,
-		Labels:      labels,
-		RequestID:   e.RequestID,
+		Labels:      d.Labels,
+		RequestID:   d.RequestID,
 		RunbookURL:  runbookLink(runbookURL, e.Kind),
 		Title:       title,
 		Text:        text,
 	}
-	if d := e.Digest; d != nil {
+	if p.Evidence == nil {
+		p.Evidence = []string{}
+	}
+	if dg := d.Digest; dg != nil {
 		p.Digest = &WebhookDigest{
-			Count: d.Count, Individually: d.Individually, Subjects: d.Subjects,
-			Omitted: d.Omitted, Since: d.Since.UTC(), Until: d.Until.UTC(),
+			Count: dg.Count, Individually: dg.Individually, Subjects: dg.Subjects,
+			Omitted: dg.Omitted, Since: dg.Since.UTC(), Until: dg.Until.UTC(),
 		}
 	}
 	return p
@@ -198,14 +202,14 @@ func AlertName(k Kind) string {
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // alertLabels are the identity of the alert for e's condition (kind k):
-// e's extra labels, then alertname, source="medic" (which tells these
-// alerts from those of Prometheus rules on medic's metrics, some of which
-// share an alertname), service, severity, subject and az.
+// e's extra labels, then alertname, source="medic", service, severity,
+// subject and az. Values are plain text (see plain), each bounded.
 func alertLabels(e Event, k Kind) map[string]string {
-	l := make(map[string]string, len(e.Labels)+5)
-	for name, v := range e.Labels {
+	p := e.escaped(plain)
+	l := make(map[string]string, len(p.Labels)+6)
+	for name, v := range p.Labels {
 		if labelNameRE.MatchString(name) && !strings.HasPrefix(name, "__") && v != "" {
-			l[name] = redact(v)
+			l[name] = clip(v, maxLabelRunes)
 		}
 	}
 	l["alertname"] = AlertName(k)
@@ -213,26 +217,29 @@ func alertLabels(e Event, k Kind) map[string]string {
 	l["severity"] = string(severityOf(e))
 	set := func(name, v string) {
 		if v != "" {
-			l[name] = v
+			l[name] = clip(v, maxLabelRunes)
 		} else {
 			delete(l, name)
 		}
 	}
-	set("service", e.Service)
-	set("subject", e.Subject)
-	set("az", e.AZ)
+	set("service", p.Service)
+	set("subject", p.Subject)
+	set("az", p.AZ)
 	return l
 }
 
-// alertAnnotations are the human side of the alert.
+// alertAnnotations are the human side of the alert: plain text (see
+// plain), each bounded, since Alertmanager's templates pass them on to
+// chat and e-mail as they are.
 func alertAnnotations(e Event, runbookURL string) map[string]string {
 	_, text := RenderText(e, "")
+	p := e.escaped(plain)
 	a := map[string]string{
-		"summary":     Title(e),
-		"description": text,
-		"evidence":    redact(strings.Join(e.Evidence, "\n")),
-		"action":      redact(actionOf(e)),
-		"state":       redact(stateOf(e)),
+		"summary":     clip(title(p), maxAnnotationRunes),
+		"description": clip(text, maxDescriptionRunes),
+		"evidence":    clip(strings.Join(p.Evidence, "\n"), maxAnnotationRunes),
+		"action":      clip(actionOf(p), maxAnnotationRunes),
+		"state":       clip(stateOf(p), maxAnnotationRunes),
 	}
 	if u := runbookLink(runbookURL, e.Kind); u != "" {
 		a["runbook_url"] = u
@@ -265,14 +272,18 @@ func stateOf(e Event) string {
 	return e.State
 }
 
+// severityOf is the one place an event's severity is decided, for every
+// sink: what needs a person is critical whatever the event said, a missing
+// severity is info, and an unknown one (not of the rules' set) counts as
+// info too, so nothing leaves medic outside the vocabulary.
 func severityOf(e Event) Severity {
-	if e.Severity == "" {
-		if e.NeedsAction {
-			return Action
-		}
-		return Info
+	if e.NeedsAction {
+		return Critical
 	}
-	return e.Severity
+	if s, ok := ParseSeverity(string(e.Severity)); ok {
+		return s
+	}
+	return Info
 }
 
 // verdictLine says whether a person needs to act.
@@ -303,18 +314,21 @@ func footer(e Event) string {
 	if !e.Time.IsZero() {
 		add("at", e.Time.UTC().Format(time.RFC3339))
 	}
-	if len(e.Labels) > 0 {
-		keys := make([]string, 0, len(e.Labels))
-		for k := range e.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			add(k, e.Labels[k])
-		}
+	for _, k := range sortedKeys(e.Labels) {
+		add(k, e.Labels[k])
 	}
 	add("request", e.RequestID)
 	return strings.Join(parts, " · ")
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func runbookLink(base string, k Kind) string {

@@ -32,7 +32,7 @@ func sampleEvents() map[string]Event {
 		RequestID: "c-42",
 	}
 	notRecovered := marked
-	notRecovered.Kind, notRecovered.Severity = ReplacementNotRecovered, Action
+	notRecovered.Kind, notRecovered.Severity = ReplacementNotRecovered, Critical
 	notRecovered.Summary = "i-0abc was replaced but the newcomer i-0def is not healthy after 10m"
 	notRecovered.NeedsAction = true
 	notRecovered.Ask = "why i-0def fails its health check (evidence above)"
@@ -108,7 +108,7 @@ func TestRenderSaysWhatHappenedAndWhetherToAct(t *testing.T) {
 				t.Errorf("%s %s: lacks %q", name, format, verdict)
 			}
 			for _, ev := range e.Evidence {
-				if format == "text" && !strings.Contains(msg, ev) {
+				if format == "text" && !strings.Contains(msg, plain(data(ev))) {
 					t.Errorf("%s %s: lacks evidence %q", name, format, ev)
 				}
 			}

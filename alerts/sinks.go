@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/aws/smithy-go"
 	"github.com/cenkalti/backoff/v4"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/medic-sre/medic/config"
 )
@@ -42,6 +44,11 @@ type resender interface {
 // digest, because it groups on its own (Alertmanager).
 type eachEventSink interface {
 	EachEvent() bool
+}
+
+// kindFilter is a Sink that takes only some kinds of events.
+type kindFilter interface {
+	Sends(Kind) bool
 }
 
 // SNSPublisher is the one SNS call the SNS sink makes, shaped like the SDK.
@@ -145,20 +152,27 @@ func (s *httpSink) Send(ctx context.Context, e Event) error {
 	return postJSON(ctx, s.client, s.url, s.token, s.render(e, s.runbook))
 }
 
-// newHTTPClient is the client of one HTTP sink: bounded by timeout, no
-// redirects (a redirect could carry the request elsewhere), proxies from
-// the environment.
-func newHTTPClient(timeout time.Duration) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = timeout
-	tr.MaxIdleConnsPerHost = 2
-	return &http.Client{
-		Timeout:   timeout,
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+// newHTTPClient is the client of one HTTP sink, built by Prometheus's
+// config package from the sink's http_config (TLS, basic auth or
+// authorization, OAuth2, proxy; secrets from files or, through *_ref,
+// environment variables), bounded by the sink's timeout. Without
+// follow_redirects it does not follow redirects (one could carry the
+// request elsewhere); without http_config, proxies come from the
+// environment.
+func newHTTPClient(sc config.NotificationSink) (*http.Client, error) {
+	pc, err := sc.HTTPConfig.Client()
+	if err != nil {
+		return nil, fmt.Errorf("http_config: %w", err)
 	}
+	client, err := promconfig.NewClientFromConfig(pc, "notify_"+sc.Name,
+		promconfig.WithSecretManager(config.EnvSecrets{}),
+		promconfig.WithUserAgent("medic"),
+		promconfig.WithIdleConnTimeout(90*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("http_config: %w", err)
+	}
+	client.Timeout = sc.Timeout.D()
+	return client, nil
 }
 
 // postJSON posts body as JSON to target. A 4xx answer other than 408 and
@@ -204,46 +218,64 @@ type built struct {
 }
 
 // sinkSpec identifies a sink's configuration, secrets included, so a
-// reload can tell whether a sink changed. It is never printed.
+// reload can tell whether a sink changed (same). It is never printed.
+// Secrets that http_config reads from files or the environment are read
+// at each request, so their rotation needs no reload.
 type sinkSpec struct {
 	cfg        config.NotificationSink
 	url, token string
 }
 
-// buildSink makes the sink described by sc. awsCfg is needed for sns.
-func buildSink(sc config.NotificationSink, awsCfg *aws.Config, now func() time.Time) (built, error) {
+// same reports whether a and b describe the same sink.
+func (a sinkSpec) same(b sinkSpec) bool { return reflect.DeepEqual(a, b) }
+
+// buildSink makes the sink described by sc. awsCfg is needed for sns;
+// externalURL (medic's status page) becomes the alerts' generatorURL.
+func buildSink(sc config.NotificationSink, awsCfg *aws.Config, externalURL string, now func() time.Time) (built, error) {
 	spec := sinkSpec{cfg: sc}
 	if sc.Type != config.SinkSNS {
-		u, err := sc.ResolveURL()
-		if err != nil {
-			return built{}, fmt.Errorf("sink %s: url: %w", sc.Name, err)
+		if len(sc.URLs) == 0 {
+			u, err := sc.ResolveURL()
+			if err != nil {
+				return built{}, fmt.Errorf("sink %s: url: %w", sc.Name, err)
+			}
+			spec.url = u
 		}
 		t, err := sc.ResolveToken()
 		if err != nil {
 			return built{}, fmt.Errorf("sink %s: token: %w", sc.Name, err)
 		}
-		spec.url, spec.token = u, t
+		spec.token = t
 	}
-	switch sc.Type {
-	case config.SinkSNS:
+	if sc.Type == config.SinkSNS {
 		if awsCfg == nil {
 			return built{}, fmt.Errorf("sink %s: an sns sink needs the AWS config", sc.Name)
 		}
 		return built{spec, &snsSink{name: sc.Name, topicARN: sc.TopicARN, runbook: sc.RunbookURL, api: newSNSClient(*awsCfg, sc.TopicARN)}}, nil
+	}
+	client, err := newHTTPClient(sc)
+	if err != nil {
+		return built{}, fmt.Errorf("sink %s: %w", sc.Name, err)
+	}
+	switch sc.Type {
 	case config.SinkWebhook:
 		return built{spec, &httpSink{
-			name: sc.Name, url: spec.url, token: spec.token, runbook: sc.RunbookURL,
-			client: newHTTPClient(sc.Timeout.D()),
+			name: sc.Name, url: spec.url, token: spec.token, runbook: sc.RunbookURL, client: client,
 			render: func(e Event, rb string) any { return RenderWebhook(e, rb) },
 		}}, nil
 	case config.SinkSlack:
 		return built{spec, &httpSink{
-			name: sc.Name, url: spec.url, runbook: sc.RunbookURL,
-			client: newHTTPClient(sc.Timeout.D()),
+			name: sc.Name, url: spec.url, runbook: sc.RunbookURL, client: client,
 			render: func(e Event, rb string) any { return RenderSlack(e, rb) },
 		}}, nil
 	case config.SinkAlertmanager:
-		return built{spec, newAlertmanagerSink(sc, spec.url, spec.token, now)}, nil
+		bases := sc.URLs
+		if len(bases) == 0 {
+			bases = []string{spec.url}
+		}
+		s := newAlertmanagerSink(sc, bases, spec.token, client, now)
+		s.generatorURL = externalURL
+		return built{spec, s}, nil
 	}
 	return built{}, fmt.Errorf("sink %s: unknown type %q", sc.Name, sc.Type)
 }

@@ -17,7 +17,9 @@
 //     world — SetInstanceHealth above all — are retried by their caller with
 //     backoff/v4, which logs each attempt and knows which errors are
 //     permanent; such calls pass NoRetry so the SDK makes exactly one attempt
-//     and the two retry loops never multiply.
+//     and the two retry loops never multiply (NoRetryDynamoDB for the lease).
+//   - Errors are classified here once (errors.go): IsThrottle, Retryable,
+//     IsGone, IsUnsupported, on top of the SDK's own classifiers.
 //   - Every attempt of every call is counted in medic_aws_api_calls_total
 //     {operation,result} and timed in medic_aws_api_call_duration_seconds
 //     {operation}.
@@ -35,7 +37,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,14 +113,6 @@ func LoadConfig(ctx context.Context, o Options) (aws.Config, Identity, error) {
 		logkeys.SelfInstanceID, id.InstanceID,
 	)
 	return cfg, id, nil
-}
-
-// NoRetry makes an autoscaling call a single attempt. Pass it to calls that
-// the caller retries itself (SetInstanceHealth, retried by the healer with
-// backoff/v4).
-func NoRetry(o *autoscaling.Options) {
-	o.Retryer = aws.NopRetryer{}
-	o.RetryMaxAttempts = 0
 }
 
 // lookupIdentity reads the instance identity document over IMDSv2 (no

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -59,11 +60,11 @@ func TestLoadConfigReachesEndpointAndCountsCalls(t *testing.T) {
 		t.Fatal("SetInstanceHealth on a missing instance succeeded")
 	}
 	want := `
-# HELP medic_aws_api_calls_total AWS API calls, each attempt counted, by operation and result (success, throttled, error).
+# HELP medic_aws_api_calls_total AWS API calls, each attempt counted, by service (the SDK's service id), operation and result (success, throttled, error).
 # TYPE medic_aws_api_calls_total counter
-medic_aws_api_calls_total{operation="DescribeAutoScalingGroups",result="success"} 1
-medic_aws_api_calls_total{operation="DescribeInstances",result="success"} 1
-medic_aws_api_calls_total{operation="SetInstanceHealth",result="error"} 1
+medic_aws_api_calls_total{operation="DescribeAutoScalingGroups",result="success",service="Auto Scaling"} 1
+medic_aws_api_calls_total{operation="DescribeInstances",result="success",service="EC2"} 1
+medic_aws_api_calls_total{operation="SetInstanceHealth",result="error",service="Auto Scaling"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "medic_aws_api_calls_total"); err != nil {
 		t.Error(err)
@@ -75,6 +76,35 @@ medic_aws_api_calls_total{operation="SetInstanceHealth",result="error"} 1
 	// A second config on the same registry shares the series.
 	if _, _, err := awsapi.LoadConfig(ctx, awsapi.Options{Registerer: reg}); err != nil {
 		t.Fatalf("second LoadConfig on one registry: %v", err)
+	}
+
+	// One operation name in two services makes two series. (moto answers
+	// Auto Scaling's DescribeAccountLimits with a 500: the result does not
+	// matter here, only that each service has its series.)
+	_, _ = autoscaling.NewFromConfig(cfg).DescribeAccountLimits(ctx, &autoscaling.DescribeAccountLimitsInput{}, awsapi.NoRetry)
+	_, _ = elasticloadbalancingv2.NewFromConfig(cfg).DescribeAccountLimits(ctx, &elasticloadbalancingv2.DescribeAccountLimitsInput{},
+		func(o *elasticloadbalancingv2.Options) { o.RetryMaxAttempts = 1 })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "medic_aws_api_calls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["operation"] == "DescribeAccountLimits" {
+				services[l["service"]] = true
+			}
+		}
+	}
+	if !services["Auto Scaling"] || !services["Elastic Load Balancing v2"] || len(services) != 2 {
+		t.Errorf("DescribeAccountLimits series by service = %v, want Auto Scaling and Elastic Load Balancing v2", services)
 	}
 }
 
@@ -211,11 +241,11 @@ func TestThrottlingCountedPerAttempt(t *testing.T) {
 	}
 
 	want := `
-# HELP medic_aws_api_calls_total AWS API calls, each attempt counted, by operation and result (success, throttled, error).
+# HELP medic_aws_api_calls_total AWS API calls, each attempt counted, by service (the SDK's service id), operation and result (success, throttled, error).
 # TYPE medic_aws_api_calls_total counter
-medic_aws_api_calls_total{operation="DescribeAutoScalingGroups",result="success"} 2
-medic_aws_api_calls_total{operation="DescribeAutoScalingGroups",result="throttled"} 1
-medic_aws_api_calls_total{operation="SetInstanceHealth",result="throttled"} 1
+medic_aws_api_calls_total{operation="DescribeAutoScalingGroups",result="success",service="Auto Scaling"} 2
+medic_aws_api_calls_total{operation="DescribeAutoScalingGroups",result="throttled",service="Auto Scaling"} 1
+medic_aws_api_calls_total{operation="SetInstanceHealth",result="throttled",service="Auto Scaling"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "medic_aws_api_calls_total"); err != nil {
 		t.Error(err)

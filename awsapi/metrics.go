@@ -6,8 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,13 +33,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "medic_aws_api_calls_total",
-			Help: "AWS API calls, each attempt counted, by operation and result (success, throttled, error).",
-		}, []string{"operation", "result"}),
+			Help: "AWS API calls, each attempt counted, by service (the SDK's service id), operation and result (success, throttled, error).",
+		}, []string{"service", "operation", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "medic_aws_api_call_duration_seconds",
-			Help:    "Latency of AWS API call attempts, by operation.",
+			Help:    "Latency of AWS API call attempts, by service and operation.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"operation"}),
+		}, []string{"service", "operation"}),
 	}
 	if reg != nil {
 		m.calls = register(reg, m.calls)
@@ -68,7 +67,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 //
 // It sits first in the Deserialize step, which runs once per attempt inside
 // the retry loop and ends with the HTTP round trip, so it sees every attempt
-// and the service's decoded error for it.
+// and the service's decoded error for it. The service label is the SDK's
+// service id ("Auto Scaling", "EC2", "Service Quotas"): DescribeAccountLimits
+// of three services are three series.
 func (m *Metrics) AddMiddleware(stack *middleware.Stack) error {
 	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("medic/AWSCallMetrics",
 		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (
@@ -76,23 +77,20 @@ func (m *Metrics) AddMiddleware(stack *middleware.Stack) error {
 		) {
 			start := time.Now()
 			out, md, err := next.HandleDeserialize(ctx, in)
-			op := middleware.GetOperationName(ctx)
-			m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
-			m.calls.WithLabelValues(op, classify(out.RawResponse, err)).Inc()
+			svc, op := awsmiddleware.GetServiceID(ctx), middleware.GetOperationName(ctx)
+			m.duration.WithLabelValues(svc, op).Observe(time.Since(start).Seconds())
+			m.calls.WithLabelValues(svc, op, classify(out.RawResponse, err)).Inc()
 			return out, md, err
 		}), middleware.Before)
 }
 
-var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
-
 // classify names the result of one attempt: throttled when the service
-// answered with one of the SDK's throttling error codes (Throttling,
-// ThrottlingException, RequestLimitExceeded, ...) or HTTP 429.
+// throttled the call (IsThrottle, or a raw HTTP 429 answer).
 func classify(rawResponse any, err error) string {
 	if err == nil {
 		return ResultSuccess
 	}
-	if throttles.IsErrorThrottle(err) == aws.TrueTernary {
+	if IsThrottle(err) {
 		return ResultThrottled
 	}
 	if resp, ok := rawResponse.(*smithyhttp.Response); ok && resp != nil && resp.StatusCode == http.StatusTooManyRequests {

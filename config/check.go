@@ -28,6 +28,8 @@ type checker struct {
 	// decodeFailed holds the paths whose values did not decode. A problem
 	// found at or below one of them is a consequence and is not reported.
 	decodeFailed []string
+	// warns are what the author should know about a config that loads.
+	warns []problem
 }
 
 // problem is one line of an *Error.

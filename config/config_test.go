@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/medic-sre/medic/config"
 )
@@ -89,7 +89,13 @@ func TestInvalidFiles(t *testing.T) {
 		{"unknown key, with a suggestion", "invalid-unknown-key.yml", []string{
 			`6: services[0].instance_probe.intervall: unknown field; did you mean "interval"?`}},
 		{"bad duration", "invalid-duration.yml", []string{
-			`6: services[0].instance_probe.interval: "2 seconds" is not a duration (write e.g. 500ms, 2s, 1m30s)`}},
+			`6: services[0].instance_probe.interval: "2 seconds" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`}},
+		{"durations in neither Prometheus's nor Go's syntax, each with its line", "invalid-duration-unit.yml", []string{
+			`7: services[0].policy.grace_period: "2days" is neither "asg" nor a duration (write e.g. asg or 5m)`,
+			`10: services[0].instance_probe.interval: "2h1d" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`,
+			`11: services[0].instance_probe.timeout: "5x" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`}},
+		{"nested aliases (a billion laughs in 254 bytes), refused before any walk", "invalid-alias-bomb.yml", []string{
+			`1: (top level): with its aliases expanded the document has over 200000 nodes (nested aliases?); refused before decoding`}},
 		{"no services", "invalid-no-services.yml", []string{
 			`3: services: at least one service is required`}},
 		{"empty service name", "invalid-empty-name.yml", []string{
@@ -129,8 +135,8 @@ func TestInvalidFiles(t *testing.T) {
 		{"endpoint IP outside allowed_networks", "invalid-endpoint-network.yml", []string{
 			`5: services[0].endpoint: address 203.0.113.10 is outside global.allowed_networks`}},
 		{"static target not host:port, port 0", "invalid-static-target.yml", []string{
-			`5: services[0].static_targets[1]: "127.0.0.6" is not host:port`,
-			`6: services[0].static_targets[2]: "127.0.0.7:0" has port 0, out of range 1-65535`}},
+			`6: services[0].static_targets[1]: "127.0.0.6" is not host:port`,
+			`7: services[0].static_targets[2]: "127.0.0.7:0" has port 0, out of range 1-65535`}},
 		{"static target IP outside allowed_networks", "invalid-static-target-network.yml", []string{
 			`5: services[0].static_targets[1]: address 203.0.113.5 is outside global.allowed_networks`}},
 		{"bad CIDR, host bits set", "invalid-cidr.yml", []string{
@@ -153,8 +159,15 @@ func TestInvalidFiles(t *testing.T) {
 		{"lease table not a DynamoDB name, empty lease name", "invalid-lease-table.yml", []string{
 			`3: global.lease.table: "medic lease" is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)`,
 			`4: global.lease.name: must not be empty`}},
+		{"limits forecast gates, request headroom and reservation retries", "invalid-limits-forecast.yml", []string{
+			`6: limits.history: must be at least trend_window (24h0m0s), got 12h0m0s`,
+			`7: limits.trend_window: must span at least min_peaks (1) peak windows of 48h0m0s, got 24h0m0s`,
+			`9: limits.min_peaks: must be at least 2 (a line needs two points), got 1`,
+			`10: limits.min_r_squared: must be in (0, 1]: the share of the peaks' variance the trend must explain, got 1.5`,
+			`12: limits.increase_requests.headroom: must not be negative, got -0.1`,
+			`14: limits.prewarm.max_retries: must not be negative`}},
 		{"every problem at once, decode and checks, in line order", "invalid-many.yml", []string{
-			`2: global.discovery_interval: "fast" is not a duration (write e.g. 500ms, 2s, 1m30s)`,
+			`2: global.discovery_interval: "fast" is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)`,
 			`3: global.allowed_networks[1]: "not-a-network" is not a CIDR network (write e.g. 10.0.0.0/8)`,
 			`8: services[0].instance_probe.port: 70000 is out of range 1-65535`,
 			`9: services[0].instance_probe.timeout: 5s is longer than interval 2s`,
@@ -229,6 +242,7 @@ services:
 		endpoint_probe: {interval: 5s}
 `, []string{`6: services[0].endpoint_probe: is set but endpoint is empty`}},
 		{"endpoint_probe port, scheme, path come from endpoint", `
+global: {allowed_networks: [127.0.0.0/8]}
 services:
 	- name: web
 		endpoint: https://web.example.com/health
@@ -238,10 +252,11 @@ services:
 			scheme: https
 			path: /x
 `, []string{
-			`6: services[0].endpoint_probe.port: is taken from endpoint; write it there`,
-			`7: services[0].endpoint_probe.scheme: is taken from endpoint; write it there`,
-			`8: services[0].endpoint_probe.path: is taken from endpoint; write it there`}},
+			`7: services[0].endpoint_probe.port: is taken from endpoint; write it there`,
+			`8: services[0].endpoint_probe.scheme: is taken from endpoint; write it there`,
+			`9: services[0].endpoint_probe.path: is taken from endpoint; write it there`}},
 		{"endpoint with credentials, without host, with a bad port", `
+global: {allowed_networks: [127.0.0.0/8]}
 services:
 	- name: a
 		endpoint: https://user:hunter2@web.example.com/
@@ -253,9 +268,9 @@ services:
 		endpoint: http://web.example.com:0/
 		static_targets: [127.0.0.1:80]
 `, []string{
-			`3: services[0].endpoint: "https://user:xxxxx@web.example.com/" holds credentials; send them with endpoint_probe.headers_from_env`,
-			`6: services[1].endpoint: "http:///health" has no host`,
-			`9: services[2].endpoint: "http://web.example.com:0/" has port 0, out of range 1-65535`}},
+			`4: services[0].endpoint: "https://user:xxxxx@web.example.com/" holds credentials; send them with endpoint_probe.headers_from_env`,
+			`7: services[1].endpoint: "http:///health" has no host`,
+			`10: services[2].endpoint: "http://web.example.com:0/" has port 0, out of range 1-65535`}},
 		{"endpoint IPv6 literal outside allowed_networks", `
 services:
 	- name: a
@@ -264,6 +279,20 @@ services:
 `, []string{
 			`3: services[0].endpoint: address 2001:db8::1 is outside global.allowed_networks`,
 			`4: services[0].static_targets[0]: address fd00::1 is outside global.allowed_networks`}},
+		{"always-denied addresses, even with 0.0.0.0/0 and ::/0 allowed", `
+global: {allowed_networks: [0.0.0.0/0, "::/0"]}
+services:
+	- name: a
+		endpoint: http://169.254.169.254/latest/meta-data/
+		static_targets: [0.0.0.0:80, "[::]:80", "[fd00:ec2::254]:80", "[fe80::1]:80", "[::ffff:169.254.170.2]:80", 169.254.255.255:80, 169.255.0.1:80]
+`, []string{
+			`4: services[0].endpoint: address 169.254.169.254 is always denied (169.254.0.0/16), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[0]: address 0.0.0.0 is always denied (0.0.0.0/8), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[1]: address :: is always denied (::/128), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[2]: address fd00:ec2::254 is always denied (fd00:ec2::/32), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[3]: address fe80::1 is always denied (fe80::/10), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[4]: address ::ffff:169.254.170.2 is always denied (169.254.0.0/16), whatever global.allowed_networks says`,
+			`5: services[0].static_targets[5]: address 169.254.255.255 is always denied (169.254.0.0/16), whatever global.allowed_networks says`}},
 		{"method, path, max_body_bytes", svc + `
 			method: get
 			path: health
@@ -594,6 +623,7 @@ services:
 	t.Run("empty variable", func(t *testing.T) {
 		t.Setenv("MEDIC_TEST_EMPTY", "")
 		_, err := parse(t, `
+global: {allowed_networks: [127.0.0.0/8]}
 services:
 	- name: web
 		static_targets: [127.0.0.1:80]
@@ -601,7 +631,7 @@ services:
 		endpoint_probe:
 			headers_from_env: {X-Token: MEDIC_TEST_EMPTY}
 `)
-		want := []string{`inline.yml:6: services[0].endpoint_probe.headers_from_env.X-Token: environment variable MEDIC_TEST_EMPTY is empty`}
+		want := []string{`inline.yml:7: services[0].endpoint_probe.headers_from_env.X-Token: environment variable MEDIC_TEST_EMPTY is empty`}
 		if got := problems(t, err); !slices.Equal(got, want) {
 			t.Errorf("problems %q, want %q", got, want)
 		}
@@ -726,4 +756,52 @@ func TestMain(m *testing.M) {
 	// invalid-env-unset.yml relies on this variable being unset.
 	os.Unsetenv("MEDIC_TEST_UNSET_TOKEN")
 	os.Exit(m.Run())
+}
+
+// TestDurationSyntax: durations take Prometheus's syntax (7d, 1w, 1h30m)
+// and Go's (1.5s), wherever the config has one.
+func TestDurationSyntax(t *testing.T) {
+	tests := []struct {
+		desc string
+		in   string
+		want time.Duration
+	}{
+		{"Prometheus days", "7d", 7 * 24 * time.Hour},
+		{"Prometheus weeks", "1w", 7 * 24 * time.Hour},
+		{"Prometheus compound", "1h30m", 90 * time.Minute},
+		{"Prometheus milliseconds", "500ms", 500 * time.Millisecond},
+		{"Prometheus year", "1y", 365 * 24 * time.Hour},
+		{"Go fraction", "1.5h", 90 * time.Minute},
+		{"Go compound with seconds", "1m30s", 90 * time.Second},
+		{"zero", "0s", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			cfg, err := parse(t, `
+global:
+	discovery_interval: `+tt.in+`
+services:
+	- name: web
+		auto_scaling_groups: [web-asg]
+		instance_probe: {port: 8080}
+		policy:
+			grace_period: `+tt.in+`
+`)
+			if tt.want < time.Second { // below the discovery_interval minimum
+				if err == nil {
+					t.Fatalf("%s accepted as discovery_interval", tt.in)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Global.DiscoveryInterval.D(); got != tt.want {
+				t.Errorf("discovery_interval %s = %s, want %s", tt.in, got, tt.want)
+			}
+			if got := cfg.Services[0].Policy.GracePeriod.Duration; got != tt.want {
+				t.Errorf("grace_period %s = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Limits configures service-limit headroom and ELB pre-warm (see limits/
@@ -26,8 +26,18 @@ type Limits struct {
 	// AWS/Usage on start). At least 8 days keeps week-over-week working.
 	// Default 192h.
 	History Duration `yaml:"history"`
-	// TrendWindow is the span the linear trend is fitted over. Default 24h.
+	// TrendWindow is how far back the trend of peaks is fitted. Default
+	// 168h (7 days).
 	TrendWindow Duration `yaml:"trend_window"`
+	// PeakWindow is the span whose peak is one point of the trend (a
+	// daily cycle's peaks by default). Default 24h.
+	PeakWindow Duration `yaml:"peak_window"`
+	// MinPeaks is the fewest peak windows with data that make a trend.
+	// Default 4.
+	MinPeaks int `yaml:"min_peaks"`
+	// MinRSquared is the least share of the peaks' variance the fitted
+	// line must explain for a forecast (0 < x <= 1). Default 0.8.
+	MinRSquared float64 `yaml:"min_r_squared"`
 	// UsageMaxAge: a usage figure older than this is unknown. Default 1h.
 	UsageMaxAge Duration `yaml:"usage_max_age"`
 	// ServiceQuotasRPS bounds calls to the Service Quotas API per second.
@@ -80,12 +90,19 @@ type UsageMetric struct {
 var LimitsDescribeSources = []string{
 	"asg_groups", "asg_launch_configurations",
 	"ec2_vcpus_standard", "ec2_vcpus_g", "ec2_vcpus_p", "ec2_vcpus_x", "ec2_vcpus_f",
+	"ec2_vcpus_inf", "ec2_vcpus_trn", "ec2_vcpus_dl", "ec2_vcpus_hpc", "ec2_vcpus_high_memory",
+	"ec2_spot_vcpus_standard", "ec2_spot_vcpus_g", "ec2_spot_vcpus_p", "ec2_spot_vcpus_p5", "ec2_spot_vcpus_x",
+	"ec2_spot_vcpus_f", "ec2_spot_vcpus_inf", "ec2_spot_vcpus_trn", "ec2_spot_vcpus_dl",
 	"ec2_elastic_ips", "ec2_launch_templates",
+	"ebs_storage_gp2", "ebs_storage_gp3", "ebs_storage_io1", "ebs_storage_io2", "ebs_storage_st1",
+	"ebs_storage_sc1", "ebs_storage_standard", "ebs_snapshots",
 	"elbv2_albs", "elbv2_nlbs", "elbv2_target_groups",
 	"elbv2_targets_per_alb", "elbv2_targets_per_nlb", "elbv2_listeners_per_alb",
+	"elbv2_targets_per_az_per_nlb", "elbv2_targets_per_target_group", "elbv2_rules_per_alb",
 	"elb_classic", "elb_instances_per_classic",
 	"vpc_vpcs", "vpc_subnets_per_vpc", "vpc_security_groups",
 	"vpc_network_interfaces", "vpc_internet_gateways",
+	"vpc_security_groups_per_eni", "vpc_rules_per_security_group", "vpc_nat_gateways_per_az",
 }
 
 // IncreaseRequests configures automatic quota-increase requests.
@@ -94,9 +111,11 @@ type IncreaseRequests struct {
 	// Horizon: a request is filed when the forecast crosses the limit
 	// within it. Default 336h (14 days).
 	Horizon Duration `yaml:"horizon"`
-	// Factor multiplies the current limit for the desired value (at least
-	// the forecast usage at the horizon). Default 1.5.
+	// Factor multiplies the current limit for the desired value. Default 1.5.
 	Factor float64 `yaml:"factor"`
+	// Headroom is added to the forecast peak at the horizon: the desired
+	// value is at least that peak × (1 + headroom). Default 0.2.
+	Headroom float64 `yaml:"headroom"`
 }
 
 // Prewarm configures load-balancer pre-warm.
@@ -104,7 +123,9 @@ type Prewarm struct {
 	// Apply calls ModifyCapacityReservation. Off by default: medic only
 	// reports what it would reserve.
 	Apply bool `yaml:"apply"`
-	// LeadTime: how long before an event the reservation is made. Default 1h.
+	// LeadTime: how long before an event the reservation is made. AWS
+	// fulfils most within an hour but some take "up to a few hours".
+	// Default 4h.
 	LeadTime Duration `yaml:"lead_time"`
 	// Window is the forecast span looked at ahead of now. Default 1h.
 	Window Duration `yaml:"window"`
@@ -117,12 +138,16 @@ type Prewarm struct {
 	// Headroom multiplies the forecast LCUs. Default 1.2.
 	Headroom float64 `yaml:"headroom"`
 	// MaxDecreasesPerDay bounds reservation decreases per load balancer in
-	// 24h (AWS limits them too). Default 4.
+	// 24h (AWS allows two a day). Default 2.
 	MaxDecreasesPerDay int `yaml:"max_decreases_per_day"`
-	// ProvisionTimeout bounds read-back of a new reservation. Default 10m.
-	ProvisionTimeout Duration              `yaml:"provision_timeout"`
-	LoadBalancers    []PrewarmLoadBalancer `yaml:"load_balancers"`
-	Events           []ScheduledEvent      `yaml:"events"`
+	// ProvisionTimeout: a reservation pending longer than this needs a
+	// person. Default 4h (AWS: "up to a few hours").
+	ProvisionTimeout Duration `yaml:"provision_timeout"`
+	// MaxRetries: a failed reservation is requested again at most this
+	// many times in a row, then reported as needing a person. Default 3.
+	MaxRetries    int                   `yaml:"max_retries"`
+	LoadBalancers []PrewarmLoadBalancer `yaml:"load_balancers"`
+	Events        []ScheduledEvent      `yaml:"events"`
 }
 
 // PrewarmLoadBalancer is one watched load balancer.
@@ -181,21 +206,30 @@ func (l *Limits) setDefaults() {
 	setF(&l.Critical, 0.95)
 	setDur(&l.ForecastHorizon, 7*24*time.Hour)
 	setDur(&l.History, 8*24*time.Hour)
-	setDur(&l.TrendWindow, 24*time.Hour)
+	setDur(&l.TrendWindow, 7*24*time.Hour)
+	setDur(&l.PeakWindow, 24*time.Hour)
+	if l.MinPeaks == 0 {
+		l.MinPeaks = 4
+	}
+	setF(&l.MinRSquared, 0.8)
+	setF(&l.IncreaseRequests.Headroom, 0.2)
 	setDur(&l.UsageMaxAge, time.Hour)
 	setF(&l.ServiceQuotasRPS, 5)
 	setDur(&l.IncreaseRequests.Horizon, 14*24*time.Hour)
 	setF(&l.IncreaseRequests.Factor, 1.5)
 	p := &l.Prewarm
-	setDur(&p.LeadTime, time.Hour)
+	setDur(&p.LeadTime, 4*time.Hour)
 	setDur(&p.Window, time.Hour)
 	setF(&p.MaxRamp, 1.5)
 	setF(&p.RampMinCount, 1000)
 	setF(&p.Headroom, 1.2)
 	if p.MaxDecreasesPerDay == 0 {
-		p.MaxDecreasesPerDay = 4
+		p.MaxDecreasesPerDay = 2
 	}
-	setDur(&p.ProvisionTimeout, 10*time.Minute)
+	if p.MaxRetries == 0 {
+		p.MaxRetries = 3
+	}
+	setDur(&p.ProvisionTimeout, 4*time.Hour)
 	for i := range p.Events {
 		setDur(&p.Events[i].Duration, time.Hour)
 	}
@@ -218,10 +252,22 @@ func (l *Limits) check(c *checker, path string) {
 		c.errorf(path+".warning", "must not exceed critical (%v > %v)", l.Warning, l.Critical)
 	}
 	for name, d := range map[string]Duration{"interval": l.Interval, "forecast_horizon": l.ForecastHorizon,
-		"history": l.History, "trend_window": l.TrendWindow, "usage_max_age": l.UsageMaxAge} {
+		"history": l.History, "trend_window": l.TrendWindow, "peak_window": l.PeakWindow, "usage_max_age": l.UsageMaxAge} {
 		if d <= 0 {
 			c.errorf(path+"."+name, "must be positive, got %s", d.D())
 		}
+	}
+	if l.MinPeaks < 2 {
+		c.errorf(path+".min_peaks", "must be at least 2 (a line needs two points), got %d", l.MinPeaks)
+	}
+	if !(l.MinRSquared > 0 && l.MinRSquared <= 1) {
+		c.errorf(path+".min_r_squared", "must be in (0, 1]: the share of the peaks' variance the trend must explain, got %v", l.MinRSquared)
+	}
+	if l.PeakWindow > 0 && l.TrendWindow > 0 && l.TrendWindow < l.PeakWindow*Duration(l.MinPeaks) {
+		c.errorf(path+".trend_window", "must span at least min_peaks (%d) peak windows of %s, got %s", l.MinPeaks, l.PeakWindow.D(), l.TrendWindow.D())
+	}
+	if l.History > 0 && l.History < l.TrendWindow {
+		c.errorf(path+".history", "must be at least trend_window (%s), got %s", l.TrendWindow.D(), l.History.D())
 	}
 	if l.Interval > 0 && l.Interval.D() < 30*time.Second {
 		c.errorf(path+".interval", "must be at least 30s (quota APIs are rate limited), got %s", l.Interval.D())
@@ -266,6 +312,9 @@ func (l *Limits) check(c *checker, path string) {
 	if ir.Horizon <= 0 {
 		c.errorf(path+".increase_requests.horizon", "must be positive")
 	}
+	if ir.Headroom < 0 {
+		c.errorf(path+".increase_requests.headroom", "must not be negative, got %v", ir.Headroom)
+	}
 	if ir.Factor <= 1 {
 		c.errorf(path+".increase_requests.factor", "must be greater than 1, got %v", ir.Factor)
 	}
@@ -279,6 +328,9 @@ func (l *Limits) check(c *checker, path string) {
 	}
 	if pw.RampMinCount < 0 {
 		c.errorf(pp+".ramp_min_count", "must not be negative")
+	}
+	if pw.MaxRetries < 0 {
+		c.errorf(pp+".max_retries", "must not be negative")
 	}
 	if pw.MaxDecreasesPerDay < 0 {
 		c.errorf(pp+".max_decreases_per_day", "must not be negative")

@@ -67,6 +67,15 @@ type NotificationSink struct {
 	URL     string `yaml:"url"`
 	URLFile string `yaml:"url_file"`
 	URLEnv  string `yaml:"url_env"`
+	// URLs (alertmanager only, instead of url): the base URLs of every
+	// Alertmanager of a cluster. As Prometheus does, each alert is posted
+	// to each of them; a delivery counts as sent when one took it.
+	URLs []string `yaml:"urls"`
+	// HTTPConfig (webhook, slack, alertmanager): TLS, basic auth or
+	// authorization, OAuth2, proxy, as in Alertmanager's receivers. Its
+	// secrets come from *_file fields or from environment variables named
+	// by *_ref fields, never from the config itself.
+	HTTPConfig *HTTPClientConfig `yaml:"http_config"`
 	// TokenFile / TokenEnv (webhook, alertmanager): a bearer token sent as
 	// "Authorization: Bearer <token>".
 	TokenFile string `yaml:"token_file"`
@@ -76,7 +85,8 @@ type NotificationSink struct {
 	Timeout   Duration `yaml:"timeout"`
 	QueueSize int      `yaml:"queue_size"`
 	// MinSeverity: events below it are not sent here (info < warning <
-	// action). Default info.
+	// critical; "action", the former name of critical, is still
+	// accepted). Default info.
 	MinSeverity string `yaml:"min_severity"`
 	// RunbookURL, when set, is linked from messages (with "#<kind>").
 	RunbookURL string `yaml:"runbook_url"`
@@ -185,9 +195,9 @@ func (s *NotificationSink) check(c *checker, p string) {
 		c.errorf(p+".name", "%q must match %s", s.Name, sinkNameRE)
 	}
 	switch s.MinSeverity {
-	case "info", "warning", "action":
+	case "info", "warning", "critical", "action":
 	default:
-		c.errorf(p+".min_severity", "%q is not one of info, warning, action", s.MinSeverity)
+		c.errorf(p+".min_severity", "%q is not one of info, warning, critical", s.MinSeverity)
 	}
 	if s.Timeout <= 0 {
 		c.errorf(p+".timeout", "must be positive, got %s", s.Timeout.D())
@@ -227,6 +237,12 @@ func (s *NotificationSink) check(c *checker, p string) {
 		refuse("url_env", s.URLEnv)
 		refuse("token_file", s.TokenFile)
 		refuse("token_env", s.TokenEnv)
+		if len(s.URLs) > 0 {
+			c.errorf(p+".urls", "not used by the %s sink type", s.Type)
+		}
+		if s.HTTPConfig != nil {
+			c.errorf(p+".http_config", "not used by the %s sink type", s.Type)
+		}
 		return
 	case SinkWebhook, SinkSlack, SinkAlertmanager:
 		refuse("topic_arn", s.TopicARN)
@@ -251,10 +267,34 @@ func (s *NotificationSink) check(c *checker, p string) {
 		}
 	}
 
+	s.HTTPConfig.check(c, p+".http_config")
+	if (s.TokenFile != "" || s.TokenEnv != "") && s.HTTPConfig != nil &&
+		(s.HTTPConfig.BasicAuth != nil || s.HTTPConfig.Authorization != nil || s.HTTPConfig.OAuth2 != nil || s.HTTPConfig.BearerTokenFile != "") {
+		c.errorf(p, "set the credentials once: token_file/token_env or http_config's basic_auth, authorization, oauth2 or bearer_token_file")
+	}
+
 	set := 0
 	for _, v := range []string{s.URL, s.URLFile, s.URLEnv} {
 		if v != "" {
 			set++
+		}
+	}
+	if len(s.URLs) > 0 {
+		set++
+		if s.Type != SinkAlertmanager {
+			c.errorf(p+".urls", "only for an alertmanager sink (a %s URL is a secret: url_file or url_env)", s.Type)
+		}
+		seen := map[string]bool{}
+		for i, u := range s.URLs {
+			f := fmt.Sprintf("%s.urls[%d]", p, i)
+			if err := checkPlainURL(u); err != nil {
+				c.errorf(f, "%v", err)
+			}
+			if k := strings.TrimSuffix(u, "/"); seen[k] {
+				c.errorf(f, "%q is listed twice", u)
+			} else {
+				seen[k] = true
+			}
 		}
 	}
 	switch {
@@ -263,12 +303,13 @@ func (s *NotificationSink) check(c *checker, p string) {
 		c.errorf(p+".url", "a %s URL is a secret: put it in a file (url_file) or the environment (url_env), not in the config", s.Type)
 	case set == 0:
 		if s.Type == SinkAlertmanager {
-			c.errorf(p, "one of url, url_file or url_env is required")
+			c.errorf(p, "one of url, urls, url_file or url_env is required")
 		} else {
 			c.errorf(p, "one of url_file or url_env is required")
 		}
 	case set > 1:
-		c.errorf(p, "set only one of url, url_file and url_env")
+		c.errorf(p, "set only one of url, urls, url_file and url_env")
+	case len(s.URLs) > 0:
 	case s.URL != "":
 		if err := checkPlainURL(s.URL); err != nil {
 			c.errorf(p+".url", "%v", err)

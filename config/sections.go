@@ -34,10 +34,12 @@ const (
 )
 
 // DefaultAllowedNetworks are the networks probes may reach when
-// global.allowed_networks is not written: the private ranges and loopback.
+// global.allowed_networks is not written: the private ranges. Loopback is
+// not among them (a probe there reaches the host medic runs on, its own
+// endpoints included): a config probing loopback names 127.0.0.0/8.
 func DefaultAllowedNetworks() []Prefix {
 	var ps []Prefix
-	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} {
+	for _, s := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} {
 		ps = append(ps, Prefix{netip.MustParsePrefix(s)})
 	}
 	return ps
@@ -95,6 +97,7 @@ func (cfg *Config) check(c *checker) {
 		if len(cfg.Global.AllowedNetworks) > 0 {
 			s.checkNetworks(c, path, cfg.Global)
 		}
+		s.checkExposure(c, path)
 	}
 	cfg.Limits.check(c, "limits")
 	cfg.Notifications.check(c, "notifications")
@@ -228,7 +231,7 @@ func (s *Service) check(c *checker, path string) {
 		}
 	} else {
 		if _, err := parseEndpoint(s.Endpoint); err != nil {
-			c.errorf(path+".endpoint", "%q %v", redactURL(s.Endpoint), err)
+			c.errorf(path+".endpoint", "%q %v", RedactURL(s.Endpoint), err)
 		}
 		for _, f := range []string{"port", "scheme", "path"} {
 			if c.set(ep + "." + f) {
@@ -255,12 +258,16 @@ func checkList(c *checker, path string, items []string) {
 }
 
 // checkNetworks records endpoint and static targets written as IP addresses
-// outside g's allowed networks. Host names are resolved, and checked, by
+// outside g's allowed networks or in the always-denied ones. Host names are resolved, and checked, by
 // the prober on every probe.
 func (s *Service) checkNetworks(c *checker, path string, g Global) {
 	if u, err := parseEndpoint(s.Endpoint); err == nil {
-		if a, err := netip.ParseAddr(u.Hostname()); err == nil && !g.Allows(a) {
-			c.errorf(path+".endpoint", "address %s is outside global.allowed_networks", a)
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+			if p, denied := AlwaysDeniedNetwork(a); denied {
+				c.errorf(path+".endpoint", "address %s is always denied (%s), whatever global.allowed_networks says", a, p)
+			} else if !g.Allows(a) {
+				c.errorf(path+".endpoint", "address %s is outside global.allowed_networks", a)
+			}
 		}
 	}
 	for i, t := range s.StaticTargets {
@@ -268,18 +275,14 @@ func (s *Service) checkNetworks(c *checker, path string, g Global) {
 		if err != nil {
 			continue
 		}
-		if a, err := netip.ParseAddr(host); err == nil && !g.Allows(a) {
-			c.errorf(itemPath(path+".static_targets", i), "address %s is outside global.allowed_networks", a)
+		if a, err := netip.ParseAddr(host); err == nil {
+			if p, denied := AlwaysDeniedNetwork(a); denied {
+				c.errorf(itemPath(path+".static_targets", i), "address %s is always denied (%s), whatever global.allowed_networks says", a, p)
+			} else if !g.Allows(a) {
+				c.errorf(itemPath(path+".static_targets", i), "address %s is outside global.allowed_networks", a)
+			}
 		}
 	}
-}
-
-// redactURL hides the password of a URL, for messages.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return s
 }
 
 // parseEndpoint parses an endpoint URL; the error completes a sentence
@@ -293,6 +296,9 @@ func parseEndpoint(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("has no host")
 	case u.User != nil:
 		return nil, fmt.Errorf("holds credentials; send them with endpoint_probe.headers_from_env")
+	case len(secretQueryKeys(u)) > 0:
+		return nil, fmt.Errorf("holds a secret in its query (%s), which would show on the status page, in notifications and in logs; send it with endpoint_probe.headers_from_env",
+			strings.Join(secretQueryKeys(u), ", "))
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

@@ -20,6 +20,9 @@ type Config struct {
 
 	// File is the path the config was read from (not part of the YAML).
 	File string `yaml:"-"`
+	// Warnings are what Load found risky but allowed, each
+	// "FILE:LINE: field.path: message"; the caller logs them.
+	Warnings []string `yaml:"-"`
 }
 
 // Global holds settings that apply to the whole controller.

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 )
 
 // The scalar types below parse themselves from a yaml.Node. A value that does
@@ -57,19 +58,31 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// UnmarshalYAML parses a Go duration string ("2s", "1m30s"). Its sign and
-// size are checked by the section holding it.
+// UnmarshalYAML parses a duration in Prometheus's syntax ("500ms", "2s",
+// "1h30m", "7d", "1w") or, for what that syntax lacks, Go's ("1.5s",
+// "-1s"). Its sign and size are checked by the section holding it.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	s, err := scalarValue(n, "a duration")
 	if err != nil {
 		return err
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return nodeError(n, "%q is not a duration (write e.g. 500ms, 2s, 1m30s)", s)
+	v, ok := parseDuration(s)
+	if !ok {
+		return nodeError(n, "%q is not a duration (write e.g. 500ms, 2s, 1h30m, 7d)", s)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseDuration reads Prometheus's duration syntax (units ms, s, m, h, d,
+// w, y, largest first, no fraction: what every Prometheus config takes),
+// then Go's (fractions, a sign, µs and ns).
+func parseDuration(s string) (time.Duration, bool) {
+	if v, err := model.ParseDuration(s); err == nil {
+		return time.Duration(v), true
+	}
+	v, err := time.ParseDuration(s)
+	return v, err == nil
 }
 
 // MarshalYAML writes the duration as a Go duration string.
@@ -188,7 +201,7 @@ func (v IntOrPercent) String() string {
 }
 
 // UnmarshalYAML parses "asg" (use the group's HealthCheckGracePeriod) or a
-// Go duration string.
+// duration (see Duration).
 func (g *GracePeriod) UnmarshalYAML(n *yaml.Node) error {
 	s, err := scalarValue(n, `"asg" or a duration`)
 	if err != nil {
@@ -198,8 +211,8 @@ func (g *GracePeriod) UnmarshalYAML(n *yaml.Node) error {
 		*g = GracePeriod{FromASG: true}
 		return nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
+	d, ok := parseDuration(s)
+	if !ok {
 		return nodeError(n, `%q is neither "asg" nor a duration (write e.g. asg or 5m)`, s)
 	}
 	*g = GracePeriod{Duration: d}

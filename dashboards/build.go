@@ -7,8 +7,30 @@ func All() []Dashboard {
 	return []Dashboard{Overview(), Probes(), Limits()}
 }
 
+// scope is the matcher every query carries: the medic deployment (job)
+// and the replicas (instance) chosen in the dashboard's variables.
+const scope = `job=~"$job",instance=~"$instance"`
+
 // svc is the matcher every service-scoped query carries.
-const svc = `service=~"$service"`
+const svc = scope + `,service=~"$service"`
+
+// sel is metric{scope,extra...}.
+func sel(metric string, extra ...string) string {
+	m := scope
+	for _, e := range extra {
+		m += "," + e
+	}
+	return metric + "{" + m + "}"
+}
+
+// once aggregates expr so that a fact every replica of a deployment
+// reports (the fleet, the guard, what was marked) counts once: the largest
+// value any replica reports, per job and labels. Leader and standby probe
+// and judge the same fleet and export the same series; only their
+// instance label differs.
+func once(labels, expr string) string {
+	return "max by (job, " + labels + ") (" + expr + ")"
+}
 
 func newDashboard(uid, title, description string) Dashboard {
 	return Dashboard{
@@ -28,18 +50,12 @@ func newDashboard(uid, title, description string) Dashboard {
 				Name: "datasource", Label: "Data source", Type: "datasource", Query: "prometheus",
 				Refresh: 1, Current: map[string]any{}, Options: []any{},
 			},
-			{
-				Name: "service", Label: "Service", Type: "query",
-				Description: "Services from medic's config (label_values(medic_instances, service)).",
-				Query:       "label_values(medic_instances, service)",
-				Definition:  "label_values(medic_instances, service)",
-				Datasource:  DatasourceRef,
-				Refresh:     2, // on time range change
-				Sort:        1,
-				IncludeAll:  true, Multi: true, AllValue: ".+",
-				Current: map[string]any{"selected": true, "text": []string{"All"}, "value": []string{"$__all"}},
-				Options: []any{},
-			},
+			queryVariable("job", "Job", "medic deployments: the scrape jobs with medic_build_info (the rules select job=\"medic\").",
+				"label_values(medic_build_info, job)"),
+			queryVariable("instance", "Replica", "medic replicas (scrape targets) of the chosen jobs: leader and standbys.",
+				`label_values(medic_build_info{job=~"$job"}, instance)`),
+			queryVariable("service", "Service", "Services from medic's config.",
+				`label_values(medic_instances{`+scope+`}, service)`),
 		}},
 		Annotations: Annotations{List: []any{}},
 		Links: []Link{{Title: "medic", Type: "dashboards", Tags: []string{"medic"},
@@ -47,10 +63,32 @@ func newDashboard(uid, title, description string) Dashboard {
 	}
 }
 
+// queryVariable is a multi-value variable over label values, All by
+// default, refreshed when the time range changes.
+func queryVariable(name, label, description, query string) Variable {
+	return Variable{
+		Name: name, Label: label, Type: "query", Description: description,
+		Query: query, Definition: query, Datasource: DatasourceRef,
+		Refresh: 2, Sort: 1, IncludeAll: true, Multi: true, AllValue: ".+",
+		Current: map[string]any{"selected": true, "text": []string{"All"}, "value": []string{"$__all"}},
+		Options: []any{},
+	}
+}
+
 // grid places panels left to right, top to bottom, on 24 columns.
 type grid struct {
 	d       *Dashboard
 	x, y, h int
+}
+
+// row starts a new row of panels under a row header.
+func (g *grid) row(title string) {
+	g.x, g.y, g.h = 0, g.y+g.h, 0
+	collapsed := false
+	g.d.Panels = append(g.d.Panels, Panel{ID: len(g.d.Panels) + 1, Type: "row", Title: title,
+		Datasource: DatasourceRef, GridPos: GridPos{H: 1, W: 24, X: 0, Y: g.y}, Targets: []Target{},
+		Collapsed: &collapsed, Panels: []Panel{}})
+	g.y++
 }
 
 func (g *grid) add(w, h int, p Panel) {

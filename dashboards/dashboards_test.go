@@ -124,10 +124,20 @@ func TestUIDsStableAndUnique(t *testing.T) {
 }
 
 func TestVariables(t *testing.T) {
+	want := map[string]string{
+		"job":      "label_values(medic_build_info, job)",
+		"instance": `label_values(medic_build_info{job=~"$job"}, instance)`,
+		"service":  `label_values(medic_instances{job=~"$job",instance=~"$instance"}, service)`,
+	}
 	for _, g := range loadFiles(t) {
 		vars := map[string]int{}
+		var order []string
 		for i, v := range g.Templating.List {
 			vars[v.Name] = i
+			order = append(order, v.Name)
+		}
+		if !slices.Equal(order, []string{"datasource", "job", "instance", "service"}) {
+			t.Errorf("%s: variables %v, want datasource, job, instance, service (each filters the next)", g.UID, order)
 		}
 		i, ok := vars["datasource"]
 		if !ok {
@@ -135,12 +145,31 @@ func TestVariables(t *testing.T) {
 		} else if v := g.Templating.List[i]; v.Type != "datasource" || v.Query != "prometheus" {
 			t.Errorf("%s: datasource variable is type %q query %v, want datasource / prometheus", g.UID, v.Type, v.Query)
 		}
-		i, ok = vars["service"]
-		if !ok {
-			t.Errorf("%s: no service variable", g.UID)
-		} else if v := g.Templating.List[i]; v.Type != "query" || v.Query != "label_values(medic_instances, service)" ||
-			v.Datasource == nil || v.Datasource.UID != "${datasource}" {
-			t.Errorf("%s: service variable %+v, want a query label_values(medic_instances, service) on ${datasource}", g.UID, v)
+		for name, query := range want {
+			i, ok := vars[name]
+			if !ok {
+				t.Errorf("%s: no %s variable", g.UID, name)
+				continue
+			}
+			if v := g.Templating.List[i]; v.Type != "query" || v.Query != query || v.Datasource == nil || v.Datasource.UID != "${datasource}" {
+				t.Errorf("%s: %s variable %+v, want a query %s on ${datasource}", g.UID, name, v, query)
+			}
+		}
+	}
+}
+
+// selector finds each medic metric named in a query and what follows it.
+var selector = regexp.MustCompile(`\b(medic_[a-z0-9_]+)(\{[^}]*\})?`)
+
+// TestEveryQueryFiltered: every metric every panel queries carries the job
+// and instance matchers of the variables, so a dashboard shows only the
+// deployment and replicas chosen.
+func TestEveryQueryFiltered(t *testing.T) {
+	for _, pq := range dashboards.PanelQueries() {
+		for _, m := range selector.FindAllStringSubmatch(pq.Expr, -1) {
+			if !strings.Contains(m[2], `job=~"$job"`) || !strings.Contains(m[2], `instance=~"$instance"`) {
+				t.Errorf("%s / %s: %s is not filtered by $job and $instance: %s", pq.Dashboard, pq.Panel, m[1], pq.Expr)
+			}
 		}
 	}
 }
@@ -153,12 +182,23 @@ func TestPanels(t *testing.T) {
 			t.Errorf("%s: no panels", g.UID)
 		}
 		ids := map[int]bool{}
-		for _, p := range g.Panels {
+		rows := 0
+		for i, p := range g.Panels {
 			where := fmt.Sprintf("%s panel %d %q", g.UID, p.ID, p.Title)
 			if ids[p.ID] {
 				t.Errorf("%s: id used twice", where)
 			}
 			ids[p.ID] = true
+			if p.Type == "row" {
+				rows++
+				if p.GridPos.W != 24 || p.GridPos.H != 1 || p.GridPos.X != 0 || len(p.Targets) != 0 {
+					t.Errorf("%s: a row spans the grid, one unit high, with no queries: %+v", where, p.GridPos)
+				}
+				continue
+			}
+			if i == 0 {
+				t.Errorf("%s: the first panel is not a row", where)
+			}
 			if p.Datasource == nil || p.Datasource.UID != "${datasource}" || p.Datasource.Type != "prometheus" {
 				t.Errorf("%s: datasource %+v, want prometheus ${datasource}", where, p.Datasource)
 			}
@@ -184,6 +224,9 @@ func TestPanels(t *testing.T) {
 					t.Errorf("%s target %s: names an instance: %s", where, tg.RefID, tg.Expr)
 				}
 			}
+		}
+		if rows < 2 {
+			t.Errorf("%s: %d rows, want the panels grouped in rows", g.UID, rows)
 		}
 	}
 }

@@ -5,9 +5,12 @@
 //
 //	go test ./dashboards -update
 //
-// Every dashboard has a datasource variable (any Prometheus) and a service
-// variable (label_values(medic_instances, service)); every panel queries
-// ${datasource}; no panel names an instance id.
+// Every dashboard has a datasource variable (any Prometheus), job and
+// instance variables (the medic deployments and replicas) and a service
+// variable; every query is filtered by job and instance; every panel
+// queries ${datasource}; panels sit in rows; no panel names an instance id.
+// What every replica reports alike (the fleet, the guard, what was marked)
+// is counted once whatever the number of replicas (see once).
 package dashboards
 
 import (
@@ -104,6 +107,9 @@ type Panel struct {
 	FieldConfig     FieldConfig      `json:"fieldConfig"`
 	Options         map[string]any   `json:"options"`
 	Transformations []Transformation `json:"transformations,omitempty"`
+	// Collapsed and Panels are a row's (Type "row").
+	Collapsed *bool   `json:"collapsed,omitempty"`
+	Panels    []Panel `json:"panels,omitempty"`
 }
 
 // GridPos places a panel on the 24-column grid.

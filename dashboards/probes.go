@@ -7,6 +7,7 @@ func Probes() Dashboard {
 		"Probe latency distribution, the instances that fail most, probes per second and skipped slots.")
 	g := grid{d: &d}
 
+	g.row("Latency")
 	g.add(12, 9, heatmap("Instance probe latency",
 		"Distribution of instance probe durations (medic_probe_latency_seconds, scope=instance).",
 		`sum by (le) (increase(medic_probe_latency_seconds_bucket{scope="instance",`+svc+`}[$__rate_interval]))`))
@@ -20,31 +21,34 @@ func Probes() Dashboard {
 		q(`histogram_quantile(0.9, sum by (scope, le) (`+rate(`medic_probe_latency_seconds_bucket{`+svc+`}`)+`))`, "{{scope}} p90"),
 		q(`histogram_quantile(0.99, sum by (scope, le) (`+rate(`medic_probe_latency_seconds_bucket{`+svc+`}`)+`))`, "{{scope}} p99")))
 	g.add(12, 8, timeseries("Slowest targets, last probe",
-		"The 10 targets whose last probe took longest (medic_probe_duration_seconds).", "s",
-		q(`topk(10, medic_probe_duration_seconds{`+svc+`})`, "{{service}} {{instance_id}} {{az}}")))
+		"The 10 targets whose last probe took longest (medic_probe_duration_seconds; the slowest replica's, each target once).", "s",
+		q(`topk(10, `+once("service, instance_id, az", `medic_probe_duration_seconds{`+svc+`}`)+`)`, "{{service}} {{instance_id}} {{az}}")))
 
+	g.row("Failures")
 	fail := table("Failures per instance",
-		"Share of the time range each target's last probe was failing (1 - medic_probe_success), the 20 worst. "+
-			"Only targets that failed at all are listed.", "percentunit",
-		instant(`topk(20, 1 - avg_over_time(medic_probe_success{`+svc+`}[$__range])) > 0`))
+		"Share of the time range each target's last probe was failing (1 - medic_probe_success), the 20 worst; "+
+			"each target once, as the replica that saw it fail most. Only targets that failed at all are listed.", "percentunit",
+		instant(`topk(20, `+once("service, instance_id, az", `1 - avg_over_time(medic_probe_success{`+svc+`}[$__range])`)+`) > 0`))
 	fail.FieldConfig.Defaults.Custom["cellOptions"] = map[string]any{"type": "color-background", "mode": "basic"}
 	fail.FieldConfig.Defaults.Thresholds = thresholds("green", 0.01, "orange", 0.1, "red")
 	fail.FieldConfig.Defaults.Color = map[string]any{"mode": "thresholds"}
 	g.add(12, 9, sortDesc(fail, "Value"))
 	g.add(12, 9, timeseries("Failing now, per AZ",
-		"Targets whose last probe failed, per service and AZ. Many at once in one AZ points at the AZ; everywhere at once, "+
+		"Targets whose last probe failed, per service and AZ, each target once (failing if any replica's last probe failed). "+
+			"Many at once in one AZ points at the AZ; everywhere at once, "+
 			"at a shared dependency or medic's own network (the guard then refuses: service_wide_failure).", "none",
-		q(`count by (service, az) (medic_probe_success{`+svc+`} == 0)`, "{{service}} {{az}}")))
+		q(`count by (service, az) (`+once("service, az, instance_id", `medic_probe_success{`+svc+`} == 0`)+`)`, "{{service}} {{az}}")))
 
+	g.row("Load")
 	g.add(8, 8, stacked("Probes per second",
-		"Probes run per scope and result (medic_probes_total).", "ops", "line",
+		"Probes run per scope and result (medic_probes_total), by every chosen replica: each replica probes on its own.", "ops", "line",
 		q(`sum by (service, scope, result) (`+rate(`medic_probes_total{`+svc+`}`)+`)`, "{{service}} {{scope}} {{result}}")))
 	g.add(8, 8, stacked("Skipped probe slots",
 		"Probe slots not run (medic_probe_skipped_total): overlap = the last probe of the target had not finished; "+
 			"concurrency = max_concurrent_probes reached.", "ops", "bars",
 		q(`sum by (service, reason) (`+rate(`medic_probe_skipped_total{`+svc+`}`)+`) > 0`, "{{service}} {{reason}}")))
 	g.add(8, 8, timeseries("Targets",
-		"Targets scheduled per scope (medic_probe_targets).", "none",
-		q(`sum by (service, scope) (medic_probe_targets{`+svc+`})`, "{{service}} {{scope}}")))
+		"Targets scheduled per scope (medic_probe_targets), each once however many replicas schedule it.", "none",
+		q(`sum by (service, scope) (`+once("service, scope", `medic_probe_targets{`+svc+`}`)+`)`, "{{service}} {{scope}}")))
 	return d
 }

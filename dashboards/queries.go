@@ -23,6 +23,10 @@ var grafanaVars = strings.NewReplacer(
 	"$__range", "1h",
 	"${service}", ".+",
 	"$service", ".+",
+	"${instance}", ".+",
+	"$instance", ".+",
+	"${job}", ".+",
+	"$job", ".+",
 )
 
 // PanelQuery is one panel target's expression.
@@ -36,6 +40,9 @@ func PanelQueries() []PanelQuery {
 	var qs []PanelQuery
 	for _, d := range All() {
 		for _, p := range d.Panels {
+			if p.Type == "row" {
+				continue
+			}
 			for _, t := range p.Targets {
 				qs = append(qs, PanelQuery{Dashboard: d.UID, Panel: p.Title, Expr: t.Expr})
 			}

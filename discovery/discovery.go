@@ -92,6 +92,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// InstanceRefreshEvery is how often, at most, a group with no
+	// instance refresh in progress is asked for one (one
+	// DescribeInstanceRefreshes per group); a group with one in progress is
+	// asked at every refresh. 0 means DefaultInstanceRefreshEvery.
+	InstanceRefreshEvery time.Duration
 	// AllowedNetworks, when not empty, bound the private IPs discovery
 	// hands on: an instance whose IP is outside all of them is reported
 	// with no IP (so it is never probed) and logged.
@@ -109,8 +114,19 @@ type Discoverer struct {
 	allowed []netip.Prefix
 	created time.Time
 
-	mu          sync.Mutex
-	lastSuccess time.Time
+	mu             sync.Mutex
+	lastSuccess    time.Time
+	lastSuccessFor map[string]time.Time // by service
+
+	// Remembered between refreshes (Refresh runs one at a time): each
+	// instance's last lifecycle state, the groups seen, and each group's
+	// instance refresh.
+	lifecycle          map[string]seen
+	groupsSeen         map[string]bool
+	instRefresh        map[string]refreshState
+	instRefreshEvery   time.Duration
+	refreshUnsupported bool // the endpoint said it lacks DescribeInstanceRefreshes
+	refreshFailing     bool // DescribeInstanceRefreshes failed last (logged once)
 
 	refreshes     *prometheus.CounterVec
 	lastSuccessTS prometheus.Gauge
@@ -126,6 +142,15 @@ func New(o Options) *Discoverer {
 		logger:  o.Logger,
 		now:     o.Now,
 		allowed: o.AllowedNetworks,
+
+		lastSuccessFor:   map[string]time.Time{},
+		lifecycle:        map[string]seen{},
+		groupsSeen:       map[string]bool{},
+		instRefresh:      map[string]refreshState{},
+		instRefreshEvery: o.InstanceRefreshEvery,
+	}
+	if d.instRefreshEvery <= 0 {
+		d.instRefreshEvery = DefaultInstanceRefreshEvery
 	}
 	if d.logger == nil {
 		d.logger = log.NewNopLogger()
@@ -152,7 +177,7 @@ func New(o Options) *Discoverer {
 	})
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "medic_discovery_age_seconds",
-		Help: "Seconds since the fleet was last read whole (since start if never).",
+		Help: "DEPRECATED, removed in the next release: use time() - medic_discovery_last_success_timestamp_seconds. Seconds since the fleet was last read whole (since start if never).",
 	}, func() float64 {
 		since := d.LastSuccess()
 		if since.IsZero() {
@@ -178,20 +203,38 @@ func (d *Discoverer) LastSuccess() time.Time {
 	return d.lastSuccess
 }
 
+// LastSuccessFor is when a refresh last returned service's snapshot; zero
+// if none has. A refresh that fails for another service only (a missing
+// group) still counts for this one.
+func (d *Discoverer) LastSuccessFor(service string) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastSuccessFor[service]
+}
+
 // Refresh reads the fleets of services: every group they name in one
-// paginated DescribeAutoScalingGroups (batches of 100 names), then every
-// member's private IP and launch time in one DescribeInstances (batches of
-// 1000 ids), then, with an ELB client, one DescribeTargetHealth per distinct
-// target group of those groups. Below those sizes a refresh makes two AWS
-// calls plus one per target group, however large the fleet.
+// paginated DescribeAutoScalingGroups (batches of 100 names) — which also
+// brings each group's own state: suspended processes, tags, launch template,
+// warm pool size — then every member's private IP, launch time, instance
+// type and image in one DescribeInstances (batches of 1000 ids), then, with
+// an ELB client, one DescribeTargetHealth per distinct target group of
+// those groups, and one DescribeInstanceRefreshes per group at most every
+// InstanceRefreshEvery (every refresh while one is in progress). Below
+// those sizes a refresh makes two AWS calls plus one per target group, plus
+// on average groups × interval / InstanceRefreshEvery, however large the
+// fleet.
+//
+// Each instance's InServiceSince comes from the lifecycle states the
+// refreshes before saw (see trackLifecycle).
 //
 // Results:
 //   - All read: a snapshot for every service, nil error.
 //   - Some service names a group AWS does not report: that service gets no
 //     snapshot (a fleet with a group missing would mislead every count the
 //     healer makes), the others do, and the error joins one *ServiceError
-//     (wrapping ErrGroupNotFound) per missing group. The refresh counts as a
-//     failure and LastSuccess does not move.
+//     (wrapping ErrGroupNotFound) per missing group; FailedServices lists
+//     them. The refresh counts as a failure and LastSuccess does not move,
+//     but LastSuccessFor does for each service that got its snapshot.
 //   - An AWS call fails (after the SDK's retries): nil map and the error;
 //     the caller keeps its previous snapshots.
 //
@@ -219,11 +262,14 @@ func (d *Discoverer) Refresh(ctx context.Context, services []config.Service) (ma
 		level.Debug(d.logger).Log(logkeys.Msg, "fleet refreshed",
 			logkeys.Count, len(snaps), logkeys.Duration, end.Sub(start))
 	}
+	d.mu.Lock()
 	for name := range snaps {
 		s := snaps[name]
 		s.At = end
 		snaps[name] = s
+		d.lastSuccessFor[name] = end
 	}
+	d.mu.Unlock()
 	return snaps, err
 }
 
@@ -243,6 +289,7 @@ func (d *Discoverer) refresh(ctx context.Context, services []config.Service) (ma
 	if err != nil {
 		return nil, err
 	}
+	readAt := d.now()
 
 	var ids []string
 	for _, name := range names {
@@ -257,6 +304,14 @@ func (d *Discoverer) refresh(ctx context.Context, services []config.Service) (ma
 		return nil, err
 	}
 	lbHealth := d.describeTargetHealth(ctx, names, groups)
+	var found []string
+	for _, name := range names {
+		if _, ok := groups[name]; ok {
+			found = append(found, name)
+		}
+	}
+	instRefresh := d.instanceRefreshes(ctx, found, readAt)
+	states := d.trackGroups(groups, details, readAt)
 
 	snaps := make(map[string]Snapshot, len(services))
 	var errs []error
@@ -273,26 +328,22 @@ func (d *Discoverer) refresh(ctx context.Context, services []config.Service) (ma
 					logkeys.Service, s.Name, logkeys.Group, name)
 				continue
 			}
-			snap.Groups = append(snap.Groups, Group{
-				Name:        name,
-				GracePeriod: time.Duration(aws.ToInt32(g.HealthCheckGracePeriod)) * time.Second,
-				Min:         int(aws.ToInt32(g.MinSize)),
-				Max:         int(aws.ToInt32(g.MaxSize)),
-				Desired:     int(aws.ToInt32(g.DesiredCapacity)),
-			})
+			grp := Group{
+				Name:            name,
+				GracePeriod:     time.Duration(aws.ToInt32(g.HealthCheckGracePeriod)) * time.Second,
+				Min:             int(aws.ToInt32(g.MinSize)),
+				Max:             int(aws.ToInt32(g.MaxSize)),
+				Desired:         int(aws.ToInt32(g.DesiredCapacity)),
+				InstanceRefresh: instRefresh[name],
+			}
+			groupState(g, &grp)
+			snap.Groups = append(snap.Groups, grp)
 			for _, in := range g.Instances {
-				inst := Instance{
-					ID:             aws.ToString(in.InstanceId),
-					Group:          name,
-					AZ:             aws.ToString(in.AvailabilityZone),
-					LifecycleState: string(in.LifecycleState),
-					HealthStatus:   aws.ToString(in.HealthStatus),
-				}
+				inst := states[aws.ToString(in.InstanceId)]
 				for _, arn := range g.TargetGroupARNs {
 					inst.LBHealth = append(inst.LBHealth, lbHealth[arn][inst.ID]...)
 				}
 				if det, ok := details[inst.ID]; ok {
-					inst.LaunchTime = det.launch
 					if d.allowedIP(det.ip) {
 						inst.PrivateIP = det.ip
 					} else {
@@ -416,8 +467,48 @@ func TargetGroupName(arn string) string {
 }
 
 type instanceDetail struct {
-	ip     netip.Addr
-	launch time.Time
+	ip           netip.Addr
+	launch       time.Time
+	instanceType string
+	imageID      string
+}
+
+// trackGroups builds every member of groups from the group's record and
+// EC2's details, with InServiceSince from the states remembered (see
+// trackLifecycle), and replaces that memory with what this refresh saw:
+// instances and groups no longer reported are forgotten. readAt is when
+// the groups were read. By instance id.
+func (d *Discoverer) trackGroups(groups map[string]astypes.AutoScalingGroup, details map[string]instanceDetail,
+	readAt time.Time) map[string]Instance {
+	out := map[string]Instance{}
+	lifecycle := make(map[string]seen, len(d.lifecycle))
+	for name, g := range groups {
+		for _, in := range g.Instances {
+			inst := Instance{
+				ID:             aws.ToString(in.InstanceId),
+				Group:          name,
+				AZ:             aws.ToString(in.AvailabilityZone),
+				LifecycleState: string(in.LifecycleState),
+				HealthStatus:   aws.ToString(in.HealthStatus),
+				InstanceType:   aws.ToString(in.InstanceType),
+			}
+			inst.LaunchTemplate, inst.LaunchTemplateVersion = templateOf(in.LaunchTemplate)
+			if det, ok := details[inst.ID]; ok {
+				inst.LaunchTime, inst.ImageID = det.launch, det.imageID
+				if det.instanceType != "" {
+					inst.InstanceType = det.instanceType
+				}
+			}
+			lifecycle[inst.ID] = trackLifecycle(d.lifecycle, &inst, d.groupsSeen[name], readAt)
+			out[inst.ID] = inst
+		}
+	}
+	d.lifecycle = lifecycle
+	d.groupsSeen = make(map[string]bool, len(groups))
+	for name := range groups {
+		d.groupsSeen[name] = true
+	}
+	return out
 }
 
 // describeInstances returns what EC2 reports of ids. By InstanceIds, in
@@ -459,7 +550,8 @@ func (d *Discoverer) describeInstancePages(ctx context.Context, in *ec2.Describe
 		}
 		for _, r := range out.Reservations {
 			for _, inst := range r.Instances {
-				det := instanceDetail{launch: aws.ToTime(inst.LaunchTime)}
+				det := instanceDetail{launch: aws.ToTime(inst.LaunchTime),
+					instanceType: string(inst.InstanceType), imageID: aws.ToString(inst.ImageId)}
 				if ip, err := netip.ParseAddr(aws.ToString(inst.PrivateIpAddress)); err == nil {
 					det.ip = ip
 				}

@@ -80,8 +80,18 @@ func TestRefreshReadsFleetsInTwoCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first refresh also asks each group for an instance refresh in
+	// progress; later ones within InstanceRefreshEvery make the two calls.
+	if got := p.Counts(); len(got) != 3 || got["DescribeAutoScalingGroups"] != 1 || got["DescribeInstances"] != 1 ||
+		got["DescribeInstanceRefreshes"] != 3 {
+		t.Errorf("AWS calls of the first refresh = %v, want one DescribeAutoScalingGroups, one DescribeInstances and one DescribeInstanceRefreshes per group (3)", got)
+	}
+	p.ResetCounts()
+	if _, err := d.Refresh(ctx, services); err != nil {
+		t.Fatal(err)
+	}
 	if got := p.Counts(); len(got) != 2 || got["DescribeAutoScalingGroups"] != 1 || got["DescribeInstances"] != 1 {
-		t.Errorf("AWS calls per refresh = %v, want one DescribeAutoScalingGroups and one DescribeInstances", got)
+		t.Errorf("AWS calls per later refresh = %v, want one DescribeAutoScalingGroups and one DescribeInstances", got)
 	}
 	if len(snaps) != 4 {
 		t.Fatalf("got %d snapshots, want 4", len(snaps))
@@ -145,7 +155,7 @@ func TestRefreshMissingGroupIsPartial(t *testing.T) {
 	}
 	// Never a whole read: age counts from New.
 	wantMetrics := `
-# HELP medic_discovery_age_seconds Seconds since the fleet was last read whole (since start if never).
+# HELP medic_discovery_age_seconds DEPRECATED, removed in the next release: use time() - medic_discovery_last_success_timestamp_seconds. Seconds since the fleet was last read whole (since start if never).
 # TYPE medic_discovery_age_seconds gauge
 medic_discovery_age_seconds 10
 # HELP medic_discovery_last_success_timestamp_seconds When the fleet was last read whole (Unix seconds; 0 if never).
@@ -166,7 +176,7 @@ medic_discovery_refreshes_total{result="success"} 0
 	}
 	clk.Set(clk.Now().Add(7 * time.Second))
 	wantMetrics = `
-# HELP medic_discovery_age_seconds Seconds since the fleet was last read whole (since start if never).
+# HELP medic_discovery_age_seconds DEPRECATED, removed in the next release: use time() - medic_discovery_last_success_timestamp_seconds. Seconds since the fleet was last read whole (since start if never).
 # TYPE medic_discovery_age_seconds gauge
 medic_discovery_age_seconds 7
 # HELP medic_discovery_last_success_timestamp_seconds When the fleet was last read whole (Unix seconds; 0 if never).

@@ -102,7 +102,8 @@ func TestRefreshReadsTargetHealthOnMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"DescribeAutoScalingGroups": 1, "DescribeInstances": 1, "DescribeTargetHealth": 2}
+	want := map[string]int{"DescribeAutoScalingGroups": 1, "DescribeInstances": 1, "DescribeTargetHealth": 2,
+		"DescribeInstanceRefreshes": 3} // the first refresh asks each group once
 	if got := p.Counts(); !reflect.DeepEqual(got, want) {
 		t.Errorf("AWS calls per refresh = %v, want %v (one DescribeTargetHealth per distinct target group)", got, want)
 	}
@@ -178,10 +179,10 @@ func TestRefreshReadsTargetHealthOnMoto(t *testing.T) {
 		t.Errorf("snapshots after the failure: %d services, api with %d instances", len(snaps), len(snaps["api"].Instances))
 	}
 	wantMetrics := `
-# HELP medic_aws_api_calls_total AWS API calls, each attempt counted, by operation and result (success, throttled, error).
+# HELP medic_aws_api_calls_total AWS API calls, each attempt counted, by service (the SDK's service id), operation and result (success, throttled, error).
 # TYPE medic_aws_api_calls_total counter
-medic_aws_api_calls_total{operation="DescribeTargetHealth",result="error"} 1
-medic_aws_api_calls_total{operation="DescribeTargetHealth",result="success"} 1
+medic_aws_api_calls_total{operation="DescribeTargetHealth",result="error",service="Elastic Load Balancing v2"} 1
+medic_aws_api_calls_total{operation="DescribeTargetHealth",result="success",service="Elastic Load Balancing v2"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(wantMetrics), "medic_aws_api_calls_total"); err != nil {
 		t.Error(err)

@@ -31,6 +31,10 @@ type Instance struct {
 	// InServiceSince is when discovery saw the instance enter InService
 	// (from Pending, back from Standby, attached); for an instance already
 	// InService when medic started, its LaunchTime. Grace counts from it.
+	// Zero while the instance is not InService. Discovery sees states only
+	// at refreshes: the true moment lies between the refresh before and
+	// this one, so grace may start up to one refresh interval late, never
+	// early (see trackLifecycle).
 	InServiceSince time.Time
 	// InstanceType and ImageID as EC2 reports them; LaunchTemplate and
 	// LaunchTemplateVersion as the group reports the instance's.
@@ -71,6 +75,13 @@ type Group struct {
 	// replacements from (name or id, and version as configured).
 	LaunchTemplate        string
 	LaunchTemplateVersion string
+	// LaunchConfiguration is the group's launch configuration name when it
+	// launches from one instead of a template.
+	LaunchConfiguration string
+	// HasWarmPool: the group has a warm pool; WarmPoolSize is how many
+	// instances it holds (Warmed:*), not members of Instances.
+	HasWarmPool  bool
+	WarmPoolSize int
 }
 
 // Snapshot is one service's fleet at one refresh.

@@ -1,17 +1,17 @@
 package healer
 
-// These tests run the actuator against a stateful in-memory fake of the one
-// Auto Scaling call, and only for what the emulator cannot show on demand:
-// retry and error classification (throttling N times, permanent errors,
-// cancellation). Marking instances on the AWS emulator (moto) end to end is
-// tested by the e2e suite.
+// These tests run the actuator against a stateful in-memory fake of the two
+// Auto Scaling calls, and only for what the emulator cannot show on demand:
+// given error sequences (throttling N times, permanent errors,
+// cancellation), a mark the group does not take. The same paths on the
+// emulator (moto) behind the fault proxy — pre-check skips, confirmation,
+// dropped connections, throttling — are in moto_test.go.
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -44,10 +44,15 @@ type fakeASG struct {
 	onCall    func(n int)     // called with the call number, before answering
 	describes int             // DescribeAutoScalingInstances calls
 	leftGroup map[string]bool // instances the group no longer lists
+	lifecycle map[string]string
+	// ignore: SetInstanceHealth answers success but changes nothing.
+	ignore bool
+	// describeFail is returned by the next DescribeAutoScalingInstances calls.
+	describeFail []error
 }
 
 func newFakeASG(ids ...string) *fakeASG {
-	f := &fakeASG{health: map[string]string{}, callsByID: map[string]int{}}
+	f := &fakeASG{health: map[string]string{}, callsByID: map[string]int{}, lifecycle: map[string]string{}}
 	for _, id := range ids {
 		f.health[id] = "Healthy"
 	}
@@ -76,21 +81,35 @@ func (f *fakeASG) SetInstanceHealth(ctx context.Context, in *autoscaling.SetInst
 	if _, ok := f.health[id]; !ok {
 		return nil, apiError(400, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", id))
 	}
-	f.health[id] = deref(in.HealthStatus)
+	if !f.ignore {
+		f.health[id] = deref(in.HealthStatus)
+	}
 	return &autoscaling.SetInstanceHealthOutput{}, nil
 }
 
 // DescribeAutoScalingInstances lists the instance while the fake knows it,
-// in group web-asg (the group of every instance these tests use).
+// in group web-asg (the group of every instance these tests use), with its
+// lifecycle state (InService unless set) and health spelt as this call
+// spells it (HEALTHY / UNHEALTHY).
 func (f *fakeASG) DescribeAutoScalingInstances(ctx context.Context, in *autoscaling.DescribeAutoScalingInstancesInput, optFns ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingInstancesOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.describes++
+	if len(f.describeFail) > 0 {
+		err := f.describeFail[0]
+		f.describeFail = f.describeFail[1:]
+		return nil, err
+	}
 	out := &autoscaling.DescribeAutoScalingInstancesOutput{}
 	for _, id := range in.InstanceIds {
-		if _, ok := f.health[id]; ok && !f.leftGroup[id] {
+		if h, ok := f.health[id]; ok && !f.leftGroup[id] {
+			lc := f.lifecycle[id]
+			if lc == "" {
+				lc = "InService"
+			}
 			out.AutoScalingInstances = append(out.AutoScalingInstances, astypes.AutoScalingInstanceDetails{
-				InstanceId: aws.String(id), AutoScalingGroupName: aws.String("web-asg")})
+				InstanceId: aws.String(id), AutoScalingGroupName: aws.String("web-asg"),
+				LifecycleState: aws.String(lc), HealthStatus: aws.String(strings.ToUpper(h))})
 		}
 	}
 	return out, nil
@@ -178,73 +197,113 @@ var web1 = discovery.Instance{ID: "i-1", Group: "web-asg", AZ: "us-east-1a", Lif
 
 func TestAWSActuator(t *testing.T) {
 	throttle := func(code string) error { return apiError(400, code, "Rate exceeded") }
+	unhealthy := func() discovery.Instance { i := web1; i.HealthStatus = "Unhealthy"; return i }()
 	tests := []struct {
 		desc         string
 		inst         discovery.Instance
-		failNext     []error
+		failNext     []error // SetInstanceHealth answers
+		describeFail []error // DescribeAutoScalingInstances answers
+		lifecycle    string  // of i-1 in the group ("" InService)
+		groupHealth  string  // of i-1 in the group ("" Healthy)
+		left         bool    // the group no longer lists i-1
+		leaveOnCall  bool    // i-1 leaves the group when the first SetInstanceHealth arrives
+		ignore       bool    // SetInstanceHealth is accepted but changes nothing
 		want         ActionResult
+		wantReason   string // substring
 		wantAttempts int
 		wantHealth   string // of i-1 afterwards in the fake
 		wantErr      string // substring
 		wantLog      string // substring
-		left         bool   // the group no longer lists i-1
-		wantDescribe int    // membership questions asked
+		wantDescribe int    // DescribeAutoScalingInstances calls
+		wantRetries  int    // "retrying" log lines
 	}{
-		{desc: "success first time", inst: web1, want: ResultMarked, wantAttempts: 1, wantHealth: "Unhealthy"},
+		{desc: "success first time: one re-read before, one confirmation after",
+			inst: web1, want: ResultMarked, wantAttempts: 1, wantHealth: "Unhealthy", wantDescribe: 2},
 		{desc: "throttled 3 times then success: 4 attempts, each retry logged",
 			inst:     web1,
 			failNext: []error{throttle("Throttling"), throttle("ThrottlingException"), throttle("RequestLimitExceeded")},
-			want:     ResultMarked, wantAttempts: 4, wantHealth: "Unhealthy",
+			want:     ResultMarked, wantAttempts: 4, wantHealth: "Unhealthy", wantDescribe: 2, wantRetries: 3,
 			wantLog: "attempt=3"},
-		{desc: "5xx then transport error then success",
+		{desc: "EC2ThrottledException and PriorRequestNotComplete are throttling too",
 			inst:     web1,
-			failNext: []error{apiError(503, "ServiceUnavailable", "try later"), sendError(&net.OpError{Op: "dial", Err: errors.New("connection refused")})},
-			want:     ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy", wantDescribe: 2},
+			failNext: []error{throttle("EC2ThrottledException"), throttle("PriorRequestNotComplete")},
+			want:     ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy", wantDescribe: 2, wantRetries: 2},
+		{desc: "5xx then dropped connection then success: membership asked after the 5xx",
+			inst: web1,
+			failNext: []error{apiError(503, "ServiceUnavailable", "try later"),
+				sendError(&net.OpError{Op: "read", Err: errors.New("connection reset by peer")})},
+			want: ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy", wantDescribe: 4, wantRetries: 2},
 		{desc: "permanent validation error: failed after 1 attempt",
 			inst:     web1,
 			failNext: []error{apiError(400, "ValidationError", "HealthStatus must be Healthy or Unhealthy")},
-			want:     ResultFailed, wantAttempts: 1, wantHealth: "Healthy",
-			wantErr: "set instance health of i-1 (asg web-asg) after 1 attempts"},
+			want:     ResultFailed, wantAttempts: 1, wantHealth: "Healthy", wantDescribe: 1,
+			wantErr: "mark i-1 (asg web-asg) Unhealthy after 1 SetInstanceHealth attempts"},
 		{desc: "access denied is permanent",
 			inst:     web1,
 			failNext: []error{apiError(403, "AccessDenied", "not authorized to perform autoscaling:SetInstanceHealth")},
-			want:     ResultFailed, wantAttempts: 1, wantHealth: "Healthy", wantErr: "AccessDenied"},
-		{desc: "unknown instance (emulator: InvalidInstanceID.NotFound) is gone, no retry",
+			want:     ResultFailed, wantAttempts: 1, wantHealth: "Healthy", wantErr: "AccessDenied", wantDescribe: 1},
+		{desc: "pre-check: unknown to the group: gone, nothing marked",
 			inst: discovery.Instance{ID: "i-404", Group: "web-asg", HealthStatus: "Healthy"},
-			want: ResultGone, wantAttempts: 1, wantHealth: "Healthy"},
+			want: ResultGone, wantReason: "left its group", wantHealth: "Healthy", wantDescribe: 1},
+		{desc: "pre-check: left its group since the fleet view",
+			inst: web1, left: true,
+			want: ResultGone, wantReason: "left its group", wantHealth: "Healthy", wantDescribe: 1},
+		{desc: "pre-check: in Standby now: skipped, state named",
+			inst: web1, lifecycle: "Standby",
+			want: ResultSkipped, wantReason: "no longer InService: Standby", wantHealth: "Healthy", wantDescribe: 1},
+		{desc: "pre-check: Terminating:Wait now: skipped",
+			inst: web1, lifecycle: "Terminating:Wait",
+			want: ResultSkipped, wantReason: "no longer InService: Terminating:Wait", wantHealth: "Healthy", wantDescribe: 1},
+		{desc: "pre-check: the group holds it Unhealthy already",
+			inst: web1, groupHealth: "Unhealthy",
+			want: ResultAlreadyUnhealthy, wantReason: "already Unhealthy", wantHealth: "Unhealthy", wantDescribe: 1},
+		{desc: "pre-check throttled once, then marked",
+			inst: web1, describeFail: []error{throttle("Throttling")},
+			want: ResultMarked, wantAttempts: 1, wantHealth: "Unhealthy", wantDescribe: 3, wantRetries: 1},
+		{desc: "pre-check refused for good: failed, nothing marked",
+			inst: web1, describeFail: []error{apiError(403, "AccessDenied", "no")},
+			want: ResultFailed, wantHealth: "Healthy", wantDescribe: 1, wantErr: "re-read before marking"},
 		{desc: "AWS's ValidationError for an instance not in a group is gone",
 			inst:     web1,
 			failNext: []error{apiError(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: i-1")},
-			want:     ResultGone, wantAttempts: 1, wantHealth: "Healthy"},
-		{desc: "5xx for an instance that left its group (the emulator's answer): gone after 1 attempt, not retried",
-			inst: web1, left: true,
-			failNext: []error{apiError(500, "InternalFailure", "StopIteration")},
 			want:     ResultGone, wantAttempts: 1, wantHealth: "Healthy", wantDescribe: 1},
-		{desc: "5xx for an instance still in its group: asked once per retry, then marked",
-			inst:     web1,
-			failNext: []error{apiError(500, "InternalFailure", "oops"), apiError(502, "BadGateway", "oops")},
-			want:     ResultMarked, wantAttempts: 3, wantHealth: "Unhealthy", wantDescribe: 2},
-		{desc: "throttling never asks about membership",
-			inst: web1, left: true,
-			failNext: []error{throttle("Throttling")},
-			want:     ResultMarked, wantAttempts: 2, wantHealth: "Unhealthy", wantDescribe: 0},
-		{desc: "already Unhealthy to the group: nothing called",
-			inst: func() discovery.Instance { i := web1; i.HealthStatus = "Unhealthy"; return i }(),
-			want: ResultAlreadyUnhealthy, wantAttempts: 0, wantHealth: "Healthy"},
+		{desc: "5xx for an instance that left its group meanwhile (the emulator's answer): gone after 1 attempt",
+			inst: web1, leaveOnCall: true,
+			failNext: []error{apiError(500, "InternalFailure", "StopIteration")},
+			want:     ResultGone, wantAttempts: 1, wantHealth: "Healthy", wantDescribe: 2},
+		{desc: "accepted but never applied: marked again once, then not applied",
+			inst: web1, ignore: true,
+			want: ResultNotApplied, wantReason: "mark not applied", wantAttempts: 2, wantHealth: "Healthy",
+			wantLog: "marking again"},
+		{desc: "already Unhealthy in the fleet view: nothing called",
+			inst: unhealthy, want: ResultAlreadyUnhealthy, wantAttempts: 0, wantHealth: "Healthy"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := newFakeASG("i-1")
 			f.failNext = tc.failNext
+			f.describeFail = tc.describeFail
 			f.leftGroup = map[string]bool{"i-1": tc.left}
+			f.lifecycle["i-1"] = tc.lifecycle
+			f.ignore = tc.ignore
+			if tc.groupHealth != "" {
+				f.health["i-1"] = tc.groupHealth
+			}
+			if tc.leaveOnCall {
+				f.onCall = func(int) { f.leftGroup["i-1"] = true }
+			}
 			var buf bytes.Buffer
 			a := testActuator(f, log.NewLogfmtLogger(&buf))
+			a.clock = &steppingClock{t: t0, step: 100 * time.Millisecond}
 			o := a.MarkUnhealthy(context.Background(), tc.inst, "req-7")
 			if o.Result != tc.want || o.Attempts != tc.wantAttempts {
-				t.Errorf("outcome = %s after %d attempts (err %v), want %s after %d", o.Result, o.Attempts, o.Err, tc.want, tc.wantAttempts)
+				t.Errorf("outcome = %s after %d attempts (err %v, reason %q), want %s after %d", o.Result, o.Attempts, o.Err, o.Reason, tc.want, tc.wantAttempts)
 			}
-			if f.describes != tc.wantDescribe {
-				t.Errorf("asked about membership %d times, want %d", f.describes, tc.wantDescribe)
+			if !strings.Contains(o.Reason, tc.wantReason) {
+				t.Errorf("reason = %q, want it to contain %q", o.Reason, tc.wantReason)
+			}
+			if tc.wantDescribe > 0 && f.describes != tc.wantDescribe {
+				t.Errorf("DescribeAutoScalingInstances called %d times, want %d", f.describes, tc.wantDescribe)
 			}
 			if f.callCount() != tc.wantAttempts {
 				t.Errorf("fake saw %d calls, want %d", f.callCount(), tc.wantAttempts)
@@ -259,8 +318,8 @@ func TestAWSActuator(t *testing.T) {
 				t.Errorf("i-1 health = %q, want %q", got, tc.wantHealth)
 			}
 			if tc.wantAttempts > 0 {
-				if f.lastOpts.RetryMaxAttempts != 1 {
-					t.Errorf("SDK RetryMaxAttempts = %d, want 1 (backoff/v4 alone retries)", f.lastOpts.RetryMaxAttempts)
+				if f.lastOpts.RetryMaxAttempts != 0 {
+					t.Errorf("SDK RetryMaxAttempts = %d, want 0 with the no-op retryer (backoff/v4 alone retries)", f.lastOpts.RetryMaxAttempts)
 				}
 				if deref(f.lastInput.HealthStatus) != "Unhealthy" || !deref(f.lastInput.ShouldRespectGracePeriod) {
 					t.Errorf("input = HealthStatus %q ShouldRespectGracePeriod %v, want Unhealthy true",
@@ -270,8 +329,8 @@ func TestAWSActuator(t *testing.T) {
 			if tc.wantLog != "" && !strings.Contains(buf.String(), tc.wantLog) {
 				t.Errorf("log lacks %q:\n%s", tc.wantLog, buf.String())
 			}
-			if retries := strings.Count(buf.String(), "retrying"); retries != max(tc.wantAttempts-1, 0) {
-				t.Errorf("logged %d retries, want %d:\n%s", retries, tc.wantAttempts-1, buf.String())
+			if retries := strings.Count(buf.String(), "retrying"); retries != tc.wantRetries {
+				t.Errorf("logged %d retries, want %d:\n%s", retries, tc.wantRetries, buf.String())
 			}
 		})
 	}
@@ -322,6 +381,21 @@ func TestAWSActuatorStops(t *testing.T) {
 		}
 	})
 
+	t.Run("every answer lost but the mark landed: marked, counted once", func(t *testing.T) {
+		f := newFakeASG("i-1")
+		reset := sendError(&net.OpError{Op: "read", Err: errors.New("connection reset by peer")})
+		for range 100 {
+			f.failNext = append(f.failNext, reset)
+		}
+		f.onCall = func(int) { f.health["i-1"] = "Unhealthy" } // applied, then the answer is lost
+		a := testActuator(f, log.NewNopLogger())
+		a.maxElapsed = 5 * time.Second
+		a.clock = &steppingClock{t: t0, step: time.Second}
+		if o := a.MarkUnhealthy(context.Background(), web1, "r"); o.Result != ResultMarked || o.Err != nil {
+			t.Errorf("outcome = %+v, want marked (the call reached AWS)", o)
+		}
+	})
+
 	t.Run("throttled beyond maxElapsed: failed with the last error", func(t *testing.T) {
 		f := newFakeASG("i-1")
 		for range 100 {
@@ -350,50 +424,5 @@ func TestDryRun(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %q: %s", want, buf.String())
 		}
-	}
-}
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		desc      string
-		err       error
-		retryable bool
-		gone      bool
-	}{
-		{desc: "nil", err: nil},
-		{desc: "Throttling", err: apiError(400, "Throttling", "Rate exceeded"), retryable: true},
-		{desc: "ThrottlingException", err: apiError(400, "ThrottlingException", ""), retryable: true},
-		{desc: "RequestLimitExceeded", err: apiError(400, "RequestLimitExceeded", ""), retryable: true},
-		{desc: "TooManyRequestsException", err: apiError(400, "TooManyRequestsException", ""), retryable: true},
-		{desc: "throttle code without HTTP details", err: &smithy.GenericAPIError{Code: "Throttling"}, retryable: true},
-		{desc: "HTTP 500", err: apiError(500, "InternalFailure", ""), retryable: true},
-		{desc: "HTTP 503", err: apiError(503, "ServiceUnavailable", ""), retryable: true},
-		{desc: "HTTP 429 with an odd code", err: apiError(429, "SomethingElse", ""), retryable: true},
-		{desc: "server fault without HTTP details", err: &smithy.GenericAPIError{Code: "InternalError", Fault: smithy.FaultServer}, retryable: true},
-		{desc: "ValidationError", err: apiError(400, "ValidationError", "bad value")},
-		{desc: "AccessDenied", err: apiError(403, "AccessDenied", "no")},
-		{desc: "AccessDeniedException", err: apiError(400, "AccessDeniedException", "no")},
-		{desc: "request not sent: connection refused", err: sendError(&net.OpError{Op: "dial", Err: errors.New("connection refused")}), retryable: true},
-		{desc: "request not sent: EOF", err: sendError(io.EOF), retryable: true},
-		{desc: "bare net error", err: &net.DNSError{Err: "timeout", IsTimeout: true}, retryable: true},
-		{desc: "deadline exceeded (a timeout)", err: fmt.Errorf("call: %w", context.DeadlineExceeded), retryable: true},
-		{desc: "unexpected EOF", err: io.ErrUnexpectedEOF, retryable: true},
-		{desc: "cancelled", err: fmt.Errorf("call: %w", context.Canceled)},
-		{desc: "request not sent because cancelled", err: sendError(context.Canceled)},
-		{desc: "plain error", err: errors.New("boom")},
-		{desc: "emulator: InvalidInstanceID.NotFound", err: apiError(400, "InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist"), gone: true},
-		{desc: "AWS: ValidationError instance not found", err: apiError(400, "ValidationError", "Instance Id not found - No managed instance found for instance ID: i-1"), gone: true},
-		{desc: "AWS: ValidationError not part of a group", err: apiError(400, "ValidationError", "The instance i-1 is not part of Auto Scaling group web-asg."), gone: true},
-		{desc: "ValidationError about something else is not gone", err: apiError(400, "ValidationError", "1 validation error detected")},
-	}
-	for _, tc := range tests {
-		t.Run(tc.desc, func(t *testing.T) {
-			if got := Retryable(tc.err); got != tc.retryable {
-				t.Errorf("Retryable(%v) = %v, want %v", tc.err, got, tc.retryable)
-			}
-			if got := IsGone(tc.err); got != tc.gone {
-				t.Errorf("IsGone(%v) = %v, want %v", tc.err, got, tc.gone)
-			}
-		})
 	}
 }

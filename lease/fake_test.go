@@ -126,9 +126,11 @@ func (f *fakeTable) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...f
 	if err != nil {
 		return nil, err
 	}
-	now, err := num(in.ExpressionAttributeValues, ":now")
-	if err != nil {
-		return nil, err
+	var now, far, seen int64
+	for k, v := range map[string]*int64{":now": &now, ":far": &far, ":seen": &seen} {
+		if *v, err = num(in.ExpressionAttributeValues, k); err != nil {
+			return nil, err
+		}
 	}
 	f.mu.Lock()
 	old, exists := f.items[key]
@@ -136,7 +138,8 @@ func (f *fakeTable) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...f
 	if exists {
 		h, _ := str(old, attrHolder)
 		e, _ := num(old, attrExpires)
-		ok = h == me || e < now
+		g, gerr := num(old, attrGeneration)
+		ok = (h == me || e < now || e > far) && (gerr != nil || g == seen)
 	}
 	if ok {
 		f.items[key] = in.Item

@@ -9,7 +9,15 @@
 // holder counts itself leader only until the START of its last successful
 // write plus Duration minus a safety margin of Duration/5, so that a leader
 // that cannot renew stops acting before anyone else may take over, even with
-// that much clock skew between the replicas. See docs/lease.md.
+// that much clock skew between the replicas.
+//
+// The item carries a generation, a fencing token: kept by renewals,
+// incremented by every takeover, and checked by every write's condition. A
+// holder's action (healer.LeaderOnly) asks StillLeads(generation) right
+// before each mutating call, which re-reads the item. An item whose expiry
+// lies further ahead than Duration plus MaxSkewBehind (more than an honest
+// holder can put it) is invalid: forged or written by a broken clock, it
+// is taken over at once, logged and counted. See docs/lease.md.
 package lease
 
 import (
@@ -23,11 +31,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/medic-sre/medic/awsapi"
 	"github.com/medic-sre/medic/internal/logkeys"
 )
 
@@ -38,12 +46,16 @@ const (
 	attrHolder     = "holder"
 	attrExpires    = "expires"     // unix milliseconds, the holder's clock
 	attrAcquiredAt = "acquired_at" // unix milliseconds, when this holder first took it
+	attrGeneration = "generation"  // the fencing token: +1 on every takeover
 )
 
-// The conditions of the writes. A holder may always renew its own lease; a
-// standby may write only over no item or an expired one.
+// The conditions of the writes. A replica writes when there is no item, or
+// when the item holds the generation it last saw (or none: an item written
+// before generations existed) and it is the holder, or the holder's expiry
+// is before its clock (:now), or the expiry is invalid: further ahead than
+// Duration plus MaxSkewBehind (:far).
 const (
-	acquireCondition = "attribute_not_exists(#n) OR #h = :me OR #e < :now"
+	acquireCondition = "attribute_not_exists(#n) OR ((#h = :me OR #e < :now OR #e > :far) AND (attribute_not_exists(#g) OR #g = :seen))"
 	releaseCondition = "#h = :me"
 )
 
@@ -138,6 +150,11 @@ type Lease struct {
 	until  time.Time
 	// lastErr is the last failed call, for the reason of a loss.
 	lastErr error
+	// gen is the generation in the item as last written or read;
+	// leadGen the one this replica leads under (0 when it never led).
+	gen, leadGen int64
+	// invalidSeen is the last invalid expiry logged, not to repeat it.
+	invalidSeen time.Time
 }
 
 // New returns a Lease; Run starts it. New never fails: options are checked
@@ -175,6 +192,66 @@ func (l *Lease) LeaderFor() time.Duration {
 	return max(until.Sub(l.now()), 0)
 }
 
+// Leading is the generation this replica leads under and how much longer
+// it leads without another successful write; left 0 when it does not lead.
+func (l *Lease) Leading() (generation int64, left time.Duration) {
+	left = l.LeaderFor()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if left == 0 {
+		return 0, 0
+	}
+	return l.leadGen, left
+}
+
+// Generation is the generation in the item as last written or read (0
+// before any).
+func (l *Lease) Generation() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
+}
+
+// StillLeads is the fence: it reports whether this replica leads now under
+// generation, by its own clock and by the item itself, re-read with one
+// consistent GetItem (bounded by RenewEvery): the holder must be this
+// replica, with that generation and a valid expiry. Any doubt (the read
+// fails) is false: better a mark delayed to the next cycle than two
+// replicas acting.
+func (l *Lease) StillLeads(ctx context.Context, generation int64) bool {
+	gen, left := l.Leading()
+	if left == 0 || gen != generation {
+		return false
+	}
+	holder, until, g, err := l.read(ctx)
+	if err != nil {
+		level.Warn(l.logger).Log(logkeys.Msg, "cannot confirm the lease before acting: standing by for this action",
+			logkeys.LeaseGeneration, generation, logkeys.Err, err)
+		return false
+	}
+	return holder == l.o.Holder && g == generation && !l.invalid(l.now(), until)
+}
+
+// invalid reports whether expiry lies further ahead of now than any
+// honest write can put it: an honest holder writes its own clock plus
+// Duration, so by a reader's clock that is at most Duration plus the skew
+// between them; the skew tolerated here is MaxSkewBehind.
+func (l *Lease) invalid(now, expiry time.Time) bool {
+	return expiry.After(l.horizon(now))
+}
+
+// horizon is the latest valid expiry by a clock reading now.
+func (l *Lease) horizon(now time.Time) time.Time {
+	return now.Add(l.o.Duration + MaxSkewBehind(l.o.Duration))
+}
+
+// MaxSkewBehind is how far a replica's clock may run behind the holder's
+// before it takes the holder's honest item for an invalid one and takes it
+// over: Duration. (A clock running ahead is bounded by the margin,
+// Duration/5.) So a forged item, or one written by a clock far ahead,
+// freezes the replicas for at most two durations, never indefinitely.
+func MaxSkewBehind(d time.Duration) time.Duration { return d }
+
 // Leader returns the last known holder and the expiry written in the item
 // (by the holder's clock). holder is "" when no holder is known: before the
 // first call, or when nobody held the lease at the last look. This replica
@@ -210,7 +287,13 @@ func (l *Lease) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		if !l.now().Before(next) {
-			next = l.attempt(ctx).Add(l.o.RenewEvery)
+			started, takeable := l.attempt(ctx)
+			if takeable && ctx.Err() == nil {
+				// The item we were refused by is up for grabs (expired,
+				// invalid or gone) and now known: write again at once.
+				l.attempt(ctx)
+			}
+			next = started.Add(l.o.RenewEvery)
 		}
 		now := l.now()
 		l.observe(now, l.overdueReason)
@@ -224,19 +307,25 @@ func (l *Lease) Run(ctx context.Context) error {
 	}
 }
 
-// noSDKRetries turns off the SDK's retryer: Run's schedule is the retry
-// policy, and a retried write would start later than the lease assumes.
-func noSDKRetries(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
-
 // attempt makes one conditional write and records what came of it. It
-// returns when the write started.
-func (l *Lease) attempt(ctx context.Context) time.Time {
+// returns when the write started, and whether it was refused by an item
+// that may be taken over now (worth one more write at once).
+//
+// A leader renews under its generation; any other write is a takeover
+// (from another holder, from nobody, or by this replica after its
+// leadership lapsed) and writes the generation last seen plus one.
+func (l *Lease) attempt(ctx context.Context) (time.Time, bool) {
 	start := l.now()
 	expires := ceilMillis(start.Add(l.o.Duration))
 	l.mu.Lock()
 	acquiredAt := l.acquiredAt
 	if !l.mayHold || l.holder != l.o.Holder || acquiredAt.IsZero() {
 		acquiredAt = start
+	}
+	seen := l.gen
+	gen := seen + 1
+	if !l.leaderUntil.IsZero() && start.Before(l.leaderUntil) && l.leadGen == seen {
+		gen = seen
 	}
 	l.mu.Unlock()
 
@@ -248,23 +337,28 @@ func (l *Lease) attempt(ctx context.Context) time.Time {
 			attrHolder:     &types.AttributeValueMemberS{Value: l.o.Holder},
 			attrExpires:    millisValue(expires),
 			attrAcquiredAt: millisValue(acquiredAt.UnixMilli()),
+			attrGeneration: millisValue(gen),
 		},
-		ConditionExpression:      aws.String(acquireCondition),
-		ExpressionAttributeNames: map[string]string{"#n": attrName, "#h": attrHolder, "#e": attrExpires},
+		ConditionExpression: aws.String(acquireCondition),
+		ExpressionAttributeNames: map[string]string{"#n": attrName, "#h": attrHolder, "#e": attrExpires,
+			"#g": attrGeneration},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":me":  &types.AttributeValueMemberS{Value: l.o.Holder},
-			":now": millisValue(start.UnixMilli()),
+			":me":   &types.AttributeValueMemberS{Value: l.o.Holder},
+			":now":  millisValue(start.UnixMilli()),
+			":far":  millisValue(l.horizon(start).UnixMilli()),
+			":seen": millisValue(seen),
 		},
-	}, noSDKRetries)
+	}, awsapi.NoRetryDynamoDB)
 	cancel()
 
+	takeable := false
 	switch {
 	case err == nil:
 		l.m.op(opPut, resultSuccess)
-		l.won(start, time.UnixMilli(expires), acquiredAt)
+		l.won(start, time.UnixMilli(expires), acquiredAt, gen)
 	case isConditionFailed(err):
 		l.m.op(opPut, resultConflict)
-		l.heldByOther(ctx)
+		takeable = l.heldByOther(ctx)
 	case ctx.Err() != nil:
 		// Shutting down: Run releases next; the write may have landed.
 		l.mu.Lock()
@@ -274,12 +368,14 @@ func (l *Lease) attempt(ctx context.Context) time.Time {
 		l.m.op(opPut, classify(err))
 		l.failed(start, err)
 	}
-	return start
+	return start, takeable
 }
 
 // won records a successful write that started at start.
-func (l *Lease) won(start, expires, acquiredAt time.Time) {
+func (l *Lease) won(start, expires, acquiredAt time.Time, gen int64) {
 	l.mu.Lock()
+	prevGen := l.leadGen
+	l.gen, l.leadGen = gen, gen
 	l.leaderUntil = start.Add(l.o.Duration - l.margin)
 	l.mayHold = true
 	l.acquiredAt = acquiredAt
@@ -289,31 +385,50 @@ func (l *Lease) won(start, expires, acquiredAt time.Time) {
 	l.mu.Unlock()
 	l.m.expiry.Set(float64(expires.UnixMilli()) / 1000)
 	l.observe(l.now(), nil)
-	if prev != "" && prev != l.o.Holder {
+	switch {
+	case prev != "" && prev != l.o.Holder:
 		level.Info(l.logger).Log(logkeys.Msg, "took over the lease from another holder",
-			logkeys.Holder, l.o.Holder, logkeys.PreviousHolder, prev)
+			logkeys.Holder, l.o.Holder, logkeys.PreviousHolder, prev, logkeys.LeaseGeneration, gen)
+	case gen != prevGen:
+		level.Info(l.logger).Log(logkeys.Msg, "took the lease", logkeys.Holder, l.o.Holder,
+			logkeys.LeaseGeneration, gen)
 	}
 }
 
 // heldByOther records a write refused because another replica holds the
-// lease, and reads who (consistently) for Leader, the logs and metrics.
-func (l *Lease) heldByOther(ctx context.Context) {
+// lease (or the item changed generation), and reads who (consistently) for
+// Leader, the logs and metrics. It reports whether the item read may be
+// taken over now: none, expired, or invalid.
+func (l *Lease) heldByOther(ctx context.Context) bool {
 	l.mu.Lock()
 	l.leaderUntil = time.Time{}
 	l.mayHold = false
 	prev := l.holder
 	l.mu.Unlock()
 
-	holder, until, err := l.read(ctx)
+	holder, until, gen, err := l.read(ctx)
 	if err != nil {
 		level.Warn(l.logger).Log(logkeys.Msg, "the lease is held by another replica; cannot read which",
 			logkeys.Operation, "GetItem", logkeys.Err, err)
 		l.observe(l.now(), func() string { return "another replica holds the lease" })
-		return
+		return false
 	}
+	now := l.now()
+	invalid := holder != "" && l.invalid(now, until)
 	l.mu.Lock()
-	l.holder, l.until = holder, until
+	l.holder, l.until, l.gen = holder, until, gen
+	logInvalid := invalid && !until.Equal(l.invalidSeen)
+	if logInvalid {
+		l.invalidSeen = until
+	}
 	l.mu.Unlock()
+	if invalid {
+		l.m.invalid.Inc()
+	}
+	if logInvalid {
+		level.Error(l.logger).Log(logkeys.Msg, "invalid lease item: its expiry lies further ahead than twice the duration; taking it over",
+			logkeys.Holder, holder, logkeys.Until, until, logkeys.LeaseGeneration, gen)
+	}
 	if holder != "" {
 		l.m.expiry.Set(float64(until.UnixMilli()) / 1000)
 	}
@@ -327,25 +442,26 @@ func (l *Lease) heldByOther(ctx context.Context) {
 		level.Info(l.logger).Log(logkeys.Msg, "another replica took over the lease: standing by",
 			logkeys.Holder, holder, logkeys.PreviousHolder, prev, logkeys.Until, until)
 	}
+	return holder == "" || until.Before(now) || invalid
 }
 
-// read returns the holder and expiry in the item; holder "" when there is
-// no item.
-func (l *Lease) read(ctx context.Context) (holder string, until time.Time, err error) {
+// read returns the holder, expiry and generation in the item; holder ""
+// when there is no item.
+func (l *Lease) read(ctx context.Context) (holder string, until time.Time, gen int64, err error) {
 	cctx, cancel := context.WithTimeout(ctx, l.o.RenewEvery)
 	defer cancel()
 	out, err := l.o.Client.GetItem(cctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(l.o.Table),
 		Key:            map[string]types.AttributeValue{attrName: &types.AttributeValueMemberS{Value: l.o.Name}},
 		ConsistentRead: aws.Bool(true),
-	}, noSDKRetries)
+	}, awsapi.NoRetryDynamoDB)
 	if err != nil {
 		l.m.op(opGet, classify(err))
-		return "", time.Time{}, fmt.Errorf("read lease %s from table %s: %w", l.o.Name, l.o.Table, err)
+		return "", time.Time{}, 0, fmt.Errorf("read lease %s from table %s: %w", l.o.Name, l.o.Table, err)
 	}
 	l.m.op(opGet, resultSuccess)
 	if len(out.Item) == 0 {
-		return "", time.Time{}, nil
+		return "", time.Time{}, 0, nil
 	}
 	if s, ok := out.Item[attrHolder].(*types.AttributeValueMemberS); ok {
 		holder = s.Value
@@ -355,7 +471,10 @@ func (l *Lease) read(ctx context.Context) (holder string, until time.Time, err e
 			until = time.UnixMilli(ms)
 		}
 	}
-	return holder, until, nil
+	if n, ok := out.Item[attrGeneration].(*types.AttributeValueMemberN); ok {
+		gen, _ = strconv.ParseInt(n.Value, 10, 64)
+	}
+	return holder, until, gen, nil
 }
 
 // failed records a write that failed without an answer on the lease
@@ -442,7 +561,7 @@ func (l *Lease) release(ctx context.Context) error {
 		ConditionExpression:       aws.String(releaseCondition),
 		ExpressionAttributeNames:  map[string]string{"#h": attrHolder},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":me": &types.AttributeValueMemberS{Value: l.o.Holder}},
-	}, noSDKRetries)
+	}, awsapi.NoRetryDynamoDB)
 	switch {
 	case err == nil:
 		l.m.op(opDelete, resultSuccess)
@@ -473,17 +592,9 @@ func isConditionFailed(err error) bool {
 	return errors.As(err, &ccf)
 }
 
-// throttleCodes are DynamoDB's throttling error codes.
-var throttleCodes = map[string]bool{
-	"ThrottlingException":                    true,
-	"ProvisionedThroughputExceededException": true,
-	"RequestLimitExceeded":                   true,
-}
-
 // classify names a failed call's result label: throttled or error.
 func classify(err error) string {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) && throttleCodes[apiErr.ErrorCode()] {
+	if awsapi.IsThrottle(err) {
 		return resultThrottled
 	}
 	return resultError

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medic-sre/medic/internal/testkit"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -306,7 +307,13 @@ func TestAnotherHolderEndsLeadershipAtOnce(t *testing.T) {
 
 	a.l.attempt(ctx)
 	clk.Advance(time.Second)
-	intruder.l.attempt(ctx) // its clock says a's lease ran out long ago
+	// Its clock says a's lease ran out long ago: refused first (it had not
+	// seen the generation), then, having read the item, it takes it over,
+	// as Run does at once.
+	if _, takeable := intruder.l.attempt(ctx); !takeable {
+		t.Fatal("the intruder does not see a's item as takeable")
+	}
+	intruder.l.attempt(ctx)
 	clk.Advance(4 * time.Second)
 	if !a.l.IsLeader() {
 		t.Fatal("a is not leader before its renewal")
@@ -329,6 +336,69 @@ func TestAnotherHolderEndsLeadershipAtOnce(t *testing.T) {
 	}
 	if got := a.c.callCount("GetItem"); got != 1 {
 		t.Errorf("GetItem calls = %d, want 1 (who holds it, read once)", got)
+	}
+
+	// By a's clock c's expiry lies an hour ahead: invalid, taken back at
+	// a's next write under a new generation, counted and logged once.
+	if got := testutil.ToFloat64(a.l.m.invalid); got != 1 {
+		t.Errorf("invalid items seen = %v, want 1", got)
+	}
+	if !strings.Contains(logs, `msg="invalid lease item`) {
+		t.Errorf("a's logs lack the invalid item:\n%s", logs)
+	}
+	a.l.attempt(ctx)
+	if gen, left := a.l.Leading(); gen != 3 || left <= 0 {
+		t.Errorf("after taking the invalid item back: Leading() = %d, %s; want generation 3 (a 1, c 2, a 3)", gen, left)
+	}
+	if intruder.l.StillLeads(ctx, 2) {
+		t.Error("the intruder still leads under generation 2 after a took it back")
+	}
+}
+
+// TestForgedAndDeletedItem (issue 12 item 6): an item forged with an
+// expiry in the far future is taken over within one write, not obeyed; an
+// item deleted under a leader's feet fences that leader at its next check,
+// before any renewal.
+func TestForgedAndDeletedItem(t *testing.T) {
+	clk := newClock()
+	table := newFakeTable()
+	a := newReplica(table, "a", 15*time.Second, 5*time.Second, clk.Now)
+	ctx := context.Background()
+	forged := map[string]types.AttributeValue{
+		attrName:       &types.AttributeValueMemberS{Value: testName},
+		attrHolder:     &types.AttributeValueMemberS{Value: "mallory"},
+		attrExpires:    millisValue(clk.Now().Add(365 * 24 * time.Hour).UnixMilli()),
+		attrGeneration: millisValue(41),
+	}
+	table.mu.Lock()
+	table.items[testName] = forged
+	table.mu.Unlock()
+
+	if _, takeable := a.l.attempt(ctx); !takeable {
+		t.Fatal("a forged far-future item is not takeable")
+	}
+	a.l.attempt(ctx) // Run writes again at once
+	gen, left := a.l.Leading()
+	if gen != 42 || left <= 0 {
+		t.Fatalf("Leading() = %d, %s; want generation 42, leading", gen, left)
+	}
+	if !a.l.StillLeads(ctx, 42) {
+		t.Fatal("StillLeads(42) false right after taking over")
+	}
+	if got := testutil.ToFloat64(a.l.m.invalid); got != 1 {
+		t.Errorf("invalid items seen = %v, want 1", got)
+	}
+
+	// Someone deletes the item: a is still leader by its clock, but the
+	// fence reads the item and refuses.
+	table.mu.Lock()
+	delete(table.items, testName)
+	table.mu.Unlock()
+	if !a.l.IsLeader() {
+		t.Fatal("a lost leadership by its clock")
+	}
+	if a.l.StillLeads(ctx, 42) {
+		t.Error("StillLeads(42) holds with the item deleted")
 	}
 }
 
@@ -473,6 +543,9 @@ medic_lease_transitions_total %d
 # HELP medic_lease_expiry_timestamp_seconds When the lease expires as last written or read, by the holder's clock; 0 until known.
 # TYPE medic_lease_expiry_timestamp_seconds gauge
 medic_lease_expiry_timestamp_seconds %g
+# HELP medic_lease_invalid_items_total Times the lease item was read with an expiry further ahead than twice the lease duration (forged, or a clock far ahead); such an item is taken over.
+# TYPE medic_lease_invalid_items_total counter
+medic_lease_invalid_items_total 0
 # HELP medic_lease_operations_total DynamoDB calls on the lease item by operation and result (success, conflict, throttled, error).
 # TYPE medic_lease_operations_total counter
 medic_lease_operations_total{operation="DeleteItem",result="conflict"} 0

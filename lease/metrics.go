@@ -25,6 +25,7 @@ type metrics struct {
 	transitions prometheus.Counter
 	ops         *prometheus.CounterVec
 	expiry      prometheus.Gauge
+	invalid     prometheus.Counter
 }
 
 // newMetrics builds the lease's metrics and registers them with r (nil:
@@ -52,6 +53,10 @@ func newMetrics(r prometheus.Registerer, l *Lease, logger log.Logger) *metrics {
 			Name: "medic_lease_expiry_timestamp_seconds",
 			Help: "When the lease expires as last written or read, by the holder's clock; 0 until known.",
 		}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "medic_lease_invalid_items_total",
+			Help: "Times the lease item was read with an expiry further ahead than twice the lease duration (forged, or a clock far ahead); such an item is taken over.",
+		}),
 	}
 	for _, op := range []string{opPut, opGet, opDelete} {
 		for _, res := range []string{resultSuccess, resultConflict, resultThrottled, resultError} {
@@ -64,7 +69,7 @@ func newMetrics(r prometheus.Registerer, l *Lease, logger log.Logger) *metrics {
 	if r == nil {
 		return m
 	}
-	for _, c := range []prometheus.Collector{m.leader, m.transitions, m.ops, m.expiry} {
+	for _, c := range []prometheus.Collector{m.leader, m.transitions, m.ops, m.expiry, m.invalid} {
 		if err := r.Register(c); err != nil {
 			level.Error(logger).Log(logkeys.Msg, "cannot register lease metric", logkeys.Err, err)
 		}

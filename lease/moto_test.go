@@ -181,16 +181,17 @@ func TestMotoCrashedLeader(t *testing.T) {
 		return h == leader.l.Holder()
 	})
 
-	// Guarded: the leader acts, the standby reports like a dry run.
-	inst := discovery.Instance{ID: "i-0bad", Group: "web-asg"}
-	for _, c := range []struct {
-		r    *runner
-		want healer.ActionResult
-	}{{leader, healer.ResultMarked}, {standby, healer.ResultDryRun}} {
-		act := lease.Guarded(c.r.l, marker{}, healer.DryRun(nil), nil)
-		if got := act.MarkUnhealthy(context.Background(), inst, "req-1").Result; got != c.want {
-			t.Errorf("%s: Guarded result %q, want %q", c.r.l.Holder(), got, c.want)
-		}
+	// The fence: the leader leads under a generation the item confirms;
+	// the standby under none.
+	gen, left := leader.l.Leading()
+	if gen < 1 || left <= 0 || !leader.l.StillLeads(context.Background(), gen) {
+		t.Errorf("leader: Leading() = %d, %s; StillLeads must hold", gen, left)
+	}
+	if leader.l.StillLeads(context.Background(), gen+1) {
+		t.Error("leader: StillLeads holds for a generation it does not lead under")
+	}
+	if g, _ := standby.l.Leading(); g != 0 || standby.l.StillLeads(context.Background(), gen) {
+		t.Errorf("standby: Leading() = %d or StillLeads(%d) holds", g, gen)
 	}
 
 	leader.link.cut.Store(true)
@@ -208,6 +209,9 @@ func TestMotoCrashedLeader(t *testing.T) {
 		stepDown.Sub(cutAt), takeover.Sub(cutAt), expiry.Sub(cutAt))
 	if h, _ := standby.l.Leader(); h != standby.l.Holder() {
 		t.Errorf("the new leader reports holder %q", h)
+	}
+	if g, _ := standby.l.Leading(); g != gen+1 {
+		t.Errorf("the new leader leads under generation %d, want %d (one takeover)", g, gen+1)
 	}
 
 	// The crashed replica's shutdown cannot reach DynamoDB: Run says so.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,9 @@ const (
 	StateOK       State = 0
 	StateWarning  State = 1
 	StateCritical State = 2
+	// StateNotInUse is a limit of 0 with nothing used: a fact, not an
+	// emergency (exported as ok).
+	StateNotInUse State = 3
 )
 
 func (s State) String() string {
@@ -28,6 +32,8 @@ func (s State) String() string {
 		return "warning"
 	case StateCritical:
 		return "critical"
+	case StateNotInUse:
+		return "not_in_use"
 	}
 	return "unknown"
 }
@@ -40,8 +46,9 @@ type Point struct {
 
 // ThresholdState decides the state of usage against limit: critical when the
 // used fraction is at or above critical, warning at or above warning. A
-// limit of 0 with usage > 0 is critical; with usage 0 it is ok (nothing can
-// be created, nothing is). Unknown figures give StateUnknown.
+// limit of 0 with usage 0 is not in use (nothing can be created, nothing
+// is); with usage > 0 it is critical (over the limit). Unknown figures give
+// StateUnknown.
 func ThresholdState(usage, limit float64, known bool, warning, critical float64) State {
 	if !known || math.IsNaN(usage) || math.IsNaN(limit) || limit < 0 {
 		return StateUnknown
@@ -50,7 +57,7 @@ func ThresholdState(usage, limit float64, known bool, warning, critical float64)
 		if usage > 0 {
 			return StateCritical
 		}
-		return StateOK
+		return StateNotInUse
 	}
 	r := usage / limit
 	switch {
@@ -69,122 +76,6 @@ func HeadroomRatio(usage, limit float64) (float64, bool) {
 		return 0, false
 	}
 	return (limit - usage) / limit, true
-}
-
-// Forecast is a time-to-exhaustion estimate.
-type Forecast struct {
-	// Known is false when there is not enough data to say anything.
-	Known bool
-	// Growing is false when usage is flat or falling: no exhaustion.
-	Growing bool
-	// In is the time until usage reaches the limit (0 when already there).
-	In time.Duration
-	// Method is "linear", "week_over_week" or "" — which trend gave In.
-	Method string
-	// Why says in words how the figure was reached.
-	Why string
-}
-
-// LinearTrend fits a least-squares line to the points at or after
-// now-window and returns its slope in units per second and its value at
-// now. ok is false with fewer than three points or a span under 10 minutes.
-func LinearTrend(pts []Point, now time.Time, window time.Duration) (slope, atNow float64, ok bool) {
-	from := now.Add(-window)
-	var n, sx, sy, sxx, sxy float64
-	var first, last time.Time
-	for _, p := range pts {
-		if p.T.Before(from) || p.T.After(now) || math.IsNaN(p.V) {
-			continue
-		}
-		if first.IsZero() || p.T.Before(first) {
-			first = p.T
-		}
-		if p.T.After(last) {
-			last = p.T
-		}
-		x := p.T.Sub(now).Seconds()
-		n++
-		sx += x
-		sy += p.V
-		sxx += x * x
-		sxy += x * p.V
-	}
-	if n < 3 || last.Sub(first) < 10*time.Minute {
-		return 0, 0, false
-	}
-	den := n*sxx - sx*sx
-	if den == 0 {
-		return 0, 0, false
-	}
-	slope = (n*sxy - sx*sy) / den
-	atNow = (sy - slope*sx) / n
-	return slope, atNow, true
-}
-
-// valueNear returns the point closest to t within tol.
-func valueNear(pts []Point, t time.Time, tol time.Duration) (float64, bool) {
-	best, found := time.Duration(math.MaxInt64), false
-	var v float64
-	for _, p := range pts {
-		d := p.T.Sub(t)
-		if d < 0 {
-			d = -d
-		}
-		if d <= tol && d < best {
-			best, v, found = d, p.V, true
-		}
-	}
-	return v, found
-}
-
-// WeekOverWeek returns the growth per second between the figure a week
-// before now and current (the latest figure). ok is false when no figure
-// lies within an hour of a week ago.
-func WeekOverWeek(pts []Point, current float64, now time.Time) (perSecond float64, ok bool) {
-	week := 7 * 24 * time.Hour
-	then, ok := valueNear(pts, now.Add(-week), time.Hour)
-	if !ok {
-		return 0, false
-	}
-	return (current - then) / week.Seconds(), true
-}
-
-// TimeToExhaustion decides when usage reaches limit from the history: the
-// earlier of the linear trend (fitted over window) and the week-over-week
-// trend, or none when neither grows. current is the latest usage; when
-// currentKnown is false the answer is unknown (a gap is not zero).
-func TimeToExhaustion(pts []Point, current float64, currentKnown bool, limit float64, limitKnown bool, now time.Time, window time.Duration) Forecast {
-	if !currentKnown || !limitKnown {
-		return Forecast{Why: "usage or limit unknown"}
-	}
-	if current >= limit {
-		return Forecast{Known: true, Growing: true, In: 0, Method: "at_limit", Why: fmt.Sprintf("usage %g is at or above the limit %g", current, limit)}
-	}
-	var cands []Forecast
-	slope, atNow, lok := LinearTrend(pts, now, window)
-	if lok && slope > 0 {
-		// From the fitted line: it crosses the limit at (limit-atNow)/slope.
-		s := (limit - atNow) / slope
-		if s < 0 {
-			s = 0
-		}
-		cands = append(cands, Forecast{Known: true, Growing: true, In: secs(s), Method: "linear",
-			Why: fmt.Sprintf("linear trend over %s: +%.4g/h, fitted %g now, limit %g", window, slope*3600, round(atNow), limit)})
-	}
-	wow, wok := WeekOverWeek(pts, current, now)
-	if wok && wow > 0 {
-		s := (limit - current) / wow
-		cands = append(cands, Forecast{Known: true, Growing: true, In: secs(s), Method: "week_over_week",
-			Why: fmt.Sprintf("week over week: +%.4g/week, usage %g, limit %g", wow*7*24*3600, current, limit)})
-	}
-	if len(cands) == 0 {
-		if !lok && !wok {
-			return Forecast{Why: "not enough history for a trend"}
-		}
-		return Forecast{Known: true, Why: "usage is not growing"}
-	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].In < cands[j].In })
-	return cands[0]
 }
 
 func secs(s float64) time.Duration {
@@ -208,6 +99,8 @@ type Feasibility struct {
 type GroupNeed struct {
 	Group string
 	Need  map[string]float64
+	// Unknown says why part of the need could not be counted.
+	Unknown []string
 }
 
 // Remaining is the free units of a quota: limit - usage.
@@ -247,44 +140,15 @@ func Feasible(n GroupNeed, rem map[string]Remaining) Feasibility {
 				Why: fmt.Sprintf("growing to max size needs %g more of %q, %g remain", need, name, math.Max(r.Units, 0))}
 		}
 	}
+	var why []string
 	if len(unknown) > 0 {
-		return Feasibility{Why: fmt.Sprintf("headroom unknown for %v", unknown)}
+		why = append(why, fmt.Sprintf("headroom unknown for %s", strings.Join(unknown, ", ")))
+	}
+	why = append(why, n.Unknown...)
+	if len(why) > 0 {
+		return Feasibility{Why: "unknown: " + strings.Join(why, "; ")}
 	}
 	return Feasibility{Known: true, Feasible: true, Why: "every quota it draws on has room"}
-}
-
-// VCPUClass maps an instance type to the On-Demand vCPU quota class it draws
-// on: standard, g, p, x, f, or "" when medic does not know the family.
-func VCPUClass(instanceType string) string {
-	fam := instanceType
-	for i, r := range instanceType {
-		if r == '.' {
-			fam = instanceType[:i]
-			break
-		}
-	}
-	if fam == "" {
-		return ""
-	}
-	switch {
-	case len(fam) >= 2 && fam[:2] == "vt":
-		return "g"
-	case len(fam) >= 3 && (fam[:3] == "inf" || fam[:3] == "trn" || fam[:3] == "mac"):
-		return ""
-	}
-	switch fam[0] {
-	case 'a', 'c', 'd', 'h', 'i', 'm', 'r', 't', 'z':
-		return "standard"
-	case 'g':
-		return "g"
-	case 'p':
-		return "p"
-	case 'x', 'u':
-		return "x"
-	case 'f':
-		return "f"
-	}
-	return ""
 }
 
 // --- pre-warm ---
@@ -331,27 +195,30 @@ func DetectRamp(b []Bucket, maxRatio, minCount float64) Ramp {
 
 // LCUDims are the rates an LCU is measured in.
 type LCUDims struct {
-	NewConnPerSec   float64 // new connections (NLB: flows) per second
-	ActiveConn      float64 // concurrent connections (ALB: per minute) / active flows
-	BytesPerHour    float64 // processed bytes per hour
-	RuleEvalsPerSec float64 // ALB rule evaluations per second
+	NewConnPerSec   float64 // ALB new connections per second
+	ActiveConn      float64 // ALB concurrent connections per minute
+	BytesPerHour    float64 // ALB processed bytes per hour
+	RuleEvalsPerSec float64 // ALB billed rule evaluations per second (beyond the 10 free per request)
+	PeakLCU         float64 // ALB/NLB PeakLCUs: AWS's own figure, its recommended sizing input
+	Mbps            float64 // NLB peak throughput, megabits per second (from the busiest minute)
 }
 
-// Scale multiplies every dimension by f.
+// Scale multiplies every rate by f.
 func (d LCUDims) Scale(f float64) LCUDims {
-	return LCUDims{NewConnPerSec: d.NewConnPerSec * f, ActiveConn: d.ActiveConn * f,
-		BytesPerHour: d.BytesPerHour * f, RuleEvalsPerSec: d.RuleEvalsPerSec * f}
+	return LCUDims{NewConnPerSec: d.NewConnPerSec * f, ActiveConn: d.ActiveConn * f, BytesPerHour: d.BytesPerHour * f,
+		RuleEvalsPerSec: d.RuleEvalsPerSec * f, PeakLCU: d.PeakLCU * f, Mbps: d.Mbps * f}
 }
 
-// Per-LCU capacities (AWS pricing pages): ALB LCU and NLB NLCU (TCP).
+// Per-LCU capacities. ALB: the LCU dimensions of AWS's pricing page. NLB:
+// AWS reserves throughput only, 1 LCU = 2.2 Mbps (the NLB LCU reservation
+// page).
 const (
 	albNewConnPerLCU   = 25
 	albActiveConnPerLU = 3000
 	albBytesPerLCU     = 1e9 // 1 GB per hour (EC2 targets)
 	albRuleEvalsPerLCU = 1000
-	nlbNewFlowsPerLCU  = 800
-	nlbActiveFlowsLCU  = 100000
-	nlbBytesPerLCU     = 1e9
+	albFreeRuleEvals   = 10 // rule evaluations per request that are free
+	nlbMbpsPerLCU      = 2.2
 )
 
 // LCUSizing is a sized capacity reservation with its arithmetic.
@@ -360,43 +227,48 @@ type LCUSizing struct {
 	Units int     // ceil(LCU × headroom), capped at the ceiling
 	// Capped is true when the ceiling lowered Units.
 	Capped bool
-	Steps  []string // the arithmetic, one line per dimension
+	Steps  []string // the arithmetic, one line per step
 }
 
-// SizeLCU computes LCUs for dims on an "application" or "network" load
-// balancer: the largest of the dimensions, times headroom, rounded up and
-// capped at ceiling (0 means no ceiling).
+// SizeLCU computes the LCUs to reserve for dims, times headroom, rounded
+// up and capped at ceiling (0 means no ceiling):
+//   - network: throughput only, Mbps ÷ 2.2 (what AWS reserves for NLBs);
+//   - application: PeakLCUs when CloudWatch has it (AWS's recommended
+//     input), else the largest LCU dimension. The dimensions are shown
+//     either way; CloudWatch's connection counts include the
+//     load-balancer-to-target side, so they over-state the client side
+//     the LCU bills, and they decide only without PeakLCUs.
 func SizeLCU(lbType string, d LCUDims, headroom float64, ceiling int) LCUSizing {
-	type dim struct {
-		name     string
-		v, per   float64
-		unitName string
-	}
-	var dims []dim
-	if lbType == "network" {
-		dims = []dim{
-			{"new flows/s", d.NewConnPerSec, nlbNewFlowsPerLCU, "/s"},
-			{"active flows", d.ActiveConn, nlbActiveFlowsLCU, ""},
-			{"processed bytes/h", d.BytesPerHour, nlbBytesPerLCU, " B/h"},
-		}
-	} else {
-		dims = []dim{
-			{"new connections/s", d.NewConnPerSec, albNewConnPerLCU, "/s"},
-			{"active connections/min", d.ActiveConn, albActiveConnPerLU, ""},
-			{"processed bytes/h", d.BytesPerHour, albBytesPerLCU, " B/h"},
-			{"rule evaluations/s", d.RuleEvalsPerSec, albRuleEvalsPerLCU, "/s"},
-		}
-	}
 	out := LCUSizing{}
-	for _, x := range dims {
-		l := x.v / x.per
-		out.Steps = append(out.Steps, fmt.Sprintf("%s: %.4g / %g = %.2f LCU", x.name, x.v, x.per, l))
-		if l > out.LCU {
-			out.LCU = l
+	if lbType == "network" {
+		out.LCU = d.Mbps / nlbMbpsPerLCU
+		out.Steps = append(out.Steps, fmt.Sprintf("throughput: %.4g Mbps / %g Mbps per LCU = %.2f LCU (NLB reservations are throughput only)", d.Mbps, nlbMbpsPerLCU, out.LCU))
+	} else {
+		dims := []struct {
+			name   string
+			v, per float64
+		}{
+			{"new connections/s (both sides)", d.NewConnPerSec, albNewConnPerLCU},
+			{"active connections/min (both sides)", d.ActiveConn, albActiveConnPerLU},
+			{"processed bytes/h", d.BytesPerHour, albBytesPerLCU},
+			{"rule evaluations/s beyond 10 per request", d.RuleEvalsPerSec, albRuleEvalsPerLCU},
+		}
+		var most float64
+		for _, x := range dims {
+			l := x.v / x.per
+			out.Steps = append(out.Steps, fmt.Sprintf("%s: %.4g / %g = %.2f LCU", x.name, x.v, x.per, l))
+			most = math.Max(most, l)
+		}
+		if d.PeakLCU > 0 {
+			out.LCU = d.PeakLCU
+			out.Steps = append(out.Steps, fmt.Sprintf("PeakLCUs: %.4g LCU decides (AWS's figure; the dimensions above are a cross-check, %.2f LCU)", d.PeakLCU, most))
+		} else {
+			out.LCU = most
+			out.Steps = append(out.Steps, fmt.Sprintf("no PeakLCUs: the largest dimension decides, %.2f LCU", most))
 		}
 	}
 	u := math.Ceil(out.LCU*headroom - 1e-9)
-	out.Steps = append(out.Steps, fmt.Sprintf("max %.2f LCU × headroom %g = %.2f → %g", out.LCU, headroom, out.LCU*headroom, u))
+	out.Steps = append(out.Steps, fmt.Sprintf("%.2f LCU × headroom %g = %.2f → %g", out.LCU, headroom, out.LCU*headroom, u))
 	if ceiling > 0 && u > float64(ceiling) {
 		out.Steps = append(out.Steps, fmt.Sprintf("capped at the ceiling %d", ceiling))
 		u = float64(ceiling)
@@ -436,33 +308,74 @@ type ReservationStep struct {
 	Op    string // "none", "increase", "decrease", "reset"
 	Units int
 	Why   string
+	// NeedsPerson is set when medic cannot make the reservation happen:
+	// it failed more often than the retries allow, or stayed pending past
+	// the provisioning timeout.
+	NeedsPerson bool
+}
+
+// ReservationNow is the reservation as DescribeCapacityReservation and
+// medic's memory of it say.
+type ReservationNow struct {
+	Units int
+	// State is the worst zonal state: provisioned, pending, rebalancing,
+	// failed, or none.
+	State, Reason string
+	// PendingFor is how long it has been pending or rebalancing (0 if not).
+	PendingFor time.Duration
+	// Failures is how many times in a row medic's request failed.
+	Failures int
+	MedicSet bool
+}
+
+// ReservationRules are AWS's and the config's bounds on changes.
+type ReservationRules struct {
+	DecreasesLeft    int
+	MaxRetries       int
+	ProvisionTimeout time.Duration
 }
 
 // PlanReservation decides the next reservation change from the units
-// wanted now (0: none wanted), the current reservation, whether medic made
-// it, and the decreases left today. Increases are always allowed; a
-// decrease or reset needs a decrease left; medic only resets what it set.
-func PlanReservation(want, current int, medicSet bool, decreasesLeft int) ReservationStep {
-	switch {
-	case want > current:
-		return ReservationStep{Op: "increase", Units: want, Why: fmt.Sprintf("reserve %d LCU (now %d)", want, current)}
-	case want == current:
-		return ReservationStep{Op: "none", Units: current, Why: "reservation already as wanted"}
-	case want == 0:
-		if !medicSet {
-			return ReservationStep{Op: "none", Units: current, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", current)}
+// wanted now (0: none wanted) and the reservation now, in this order:
+//  1. pending or rebalancing: wait (AWS takes a change only once the
+//     previous one is provisioned or failed); past the provisioning
+//     timeout a person is needed;
+//  2. failed while units are wanted: request again, up to MaxRetries
+//     failures in a row; then a person is needed;
+//  3. more wanted than reserved: increase (AWS allows any number);
+//  4. less wanted: only a reservation medic made is lowered or reset, and
+//     only while a decrease is left today.
+func PlanReservation(want int, r ReservationNow, rules ReservationRules) ReservationStep {
+	cur := r.Units
+	switch r.State {
+	case "pending", "rebalancing":
+		if r.PendingFor > rules.ProvisionTimeout {
+			return ReservationStep{Op: "none", Units: cur, NeedsPerson: true,
+				Why: fmt.Sprintf("reservation of %d LCU %s for %s, longer than the provisioning timeout %s", cur, r.State, r.PendingFor.Round(time.Minute), rules.ProvisionTimeout)}
 		}
-		if decreasesLeft <= 0 {
-			return ReservationStep{Op: "none", Units: current, Why: "no capacity decrease left today: reset postponed"}
+		return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation of %d LCU %s: waiting (AWS accepts a change once it is provisioned or failed)", cur, r.State)}
+	case "failed":
+		if want == 0 {
+			return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation failed (%s); none wanted now", r.Reason)}
 		}
-		return ReservationStep{Op: "reset", Why: fmt.Sprintf("event over: reset the reservation of %d LCU", current)}
-	default:
-		if !medicSet {
-			return ReservationStep{Op: "none", Units: current, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", current)}
+		if r.Failures >= rules.MaxRetries {
+			return ReservationStep{Op: "none", Units: cur, NeedsPerson: true,
+				Why: fmt.Sprintf("reservation of %d LCU failed %d times (%s): not retried again", want, r.Failures, r.Reason)}
 		}
-		if decreasesLeft <= 0 {
-			return ReservationStep{Op: "none", Units: current, Why: "no capacity decrease left today: kept"}
-		}
-		return ReservationStep{Op: "decrease", Units: want, Why: fmt.Sprintf("lower the reservation from %d to %d LCU", current, want)}
+		return ReservationStep{Op: "increase", Units: want,
+			Why: fmt.Sprintf("reservation failed (%s): request %d LCU again, retry %d of %d", r.Reason, want, r.Failures+1, rules.MaxRetries)}
 	}
+	switch {
+	case want > cur:
+		return ReservationStep{Op: "increase", Units: want, Why: fmt.Sprintf("reserve %d LCU (now %d)", want, cur)}
+	case want == cur:
+		return ReservationStep{Op: "none", Units: cur, Why: "reservation already as wanted"}
+	case !r.MedicSet:
+		return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation of %d LCU was not made by medic: left alone", cur)}
+	case rules.DecreasesLeft <= 0:
+		return ReservationStep{Op: "none", Units: cur, Why: "no capacity decrease left today (AWS allows two a day): kept"}
+	case want == 0:
+		return ReservationStep{Op: "reset", Why: fmt.Sprintf("event over: reset the reservation of %d LCU", cur)}
+	}
+	return ReservationStep{Op: "decrease", Units: want, Why: fmt.Sprintf("lower the reservation from %d to %d LCU", cur, want)}
 }

@@ -26,8 +26,8 @@ func TestThresholdState(t *testing.T) {
 		{"exactly at critical", 95, 100, true, StateCritical},
 		{"at the limit", 100, 100, true, StateCritical},
 		{"over the limit", 120, 100, true, StateCritical},
-		{"limit zero, nothing used", 0, 0, true, StateOK},
-		{"limit zero, something used", 1, 0, true, StateCritical},
+		{"limit zero, nothing used: not in use", 0, 0, true, StateNotInUse},
+		{"limit zero, something used: over the limit", 1, 0, true, StateCritical},
 		{"one of one", 1, 1, true, StateCritical},
 		{"four of five is 80%", 4, 5, true, StateWarning},
 		{"negative limit is nonsense", 1, -1, true, StateUnknown},
@@ -67,49 +67,6 @@ func line(now time.Time, span, step time.Duration, at, perHour float64) []Point 
 	return p
 }
 
-func TestTimeToExhaustion(t *testing.T) {
-	week := 7 * 24 * time.Hour
-	wowPts := append([]Point{{T: t0.Add(-week), V: 100}}, line(t0, 6*time.Hour, 30*time.Minute, 170, 0)...)
-	for _, tc := range []struct {
-		desc        string
-		pts         []Point
-		current     float64
-		known       bool
-		limit       float64
-		wantKnown   bool
-		wantGrowing bool
-		wantIn      time.Duration
-		wantMethod  string
-	}{
-		{"steady rise: 10/h from 160 to 400 is 24h", line(t0, 6*time.Hour, 5*time.Minute, 160, 10), 160, true, 400, true, true, 24 * time.Hour, "linear"},
-		{"flat", line(t0, 6*time.Hour, 5*time.Minute, 160, 0), 160, true, 400, true, false, 0, ""},
-		{"falling", line(t0, 6*time.Hour, 5*time.Minute, 160, -5), 160, true, 400, true, false, 0, ""},
-		{"current unknown (a gap) is unknown, not zero", line(t0.Add(-3*time.Hour), 6*time.Hour, 5*time.Minute, 160, 10), 0, false, 400, false, false, 0, ""},
-		{"at the limit", line(t0, time.Hour, 5*time.Minute, 400, 10), 400, true, 400, true, true, 0, "at_limit"},
-		{"two points are too few", line(t0, 5*time.Minute, 5*time.Minute, 160, 10), 160, true, 400, false, false, 0, ""},
-		{"flat lately but up 70 on last week: week over week", wowPts, 170, true, 240, true, true, week, "week_over_week"},
-	} {
-		f := TimeToExhaustion(tc.pts, tc.current, tc.known, tc.limit, true, t0, 24*time.Hour)
-		if f.Known != tc.wantKnown || f.Growing != tc.wantGrowing || f.Method != tc.wantMethod {
-			t.Errorf("%s: got %+v", tc.desc, f)
-			continue
-		}
-		if d := f.In - tc.wantIn; d > time.Minute || d < -time.Minute {
-			t.Errorf("%s: In = %s, want %s (%s)", tc.desc, f.In, tc.wantIn, f.Why)
-		}
-	}
-}
-
-func TestTimeToExhaustionTakesTheEarlier(t *testing.T) {
-	// Linear over the last day: +1/h → 100h to go; last week was 100 lower:
-	// +100/week → 100/100 weeks = 1 week. Linear is earlier.
-	pts := append([]Point{{T: t0.Add(-7 * 24 * time.Hour), V: 200}}, line(t0, 12*time.Hour, time.Hour, 300, 1)...)
-	f := TimeToExhaustion(pts, 300, true, 400, true, t0, 24*time.Hour)
-	if f.Method != "linear" || math.Abs(f.In.Hours()-100) > 0.1 {
-		t.Fatalf("got %+v, want linear ~100h", f)
-	}
-}
-
 func TestFeasible(t *testing.T) {
 	rem := map[string]Remaining{
 		"ec2/L-1216C47A": {Units: 64, Known: true, Name: "vCPUs"},
@@ -133,16 +90,6 @@ func TestFeasible(t *testing.T) {
 		f := Feasible(GroupNeed{Group: "g", Need: tc.need}, rem)
 		if f.Known != tc.known || f.Feasible != tc.feas {
 			t.Errorf("%s: got %+v", tc.desc, f)
-		}
-	}
-}
-
-func TestVCPUClass(t *testing.T) {
-	for in, want := range map[string]string{"m5.large": "standard", "t3.micro": "standard", "c7gn.xlarge": "standard",
-		"g5.xlarge": "g", "vt1.3xlarge": "g", "p4d.24xlarge": "p", "x2iedn.xlarge": "x", "u-6tb1.metal": "x", "f1.2xlarge": "f",
-		"inf2.xlarge": "", "mac1.metal": "", "": ""} {
-		if got := VCPUClass(in); got != want {
-			t.Errorf("VCPUClass(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -190,20 +137,40 @@ func TestSizeLCU(t *testing.T) {
 		units    int
 		capped   bool
 	}{
-		{"ALB new connections dominate: 800/s = 32 LCU, x1.2 = 38.4 -> 39", "application",
+		{"ALB without PeakLCUs: new connections dominate: 800/s = 32 LCU, x1.2 = 38.4 -> 39", "application",
 			LCUDims{NewConnPerSec: 800, ActiveConn: 24000, BytesPerHour: 4.8e9}, 1.2, 0, 32, 39, false},
+		{"ALB PeakLCUs decides over the dimensions", "application", LCUDims{NewConnPerSec: 800, PeakLCU: 20}, 1.2, 0, 20, 24, false},
 		{"ALB exact integer stays", "application", LCUDims{NewConnPerSec: 250}, 1, 0, 10, 10, false},
-		{"ALB rule evaluations dominate", "application", LCUDims{RuleEvalsPerSec: 5000}, 1, 0, 5, 5, false},
+		{"ALB billed rule evaluations dominate", "application", LCUDims{RuleEvalsPerSec: 5000}, 1, 0, 5, 5, false},
 		{"ALB bytes dominate", "application", LCUDims{BytesPerHour: 7e9}, 1, 0, 7, 7, false},
 		{"capped at the ceiling", "application", LCUDims{NewConnPerSec: 800}, 1.2, 30, 32, 30, true},
 		{"ceiling exactly met is not capped", "application", LCUDims{NewConnPerSec: 750}, 1, 30, 30, 30, false},
-		{"NLB flows: 8000/s = 10 LCU", "network", LCUDims{NewConnPerSec: 8000, ActiveConn: 50000}, 1, 0, 10, 10, false},
+		{"NLB: throughput only, 22 Mbps = 10 LCU; flows ignored", "network", LCUDims{NewConnPerSec: 8000, ActiveConn: 50000, Mbps: 22}, 1, 0, 10, 10, false},
+		{"NLB: 100 Mbps × 1.2 = 54.5 LCU → 55", "network", LCUDims{Mbps: 100}, 1.2, 0, 100 / 2.2, 55, false},
 		{"nothing", "application", LCUDims{}, 1.2, 0, 0, 0, false},
 	} {
 		s := SizeLCU(tc.typ, tc.d, tc.headroom, tc.ceiling)
 		if math.Abs(s.LCU-tc.lcu) > 1e-9 || s.Units != tc.units || s.Capped != tc.capped {
 			t.Errorf("%s: got LCU %v units %d capped %v; steps %q", tc.desc, s.LCU, s.Units, s.Capped, s.Steps)
 		}
+	}
+}
+
+func TestBilledRuleEvals(t *testing.T) {
+	b := func(vs ...float64) []Bucket {
+		var out []Bucket
+		for i, v := range vs {
+			out = append(out, Bucket{T: t0.Add(time.Duration(i) * 5 * time.Minute), V: v})
+		}
+		return out
+	}
+	// 12 rules per request on 1000 requests: 2 billed each → 2000; the
+	// second bucket evaluates only the free 10.
+	if got := billedRuleEvals(b(12000, 10000), b(1000, 1000)); got != 2000 {
+		t.Errorf("billed = %v, want 2000", got)
+	}
+	if got := billedRuleEvals(b(5000), nil); got != 5000 {
+		t.Errorf("no request count: billed = %v, want 5000", got)
 	}
 }
 
@@ -227,25 +194,36 @@ func TestPhaseOf(t *testing.T) {
 }
 
 func TestPlanReservation(t *testing.T) {
+	rules := ReservationRules{DecreasesLeft: 2, MaxRetries: 3, ProvisionTimeout: 4 * time.Hour}
+	none := func(left int) ReservationRules { r := rules; r.DecreasesLeft = left; return r }
 	for _, tc := range []struct {
-		desc              string
-		want, cur         int
-		medicSet          bool
-		decreasesLeft     int
-		wantOp            string
-		wantUnits, orUnit int
+		desc      string
+		want      int
+		r         ReservationNow
+		rules     ReservationRules
+		wantOp    string
+		wantUnits int
+		person    bool
 	}{
-		{"increase before the event", 30, 0, false, 4, "increase", 30, 0},
-		{"already there", 30, 30, true, 4, "none", 30, 0},
-		{"reset after the event", 0, 30, true, 4, "reset", 0, 0},
-		{"no decrease left: reset postponed", 0, 30, true, 0, "none", 30, 0},
-		{"not medic's: left alone", 0, 30, false, 4, "none", 30, 0},
-		{"lower", 20, 30, true, 1, "decrease", 20, 0},
-		{"lower, no decrease left", 20, 30, true, 0, "none", 30, 0},
-		{"nothing wanted, nothing there", 0, 0, false, 0, "none", 0, 0},
+		{"increase before the event", 30, ReservationNow{State: "none"}, rules, "increase", 30, false},
+		{"already there", 30, ReservationNow{Units: 30, State: "provisioned", MedicSet: true}, rules, "none", 30, false},
+		{"reset after the event", 0, ReservationNow{Units: 30, State: "provisioned", MedicSet: true}, rules, "reset", 0, false},
+		{"no decrease left: reset postponed", 0, ReservationNow{Units: 30, State: "provisioned", MedicSet: true}, none(0), "none", 30, false},
+		{"not medic's: left alone", 0, ReservationNow{Units: 30, State: "provisioned"}, rules, "none", 30, false},
+		{"lower", 20, ReservationNow{Units: 30, State: "provisioned", MedicSet: true}, none(1), "decrease", 20, false},
+		{"lower, no decrease left", 20, ReservationNow{Units: 30, State: "provisioned", MedicSet: true}, none(0), "none", 30, false},
+		{"nothing wanted, nothing there", 0, ReservationNow{State: "none"}, rules, "none", 0, false},
+		{"pending: wait, even for more", 40, ReservationNow{Units: 30, State: "pending", PendingFor: time.Hour, MedicSet: true}, rules, "none", 30, false},
+		{"pending exactly at the timeout: still waiting", 30, ReservationNow{Units: 30, State: "pending", PendingFor: 4 * time.Hour}, rules, "none", 30, false},
+		{"pending past the timeout: a person", 30, ReservationNow{Units: 30, State: "pending", PendingFor: 4*time.Hour + time.Minute}, rules, "none", 30, true},
+		{"rebalancing: wait", 30, ReservationNow{Units: 30, State: "rebalancing"}, rules, "none", 30, false},
+		{"failed once: request again", 30, ReservationNow{Units: 30, State: "failed", Reason: "insufficient capacity", Failures: 1}, rules, "increase", 30, false},
+		{"failed twice: the last retry", 30, ReservationNow{Units: 30, State: "failed", Failures: 2}, rules, "increase", 30, false},
+		{"failed three times: a person", 30, ReservationNow{Units: 30, State: "failed", Failures: 3}, rules, "none", 30, true},
+		{"failed, none wanted: left", 0, ReservationNow{Units: 30, State: "failed", Failures: 1}, rules, "none", 30, false},
 	} {
-		got := PlanReservation(tc.want, tc.cur, tc.medicSet, tc.decreasesLeft)
-		if got.Op != tc.wantOp || got.Units != tc.wantUnits {
+		got := PlanReservation(tc.want, tc.r, tc.rules)
+		if got.Op != tc.wantOp || got.Units != tc.wantUnits || got.NeedsPerson != tc.person {
 			t.Errorf("%s: got %+v", tc.desc, got)
 		}
 	}
@@ -265,14 +243,6 @@ func TestWeekBack(t *testing.T) {
 		a, b := weekBack(tc.a, tc.a.Add(time.Hour), t0)
 		if !a.Equal(tc.wantA) || b.After(t0) {
 			t.Errorf("%s: got %s..%s", tc.desc, a, b)
-		}
-	}
-}
-
-func TestDesiredQuota(t *testing.T) {
-	for _, tc := range []struct{ limit, factor, want float64 }{{5, 1.5, 8}, {100, 1.5, 150}, {1, 1.1, 2}, {0, 2, 1}} {
-		if got := DesiredQuota(tc.limit, tc.factor); got != tc.want {
-			t.Errorf("DesiredQuota(%g, %g) = %g, want %g", tc.limit, tc.factor, got, tc.want)
 		}
 	}
 }

@@ -2,13 +2,15 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
@@ -16,10 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"golang.org/x/time/rate"
 
 	"github.com/medic-sre/medic/internal/logkeys"
 )
@@ -46,6 +50,10 @@ type ec2API interface {
 	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
 	DescribeNetworkInterfaces(context.Context, *ec2.DescribeNetworkInterfacesInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 	DescribeInternetGateways(context.Context, *ec2.DescribeInternetGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeInternetGatewaysOutput, error)
+	DescribeNatGateways(context.Context, *ec2.DescribeNatGatewaysInput, ...func(*ec2.Options)) (*ec2.DescribeNatGatewaysOutput, error)
+	DescribeVolumes(context.Context, *ec2.DescribeVolumesInput, ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error)
+	DescribeSnapshots(context.Context, *ec2.DescribeSnapshotsInput, ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
+	GetInstanceTypesFromInstanceRequirements(context.Context, *ec2.GetInstanceTypesFromInstanceRequirementsInput, ...func(*ec2.Options)) (*ec2.GetInstanceTypesFromInstanceRequirementsOutput, error)
 }
 
 type elbv2API interface {
@@ -54,6 +62,7 @@ type elbv2API interface {
 	DescribeTargetGroups(context.Context, *elbv2.DescribeTargetGroupsInput, ...func(*elbv2.Options)) (*elbv2.DescribeTargetGroupsOutput, error)
 	DescribeTargetHealth(context.Context, *elbv2.DescribeTargetHealthInput, ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error)
 	DescribeListeners(context.Context, *elbv2.DescribeListenersInput, ...func(*elbv2.Options)) (*elbv2.DescribeListenersOutput, error)
+	DescribeRules(context.Context, *elbv2.DescribeRulesInput, ...func(*elbv2.Options)) (*elbv2.DescribeRulesOutput, error)
 }
 
 // reservationAPI is the capacity-reservation pair: the only calls that
@@ -76,7 +85,7 @@ type quotasAPI interface {
 // increaseAPI files and tracks quota-increase requests.
 type increaseAPI interface {
 	RequestServiceQuotaIncrease(context.Context, *servicequotas.RequestServiceQuotaIncreaseInput, ...func(*servicequotas.Options)) (*servicequotas.RequestServiceQuotaIncreaseOutput, error)
-	ListRequestedServiceQuotaChangeHistoryByQuota(context.Context, *servicequotas.ListRequestedServiceQuotaChangeHistoryByQuotaInput, ...func(*servicequotas.Options)) (*servicequotas.ListRequestedServiceQuotaChangeHistoryByQuotaOutput, error)
+	ListRequestedServiceQuotaChangeHistory(context.Context, *servicequotas.ListRequestedServiceQuotaChangeHistoryInput, ...func(*servicequotas.Options)) (*servicequotas.ListRequestedServiceQuotaChangeHistoryOutput, error)
 }
 
 type cloudwatchAPI interface {
@@ -95,23 +104,43 @@ type clients struct {
 	cw          cloudwatchAPI
 }
 
-// newClients builds SDK clients with the SDK's own retries off: this
-// package retries throttling itself with backoff (retryCall), so a call is
-// never retried by both.
-func newClients(cfg aws.Config) clients {
-	one := func(o *int) { *o = 1 }
-	sq := servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) { one(&o.RetryMaxAttempts) })
-	lb2 := elbv2.NewFromConfig(cfg, func(o *elbv2.Options) { one(&o.RetryMaxAttempts) })
+// Retries are the SDK's: its standard retryer with its own classifiers
+// (throttling, 5xx, transport errors; not access denied or validation),
+// at most retryMaxAttempts attempts with exponential backoff up to
+// retryMaxBackoff, each retry logged through the watcher's logger.
+const (
+	retryMaxAttempts = 5
+	retryMaxBackoff  = 8 * time.Second
+)
+
+// newClients builds SDK clients that share one standard retryer policy.
+// retryer may shorten the backoff (tests); nil is the default.
+func newClients(cfg aws.Config, logger log.Logger, backoff retry.BackoffDelayer) clients {
+	cfg = cfg.Copy()
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = retryMaxAttempts
+			o.MaxBackoff = retryMaxBackoff
+			if backoff != nil {
+				o.Backoff = backoff
+			}
+		})
+	}
+	cfg.ClientLogMode |= aws.LogRetries
+	cfg.Logger = logging.LoggerFunc(func(_ logging.Classification, format string, v ...interface{}) {
+		level.Warn(logger).Log(logkeys.Msg, "AWS call retried", "detail", fmt.Sprintf(format, v...))
+	})
+	sq := servicequotas.NewFromConfig(cfg)
+	lb2 := elbv2.NewFromConfig(cfg)
 	return clients{
-		asg:         autoscaling.NewFromConfig(cfg, func(o *autoscaling.Options) { one(&o.RetryMaxAttempts) }),
-		ec2:         ec2.NewFromConfig(cfg, func(o *ec2.Options) { one(&o.RetryMaxAttempts) }),
+		asg:         autoscaling.NewFromConfig(cfg),
+		ec2:         ec2.NewFromConfig(cfg),
 		elbv2:       lb2,
 		reservation: lb2,
-		elb:         elasticloadbalancing.NewFromConfig(cfg, func(o *elasticloadbalancing.Options) { one(&o.RetryMaxAttempts) }),
+		elb:         elasticloadbalancing.NewFromConfig(cfg),
 		quotas:      sq,
 		increase:    sq,
 		cw: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
-			one(&o.RetryMaxAttempts)
 			// The AWS Query protocol: CloudWatch serves it everywhere, and
 			// so does the emulator (which lacks the SDK's default CBOR).
 			o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
@@ -119,128 +148,101 @@ func newClients(cfg aws.Config) clients {
 	}
 }
 
-// isThrottle reports whether err is AWS throttling (retried with backoff).
+// isThrottle reports whether err is AWS throttling, by the SDK's own
+// classifier.
 func isThrottle(err error) bool {
 	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
 }
 
-// caller runs AWS calls for one refresh: it counts them, retries
-// throttling with exponential backoff bounded by the context and a maximum
-// number of tries, logs each retry, and paces Service Quotas calls.
+// caller runs AWS calls for one watcher: it counts them, paces Service
+// Quotas calls and names the operation in errors. Retrying is the SDK
+// retryer's (newClients), never done twice.
 type caller struct {
-	logger     log.Logger
-	calls      atomic.Int64
-	newBackOff func() backoff.BackOff
-	sqPace     *pacer
+	calls atomic.Int64
+	// sqPace spaces Service Quotas calls (its rate limits are low).
+	sqPace *rate.Limiter
 }
 
-// defaultBackOff: 0.5s, 1s, 2s… at most 5 retries and 30s in all.
-func defaultBackOff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 500 * time.Millisecond
-	b.MaxInterval = 8 * time.Second
-	b.MaxElapsedTime = 30 * time.Second
-	return backoff.WithMaxRetries(b, 5)
+// newPacer is Service Quotas' pace: rps calls a second, bursts of one.
+func newPacer(rps float64) *rate.Limiter {
+	if rps <= 0 {
+		rps = 5
+	}
+	return rate.NewLimiter(rate.Limit(rps), 1)
 }
 
-// do runs fn (one AWS operation) and retries it while AWS throttles.
-// Other errors are returned at once, wrapped with the operation's name.
+// do runs fn (one AWS operation, retried inside the SDK) and wraps its
+// error with the operation's name.
 func (c *caller) do(ctx context.Context, op string, fn func(context.Context) error) error {
-	attempt := 0
-	b := backoff.WithContext(c.newBackOff(), ctx)
-	err := backoff.RetryNotify(func() error {
-		attempt++
-		if c.sqPace != nil && len(op) > 14 && op[:14] == "servicequotas:" {
-			if err := c.sqPace.wait(ctx); err != nil {
-				return backoff.Permanent(err)
-			}
+	if c.sqPace != nil && strings.HasPrefix(op, "servicequotas:") {
+		if err := c.sqPace.Wait(ctx); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
 		}
-		c.calls.Add(1)
-		err := fn(ctx)
-		if err != nil && !isThrottle(err) {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, b, func(err error, d time.Duration) {
-		level.Warn(c.logger).Log(logkeys.Msg, "AWS throttled, retrying", logkeys.Operation, op,
-			logkeys.Attempt, attempt, logkeys.Duration, d, logkeys.Err, err)
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	}
+	c.calls.Add(1)
+	if err := fn(ctx); err != nil {
+		return &opError{op: op, err: err}
 	}
 	return nil
 }
 
-// pages runs one paged AWS call through c (pacing, retries, metrics) until
-// page reports no next page. call asks for the page at token (nil first);
-// it alone runs inside c.do, so only it is retried. page then handles that
-// answer and returns the next token: nil after the last page. An error
-// from c.do (wrapped with op) or from page ends the loop and is returned
-// as it is.
-func pages[Out any](ctx context.Context, c *caller, op string,
-	call func(ctx context.Context, token *string) (Out, error),
-	page func(out Out) (next *string, err error)) error {
-	var token *string
-	for {
+// opError is a failed AWS operation: its name and the SDK's error.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// Describe says briefly and stably what failed: the operation and AWS's
+// error code and message, without request IDs or SDK wrapping, so that the
+// same failure reads the same every refresh. sig is shorter still (the
+// operation and code) and decides whether a failure changed.
+func Describe(err error) (sig, text string) {
+	var oe *opError
+	op := ""
+	if errors.As(err, &oe) {
+		op = oe.op + ": "
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		msg := ae.ErrorMessage()
+		if len(msg) > 160 {
+			msg = msg[:160] + "…"
+		}
+		text = op + ae.ErrorCode()
+		if msg != "" {
+			text += ": " + msg
+		}
+		return op + ae.ErrorCode(), text
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		t := fmt.Sprintf("%sHTTP %d", op, re.HTTPStatusCode())
+		return t, t
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return op + "timeout", op + "timed out"
+	}
+	return err.Error(), err.Error()
+}
+
+// eachPage walks one of the SDK's paginators through c (pacing, counting,
+// error naming): more and next are the paginator's HasMorePages and
+// NextPage; page handles each answer.
+func eachPage[Out any](ctx context.Context, c *caller, op string, more func() bool,
+	next func(context.Context) (Out, error), page func(Out)) error {
+	for more() {
 		var out Out
 		err := c.do(ctx, op, func(ctx context.Context) (err error) {
-			out, err = call(ctx, token)
+			out, err = next(ctx)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if token, err = page(out); err != nil {
-			return err
-		}
-		if token == nil {
-			return nil
-		}
+		page(out)
 	}
-}
-
-// pacer spaces calls at least 1/rps apart (Service Quotas' rate limits).
-type pacer struct {
-	mu    sync.Mutex
-	every time.Duration
-	next  time.Time
-}
-
-func newPacer(rps float64) *pacer {
-	if rps <= 0 {
-		rps = 5
-	}
-	return &pacer{every: time.Duration(float64(time.Second) / rps)}
-}
-
-func (p *pacer) setRate(rps float64) {
-	if rps <= 0 {
-		rps = 5
-	}
-	p.mu.Lock()
-	p.every = time.Duration(float64(time.Second) / rps)
-	p.mu.Unlock()
-}
-
-func (p *pacer) wait(ctx context.Context) error {
-	p.mu.Lock()
-	now := time.Now()
-	at := p.next
-	if at.Before(now) {
-		at = now
-	}
-	p.next = at.Add(p.every)
-	p.mu.Unlock()
-	d := time.Until(at)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }

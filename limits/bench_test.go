@@ -75,7 +75,6 @@ func BenchmarkRefresh(b *testing.B) {
 	}
 	l := defaults(config.Limits{Prewarm: config.Prewarm{LoadBalancers: pw}})
 	w := New(Options{Config: l, AWS: cfg, Groups: groups})
-	w.setBackOff(fastBackOff)
 	w.RefreshOnce(ctx) // the first refresh reads 8 days of AWS/Usage history
 	b.ResetTimer()
 	var calls int64

@@ -1,8 +1,19 @@
 package limits
 
 import (
+	"math"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// durOrInf is d in seconds, +Inf for the largest duration (no bound).
+func durOrInf(d time.Duration) float64 {
+	if d == time.Duration(math.MaxInt64) {
+		return math.Inf(1)
+	}
+	return d.Seconds()
+}
 
 // collector builds the limits metrics at scrape time from the last
 // Snapshot (node_exporter style): nothing is kept between scrapes, so a
@@ -22,12 +33,18 @@ var (
 	descHeadroom = prometheus.NewDesc("medic_quota_headroom_ratio",
 		"Unused fraction of the limit: (limit-usage)/limit; negative when over.", quotaLabels, nil)
 	descState = prometheus.NewDesc("medic_quota_state",
-		"0 ok, 1 at or above the warning threshold, 2 at or above critical. Absent when unknown.", quotaLabels, nil)
+		"0 ok (or a limit of 0 with nothing used: not in use), 1 at or above the warning threshold, 2 at or above critical (or over a limit of 0). Absent when unknown.", quotaLabels, nil)
 	descThreshold = prometheus.NewDesc("medic_quota_threshold_ratio",
 		"The used fraction at which the quota is reported, by level (warning, critical).", append(quotaLabels, "level"), nil)
 	descTTE = prometheus.NewDesc("medic_quota_seconds_to_exhaustion",
-		"Seconds until usage reaches the limit by the earlier of the linear and week-over-week trends; +Inf when not growing; absent when unknown.",
+		"Seconds until the trend of window peaks reaches the limit (method peaks), 0 at the limit (at_limit); +Inf when there is no forecast (not growing, no trend, a step); absent when unknown.",
 		append(quotaLabels, "method"), nil)
+	descTTELow = prometheus.NewDesc("medic_quota_seconds_to_exhaustion_lower",
+		"Early bound of the forecast: the crossing with the peaks' slope two standard errors steeper. Present with a trend forecast.", quotaLabels, nil)
+	descTTEHigh = prometheus.NewDesc("medic_quota_seconds_to_exhaustion_upper",
+		"Late bound of the forecast: the crossing with the slope two standard errors shallower; +Inf when that slope does not grow.", quotaLabels, nil)
+	descR2 = prometheus.NewDesc("medic_quota_forecast_r_squared",
+		"Share of the window peaks' variance the fitted line explains (the fit-quality gate); absent when no line was fitted.", quotaLabels, nil)
 	descIncrease = prometheus.NewDesc("medic_quota_increase_requested",
 		"Desired value of the quota-increase request medic filed or found open, by status.", append(quotaLabels, "status"), nil)
 	descFeasible = prometheus.NewDesc("medic_scale_out_feasible",
@@ -55,7 +72,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLimit, descUsage, descHeadroom, descState, descThreshold, descTTE, descIncrease, descFeasible,
+	for _, d := range []*prometheus.Desc{descLimit, descUsage, descHeadroom, descState, descThreshold, descTTE, descIncrease, descFeasible, descTTELow, descTTEHigh, descR2,
 		descSrcOK, descSrcDur, descRefresh, descRefreshDur, descRefreshCalls, descPWNeeded, descPWRecLCU, descPWAppLCU, descPWFcLCU,
 		descPWRamp, descPWEvent, descPWDecLeft} {
 		ch <- d
@@ -95,7 +112,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if q.HeadroomKnown {
 			ch <- prometheus.MustNewConstMetric(descHeadroom, g, q.Headroom, l...)
 		}
-		if q.State != StateUnknown {
+		switch q.State {
+		case StateUnknown:
+		case StateNotInUse:
+			ch <- prometheus.MustNewConstMetric(descState, g, float64(StateOK), l...)
+		default:
 			ch <- prometheus.MustNewConstMetric(descState, g, float64(q.State), l...)
 		}
 		if q.Forecast.Known {
@@ -104,6 +125,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				m = "none"
 			}
 			ch <- prometheus.MustNewConstMetric(descTTE, g, secondsOrInf(q.Forecast), append(l, m)...)
+		}
+		if f := q.Forecast; f.Trend && f.Method == "peaks" {
+			ch <- prometheus.MustNewConstMetric(descTTELow, g, f.Early.Seconds(), l...)
+			ch <- prometheus.MustNewConstMetric(descTTEHigh, g, durOrInf(f.Late), l...)
+		}
+		if r := q.Forecast.RSquared; !math.IsNaN(r) && q.Forecast.Peaks > 0 {
+			ch <- prometheus.MustNewConstMetric(descR2, g, r, l...)
 		}
 		if q.Request != nil {
 			ch <- prometheus.MustNewConstMetric(descIncrease, g, q.Request.Desired, append(l, q.Request.Status)...)

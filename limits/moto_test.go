@@ -3,8 +3,12 @@ package limits
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,10 +22,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -86,10 +87,6 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, want map[string
 
 func value(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
 
-func fastBackOff() backoff.BackOff {
-	return backoff.WithMaxRetries(&backoff.ConstantBackOff{Interval: time.Millisecond}, 3)
-}
-
 func mustQuota(t *testing.T, s Snapshot, key string) QuotaStatus {
 	t.Helper()
 	for _, q := range s.Quotas {
@@ -133,7 +130,6 @@ func TestQuotasOnMoto(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
 	w := New(Options{Config: defaults(config.Limits{}), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return t0 }})
-	w.setBackOff(fastBackOff)
 	s := w.RefreshOnce(ctx)
 
 	for _, tc := range []struct {
@@ -196,56 +192,80 @@ func TestQuotasOnMoto(t *testing.T) {
 	}
 }
 
-// fakeFailingEC2 is a local fake of one call: DescribeAccountAttributes
-// answers access denied; everything else goes to moto.
-type fakeFailingEC2 struct{ ec2API }
-
-func (fakeFailingEC2) DescribeAccountAttributes(context.Context, *ec2.DescribeAccountAttributesInput, ...func(*ec2.Options)) (*ec2.DescribeAccountAttributesOutput, error) {
-	return nil, &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "access denied (fake)"}
-}
-
-// fakeThrottledELBv2 throttles DescribeAccountLimits n times, then passes
-// the call to moto; with n larger than the retries it never succeeds.
-type fakeThrottledELBv2 struct {
-	elbv2API
-	mu sync.Mutex
-	n  int
-}
-
-func (f *fakeThrottledELBv2) DescribeAccountLimits(ctx context.Context, in *elbv2.DescribeAccountLimitsInput, o ...func(*elbv2.Options)) (*elbv2.DescribeAccountLimitsOutput, error) {
-	f.mu.Lock()
-	throttle := f.n > 0
-	f.n--
-	f.mu.Unlock()
-	if throttle {
-		return nil, &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded (fake)"}
-	}
-	return f.elbv2API.DescribeAccountLimits(ctx, in, o...)
+// failingProxy puts a fault proxy between the SDK and moto that answers
+// DescribeAccountAttributes with access denied (EC2's error format) and
+// throttles the first *throttle DescribeAccountLimits calls (the Query
+// protocol's), so both reach the SDK's own retryer and classifiers.
+func failingProxy(t *testing.T) (aws.Config, *atomic.Int64) {
+	m := emulator.StartMotoT(t)
+	p, cfg := emulator.FaultProxyT(t, m.URL())
+	var throttle atomic.Int64
+	p.OnAction("DescribeAccountAttributes", func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>fa17</RequestID></Response>`)
+		return true
+	})
+	p.OnAction("DescribeAccountLimits", func(w http.ResponseWriter, r *http.Request) bool {
+		if throttle.Add(-1) < 0 {
+			return false
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fa17</RequestId></ErrorResponse>`)
+		return true
+	})
+	// 5xx and transport errors: the first two DescribeInternetGateways
+	// answer 503, the first DescribeNatGateways loses its connection.
+	var fiveXX, reset atomic.Int64
+	fiveXX.Store(2)
+	reset.Store(1)
+	p.OnAction("DescribeInternetGateways", func(w http.ResponseWriter, r *http.Request) bool {
+		if fiveXX.Add(-1) < 0 {
+			return false
+		}
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `<Response><Errors><Error><Code>ServiceUnavailable</Code><Message>try again</Message></Error></Errors><RequestID>fa17</RequestID></Response>`)
+		return true
+	})
+	p.OnAction("DescribeNatGateways", func(w http.ResponseWriter, r *http.Request) bool {
+		if reset.Add(-1) < 0 {
+			return false
+		}
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			_ = c.Close()
+		}
+		return true
+	})
+	return cfg, &throttle
 }
 
 // TestOneFailingSourceLeavesOthers: access denied, throttling beyond the
-// retries, and an unknown quota (moto: ec2 is not in Service Quotas) each
-// fail their own source only.
+// SDK's retries, and an unknown quota (moto: ec2 is not in Service
+// Quotas) each fail their own source only; throttling that clears within
+// the retries is retried by the SDK and not reported.
 func TestOneFailingSourceLeavesOthers(t *testing.T) {
-	cfg := startMoto(t)
+	cfg, throttle := failingProxy(t)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-NOPE0000", Name: "no such quota", Usage: config.QuotaUsage{Describe: "vpc_vpcs"}}}})
 	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Now: func() time.Time { return t0 }})
-	w.setBackOff(fastBackOff)
-	w.c.ec2 = fakeFailingEC2{w.c.ec2}
-	throttled := &fakeThrottledELBv2{elbv2API: w.c.elbv2, n: 100}
-	w.c.elbv2 = throttled
+	throttle.Store(1000)
 	s := w.RefreshOnce(ctx)
 	for src, want := range map[string]bool{"ec2_account_attributes": false, "elbv2_account_limits": false,
-		"service_quotas_default:ec2": false, "service_quotas_default:vpc": true, "ec2_describe_vpcs": true, "elbv2_describe": true} {
+		"service_quotas_default:ec2": false, "service_quotas_default:vpc": true, "ec2_describe_vpcs": true, "elbv2_describe": true,
+		"ec2_describe_internet_gateways": true, "ec2_describe_nat_gateways_per_az": true} { // 5xx and a lost connection: retried by the SDK
 		st, ok := sourceOf(s, src)
 		if !ok || st.OK != want {
 			t.Errorf("source %s: %+v (present %v), want OK=%v", src, st, ok, want)
 		}
 	}
-	if st, _ := sourceOf(s, "ec2_account_attributes"); !strings.Contains(st.Err, "UnauthorizedOperation") {
-		t.Errorf("access denied not reported: %q", st.Err)
+	if st, _ := sourceOf(s, "ec2_account_attributes"); st.Err != "ec2:DescribeAccountAttributes: UnauthorizedOperation: You are not authorized to perform this operation." {
+		t.Errorf("access denied not reported briefly: %q", st.Err)
+	}
+	if st, _ := sourceOf(s, "elbv2_account_limits"); st.Err != "elbv2:DescribeAccountLimits: Throttling: Rate exceeded" {
+		t.Errorf("throttling not reported briefly: %q", st.Err)
 	}
 	if q := mustQuota(t, s, "vpc/L-F678F1CE"); !q.LimitKnown || !q.UsageKnown {
 		t.Errorf("VPC quota lost to another source's failure: %+v", q)
@@ -256,8 +276,8 @@ func TestOneFailingSourceLeavesOthers(t *testing.T) {
 	if v, ok := metric(t, reg, "medic_limits_source_success", map[string]string{"source": "ec2_account_attributes"}); !ok || v != 0 {
 		t.Errorf("source metric = %v %v", v, ok)
 	}
-	// Throttling that clears within the retries is retried, not reported.
-	throttled.n = 2
+	// Throttling that clears within the SDK's retries is not reported.
+	throttle.Store(2)
 	s = w.RefreshOnce(ctx)
 	if st, _ := sourceOf(s, "elbv2_account_limits"); !st.OK {
 		t.Errorf("throttling twice then success: %+v", st)
@@ -293,62 +313,96 @@ func putUsage(t testing.TB, cw *cloudwatch.Client, resource string, pts []Point)
 	}
 }
 
-// TestTimeToExhaustionOnMoto feeds usage history through PutMetricData.
+// TestTimeToExhaustionOnMoto feeds eight days of usage history through
+// PutMetricData (AWS/Usage) in the shapes of the table test: growing daily
+// peaks forecast within 10% of the true crossing, flat peaks and a step do
+// not, a gap now is unknown; and a restarted watcher (a new one, nothing
+// in memory) reads the history back and forecasts the same.
 func TestTimeToExhaustionOnMoto(t *testing.T) {
 	cfg := startMoto(t)
 	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Minute)
+	now := time.Now().UTC().Truncate(time.Hour)
 	cw := newCW(cfg)
-	// Rising 10/h to 160 now; limit 400 is crossed in 24h.
-	putUsage(t, cw, "Rising", line(now, 12*time.Hour, 5*time.Minute, 160, 10))
-	putUsage(t, cw, "Flat", line(now, 12*time.Hour, 5*time.Minute, 160, 0))
-	putUsage(t, cw, "Falling", line(now, 12*time.Hour, 5*time.Minute, 160, -5))
-	// Rising, but nothing in the last three hours: a gap.
-	putUsage(t, cw, "Gap", line(now.Add(-3*time.Hour), 12*time.Hour, 5*time.Minute, 130, 10))
+	days := func(t time.Time) float64 { return t.Sub(now).Hours() / 24 }
+	growing := cycle(func(t time.Time) float64 { return 200 + 10*days(t) }, 60) // peaks 260 now, +10/day
+	shapes := map[string]func(time.Time) float64{
+		"Growing": growing,
+		"Flat":    cycle(func(time.Time) float64 { return 200 }, 120),
+		"Step": func(t time.Time) float64 {
+			if now.Sub(t) < 20*time.Minute {
+				return 216
+			}
+			return 200
+		},
+		"Gap": growing,
+	}
+	for name, f := range shapes {
+		var pts []Point
+		for d := 8 * day; d >= 0; d -= time.Hour {
+			if name == "Gap" && d < 3*time.Hour {
+				continue // nothing in the last three hours
+			}
+			pts = append(pts, Point{T: now.Add(-d), V: f(now.Add(-d))})
+		}
+		if name == "Step" {
+			pts = append(pts, Point{T: now.Add(-10 * time.Minute), V: 216})
+		}
+		putUsage(t, cw, name, pts)
+	}
 	limit := 400.0
 	var qs []config.Quota
-	for _, r := range []string{"Rising", "Flat", "Falling", "Gap"} {
-		qs = append(qs, config.Quota{ServiceCode: "test", Code: r, Name: r, Limit: &limit,
-			Usage: config.QuotaUsage{CloudWatch: &config.UsageMetric{Service: "Test", Type: "Resource", Resource: r, Class: "None"}}})
+	for name := range shapes {
+		qs = append(qs, config.Quota{ServiceCode: "test", Code: name, Name: name, Limit: &limit,
+			Usage: config.QuotaUsage{CloudWatch: &config.UsageMetric{Service: "Test", Type: "Resource", Resource: name, Class: "None"}}})
 	}
-	reg := prometheus.NewRegistry()
-	rec := &recorder{}
-	w := New(Options{Config: defaults(config.Limits{Quotas: qs, ForecastHorizon: config.Duration(48 * time.Hour)}), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
-	w.setBackOff(fastBackOff)
-	s := w.RefreshOnce(ctx)
-
-	r := mustQuota(t, s, "test/Rising")
-	if !r.UsageKnown || r.UsageSource != "cloudwatch" || r.LimitSource != "config" || !r.Forecast.Growing {
-		t.Fatalf("rising: %+v", r)
-	}
-	if got, want := r.Forecast.In.Hours(), 24.0; got < want*0.9 || got > want*1.1 {
-		t.Errorf("rising: time to exhaustion %.2fh, want within 10%% of %gh (%s)", got, want, r.Forecast.Why)
-	}
-	if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": "Rising"}); !ok || v < 0.9*86400 || v > 1.1*86400 {
-		t.Errorf("rising: metric %v %v", v, ok)
-	}
-	if len(rec.find(alerts.QuotaExhaustionForecast, "test/Rising")) != 1 {
-		t.Errorf("no forecast event for the rising quota")
-	}
-	for _, k := range []string{"test/Flat", "test/Falling"} {
-		q := mustQuota(t, s, k)
-		if !q.Forecast.Known || q.Forecast.Growing {
-			t.Errorf("%s: %+v", k, q.Forecast)
+	l := defaults(config.Limits{Quotas: qs, ForecastHorizon: config.Duration(30 * 24 * time.Hour)})
+	trueIn := firstCrossing(growing, now, limit)
+	var first Forecast
+	for run, desc := range []string{"first start", "after a restart"} {
+		reg := prometheus.NewRegistry()
+		rec := &recorder{}
+		w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
+		s := w.RefreshOnce(ctx)
+		g := mustQuota(t, s, "test/Growing")
+		if !g.UsageKnown || g.UsageSource != "cloudwatch" || !g.Forecast.Trend {
+			t.Fatalf("%s: growing: %+v", desc, g.Forecast)
 		}
-		if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": q.Code}); !ok || v <= 1e300 {
-			t.Errorf("%s: want +Inf, got %v %v", k, v, ok)
+		if d := math.Abs(g.Forecast.In.Hours() - trueIn.Hours()); d > 0.1*trueIn.Hours() {
+			t.Errorf("%s: growing: %s to exhaustion, true crossing in %s (%s)", desc, g.Forecast.In.Round(time.Hour), trueIn.Round(time.Hour), g.Forecast.Why)
 		}
-		if len(rec.find(alerts.QuotaExhaustionForecast, k)) != 0 {
-			t.Errorf("%s: forecast event for a quota not growing", k)
+		if v, ok := metric(t, reg, "medic_quota_seconds_to_exhaustion", map[string]string{"quota_code": "Growing"}); !ok || v != g.Forecast.In.Seconds() {
+			t.Errorf("%s: metric %v %v", desc, v, ok)
 		}
-	}
-	g := mustQuota(t, s, "test/Gap")
-	if g.UsageKnown || g.Forecast.Known || g.State != StateUnknown {
-		t.Errorf("gap: want unknown, got %+v", g)
-	}
-	for _, name := range []string{"medic_quota_usage", "medic_quota_seconds_to_exhaustion", "medic_quota_state"} {
-		if v, ok := metric(t, reg, name, map[string]string{"quota_code": "Gap"}); ok {
-			t.Errorf("gap: %s exported as %v; unknown is no series, not zero", name, v)
+		for _, name := range []string{"medic_quota_seconds_to_exhaustion_lower", "medic_quota_seconds_to_exhaustion_upper", "medic_quota_forecast_r_squared"} {
+			if _, ok := metric(t, reg, name, map[string]string{"quota_code": "Growing"}); !ok {
+				t.Errorf("%s: %s not exported", desc, name)
+			}
+		}
+		if len(rec.find(alerts.QuotaExhaustionForecast, "test/Growing")) != 1 {
+			t.Errorf("%s: no forecast event for the growing quota", desc)
+		}
+		for _, k := range []string{"test/Flat", "test/Step"} {
+			q := mustQuota(t, s, k)
+			if !q.Forecast.Known || q.Forecast.Growing {
+				t.Errorf("%s: %s: %+v", desc, k, q.Forecast)
+			}
+			if len(rec.find(alerts.QuotaExhaustionForecast, k)) != 0 {
+				t.Errorf("%s: %s: forecast event for a shape that is not a trend", desc, k)
+			}
+		}
+		gap := mustQuota(t, s, "test/Gap")
+		if gap.UsageKnown || gap.Forecast.Known || gap.State != StateUnknown {
+			t.Errorf("%s: gap: want unknown, got %+v", desc, gap)
+		}
+		for _, name := range []string{"medic_quota_usage", "medic_quota_seconds_to_exhaustion", "medic_quota_state"} {
+			if v, ok := metric(t, reg, name, map[string]string{"quota_code": "Gap"}); ok {
+				t.Errorf("%s: gap: %s exported as %v; unknown is no series, not zero", desc, name, v)
+			}
+		}
+		if run == 0 {
+			first = g.Forecast
+		} else if first.In != g.Forecast.In {
+			t.Errorf("restart changed the forecast: %s before, %s after", first.In, g.Forecast.In)
 		}
 	}
 }
@@ -360,50 +414,69 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	ctx := context.Background()
 	ec := ec2.NewFromConfig(cfg)
 	as := autoscaling.NewFromConfig(cfg)
-	vpc, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := ec.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String("us-east-1a")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range []struct {
-		name, typ string
-		max       int32
-	}{{"big", "c5.4xlarge", 10}, {"small", "t3.micro", 3}} {
-		if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(g.name),
-			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceType(g.typ)}}); err != nil {
+	_, subnetID := vpcWithSubnet(t, ec)
+	lt := func(name, typ string) {
+		if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(name),
+			LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceType(typ)}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, g := range []struct {
+		name, typ     string
+		min, max, des int32
+	}{{"big", "c5.4xlarge", 1, 10, 1}, {"small", "t3.micro", 1, 3, 1}, {"zero", "m5.large", 0, 4, 0}} {
+		lt(g.name, g.typ)
 		if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String(g.name),
-			MinSize: aws.Int32(1), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(1), VPCZoneIdentifier: sub.Subnet.SubnetId,
+			MinSize: aws.Int32(g.min), MaxSize: aws.Int32(g.max), DesiredCapacity: aws.Int32(g.des), VPCZoneIdentifier: aws.String(subnetID),
 			LaunchTemplate: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(g.name), Version: aws.String("$Latest")}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	limit := 100.0 // vCPUs; moto has no ec2 Service Quotas, so config sets it
+	// Mixed instances: weights, half Spot above a base of 0.
+	lt("mixed", "m5.large")
+	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("mixed"),
+		MinSize: aws.Int32(0), MaxSize: aws.Int32(16), DesiredCapacity: aws.Int32(0), VPCZoneIdentifier: aws.String(subnetID),
+		MixedInstancesPolicy: &astypes.MixedInstancesPolicy{
+			InstancesDistribution: &astypes.InstancesDistribution{OnDemandBaseCapacity: aws.Int32(0), OnDemandPercentageAboveBaseCapacity: aws.Int32(50)},
+			LaunchTemplate: &astypes.LaunchTemplate{LaunchTemplateSpecification: &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String("mixed"), Version: aws.String("$Latest")},
+				Overrides: []astypes.LaunchTemplateOverrides{{InstanceType: aws.String("m5.large"), WeightedCapacity: aws.String("1")},
+					{InstanceType: aws.String("c5.4xlarge"), WeightedCapacity: aws.String("4")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// vCPUs; moto has no ec2 Service Quotas, so config sets the limits.
+	od, spot := 100.0, 20.0
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
-	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-1216C47A", Limit: &limit}}})
-	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Groups: []string{"big", "small", "missing"}, Now: func() time.Time { return t0 }})
-	w.setBackOff(fastBackOff)
+	l := defaults(config.Limits{Quotas: []config.Quota{{ServiceCode: "ec2", Code: "L-1216C47A", Limit: &od}, {ServiceCode: "ec2", Code: "L-34B43A08", Limit: &spot}}})
+	w := New(Options{Config: l, AWS: cfg, Registerer: reg, Notifier: rec, Groups: []string{"big", "small", "zero", "mixed", "missing"}, Now: func() time.Time { return t0 }})
 	s := w.RefreshOnce(ctx)
 	vc := mustQuota(t, s, "ec2/L-1216C47A")
 	if vc.Usage != 18 || vc.Limit != 100 { // 16 (c5.4xlarge) + 2 (t3.micro)
 		t.Fatalf("vCPU quota: %+v", vc)
 	}
-	want := map[string][2]bool{"big": {true, false}, "small": {true, true}, "missing": {false, false}}
+	if sp := mustQuota(t, s, "ec2/L-34B43A08"); sp.Usage != 0 || !sp.UsageKnown {
+		t.Errorf("Spot vCPU quota: %+v", sp)
+	}
+	// zero: 4 × m5.large = 8 of 82 left: feasible. mixed: 8 units On-Demand
+	// (worst case 2 × c5.4xlarge = 32 vCPUs) fits; 8 units Spot needs 32 of
+	// 20 Spot vCPUs: infeasible, charged to the Spot quota.
+	want := map[string][2]bool{"big": {true, false}, "small": {true, true}, "zero": {true, true}, "mixed": {true, false}, "missing": {false, false}}
 	for _, g := range s.Groups {
 		if w := want[g.Name]; g.Known != w[0] || g.Feasible != w[1] {
 			t.Errorf("group %s: %+v", g.Name, g)
 		}
 	}
+	if g := groupOf(s, "mixed"); !strings.Contains(g.Why, "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests") {
+		t.Errorf("mixed group not charged to the Spot quota: %s", g.Why)
+	}
+	if g := groupOf(s, "missing"); g.Why == "" {
+		t.Errorf("unknown without a reason: %+v", g)
+	}
 	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "big"}); !ok || v != 0 {
 		t.Errorf("big: %v %v", v, ok)
 	}
-	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "small"}); !ok || v != 1 {
-		t.Errorf("small: %v %v", v, ok)
+	if v, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "zero"}); !ok || v != 1 {
+		t.Errorf("zero: %v %v", v, ok)
 	}
 	if _, ok := metric(t, reg, "medic_scale_out_feasible", map[string]string{"asg": "missing"}); ok {
 		t.Error("missing group exported")
@@ -412,4 +485,28 @@ func TestFeasibilityOnMoto(t *testing.T) {
 	if len(ev) != 1 || !strings.Contains(ev[0].Evidence[0], "needs 144 more") {
 		t.Errorf("big group event: %+v", ev)
 	}
+}
+
+func groupOf(s Snapshot, name string) GroupStatus {
+	for _, g := range s.Groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return GroupStatus{}
+}
+
+// vpcWithSubnet creates a loopback VPC with one subnet in us-east-1a.
+func vpcWithSubnet(t *testing.T, ec *ec2.Client) (vpcID, subnetID string) {
+	t.Helper()
+	ctx := context.Background()
+	vpc, err := ec.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := ec.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String("127.0.1.0/24"), AvailabilityZone: aws.String("us-east-1a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *vpc.Vpc.VpcId, *sub.Subnet.SubnetId
 }

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -54,23 +55,28 @@ func (w *Watcher) notifyQuotas(cfg config.Limits, qs []QuotaStatus, now time.Tim
 		if q.State == StateWarning || q.State == StateCritical {
 			state = q.State.String()
 		}
+		summary := fmt.Sprintf("%s is at %.0f%% of its limit (%s)", q.Name, 100*q.Usage/max(q.Limit, 1e-9), q.State)
+		if q.Limit == 0 {
+			summary = fmt.Sprintf("%s: usage %g is over its limit of 0", q.Name, q.Usage)
+		}
 		if q.State != StateUnknown {
 			sev := alerts.Warning
 			if q.State == StateCritical {
 				sev = alerts.Action
 			}
 			w.emit("near/"+q.Key(), state, alerts.Event{Kind: alerts.QuotaNearLimit, Severity: sev, Time: now, Subject: q.Key(),
-				Summary:  fmt.Sprintf("%s is at %.0f%% of its limit (%s)", q.Name, 100*q.Usage/max(q.Limit, 1e-9), q.State),
+				Summary:  summary,
 				Evidence: ev, Action: action, State: fmt.Sprintf("%g of %g used, headroom %.1f%%", q.Usage, q.Limit, 100*q.Headroom),
 				NeedsAction: q.State == StateCritical && q.Request == nil, Labels: labels})
 		}
 		if q.Forecast.Known {
 			fs := ""
-			if q.Forecast.Growing && q.Forecast.In <= cfg.ForecastHorizon.D() {
+			if q.Forecast.Method == "peaks" && q.Forecast.In <= cfg.ForecastHorizon.D() {
 				fs = "forecast"
 			}
 			w.emit("forecast/"+q.Key(), fs, alerts.Event{Kind: alerts.QuotaExhaustionForecast, Severity: alerts.Warning, Time: now, Subject: q.Key(),
-				Summary:  fmt.Sprintf("%s is forecast to reach its limit in %s", q.Name, q.Forecast.In.Round(time.Minute)),
+				Summary: fmt.Sprintf("%s is forecast to reach its limit in %s (between %s and %s)", q.Name, q.Forecast.In.Round(time.Minute),
+					q.Forecast.Early.Round(time.Minute), lateText(q.Forecast.Late)),
 				Evidence: append(ev, q.Forecast.Why), Action: action,
 				State:  fmt.Sprintf("%g of %g used, limit reached about %s", q.Usage, q.Limit, now.Add(q.Forecast.In).UTC().Format(time.RFC3339)),
 				Labels: labels})
@@ -93,4 +99,11 @@ func (w *Watcher) notifyGroups(gs []GroupStatus, now time.Time) {
 			Action:   "nothing: reported before the group tries to scale", State: g.Why,
 			Labels: map[string]string{"asg": g.Name}})
 	}
+}
+
+func lateText(d time.Duration) string {
+	if d == time.Duration(math.MaxInt64) {
+		return "never"
+	}
+	return d.Round(time.Minute).String()
 }

@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
-	"github.com/cenkalti/backoff/v4"
 	"github.com/go-kit/log/level"
 
 	"github.com/medic-sre/medic/alerts"
@@ -51,11 +51,17 @@ type PrewarmStatus struct {
 	// Sizing is the recommended reservation with its arithmetic.
 	Sizing      LCUSizing
 	Recommended int
-	// Applied is the reservation in place (Describe), when known.
-	Applied          int
-	AppliedKnown     bool
-	ReservationState string
-	DecreasesLeft    int
+	// Requested is the reservation asked for (Describe), in any state;
+	// Applied is the part in place: Requested once provisioned, 0 while
+	// pending, rebalancing or failed.
+	Requested, Applied int
+	AppliedKnown       bool
+	// ReservationState is the worst zonal state (provisioned, pending,
+	// rebalancing, failed, none) and ReservationReason AWS's reason.
+	ReservationState, ReservationReason string
+	DecreasesLeft                       int
+	// Refused says why no reservation is made at all (a TLS NLB).
+	Refused string
 	// Step is what medic did (or would do under dry-run) this refresh.
 	Step     ReservationStep
 	StepErr  string
@@ -67,21 +73,28 @@ type PrewarmStatus struct {
 type lbMemory struct {
 	setUnits  int
 	decreases []time.Time
+	// failures counts medic's requests that failed in a row.
+	failures int
+	// pendingSince is when the reservation was first seen pending.
+	pendingSince time.Time
 }
 
 type lbMetric struct {
 	name, stat string
+	period     int32 // seconds; 300 unless said
 }
 
 func lbMetrics(t string) (ns string, ms []lbMetric) {
 	switch t {
 	case "application":
-		return "AWS/ApplicationELB", []lbMetric{{"RequestCount", "Sum"}, {"NewConnectionCount", "Sum"}, {"ActiveConnectionCount", "Sum"},
-			{"ProcessedBytes", "Sum"}, {"RuleEvaluations", "Sum"}, {"PeakLCUs", "Maximum"}, {"RejectedConnectionCount", "Sum"}, {"HTTPCode_ELB_5XX_Count", "Sum"}}
+		return "AWS/ApplicationELB", []lbMetric{{"RequestCount", "Sum", 0}, {"NewConnectionCount", "Sum", 0}, {"ActiveConnectionCount", "Sum", 0},
+			{"ProcessedBytes", "Sum", 0}, {"RuleEvaluations", "Sum", 0}, {"PeakLCUs", "Maximum", 0}, {"RejectedConnectionCount", "Sum", 0}, {"HTTPCode_ELB_5XX_Count", "Sum", 0}}
 	case "network":
-		return "AWS/NetworkELB", []lbMetric{{"NewFlowCount", "Sum"}, {"ActiveFlowCount", "Maximum"}, {"ProcessedBytes", "Sum"}, {"PeakLCUs", "Maximum"}}
+		// ProcessedBytes per minute: AWS sizes NLB reservations on the
+		// busiest minute's throughput.
+		return "AWS/NetworkELB", []lbMetric{{"NewFlowCount", "Sum", 0}, {"ActiveFlowCount", "Maximum", 0}, {"ProcessedBytes", "Sum", 60}, {"PeakLCUs", "Maximum", 0}}
 	}
-	return "AWS/ELB", []lbMetric{{"RequestCount", "Sum"}, {"SurgeQueueLength", "Maximum"}, {"SpilloverCount", "Sum"}}
+	return "AWS/ELB", []lbMetric{{"RequestCount", "Sum", 0}, {"SurgeQueueLength", "Maximum", 0}, {"SpilloverCount", "Sum", 0}}
 }
 
 // rampMetric is the count a ramp is detected on.
@@ -116,7 +129,7 @@ func lbQueries(lbs []config.PrewarmLoadBalancer, prefix string) ([]cwtypes.Metri
 			qs = append(qs, cwtypes.MetricDataQuery{Id: aws.String(id), MetricStat: &cwtypes.MetricStat{
 				Metric: &cwtypes.Metric{Namespace: aws.String(ns), MetricName: aws.String(m.name),
 					Dimensions: []cwtypes.Dimension{{Name: aws.String(dn), Value: aws.String(dv)}}},
-				Period: aws.Int32(300), Stat: aws.String(m.stat)}})
+				Period: aws.Int32(m.periodOr300()), Stat: aws.String(m.stat)}})
 		}
 	}
 	return qs, ids
@@ -172,17 +185,31 @@ func PeakDims(lbType string, m map[string][]Bucket) (LCUDims, bool) {
 		any = any || ok
 		return v / per
 	}
+	d.PeakLCU = rate("PeakLCUs", 1)
 	if lbType == "network" {
-		d.NewConnPerSec = rate("NewFlowCount", 300)
-		d.ActiveConn = rate("ActiveFlowCount", 1)
-		d.BytesPerHour = rate("ProcessedBytes", 1) * 12
-	} else {
-		d.NewConnPerSec = rate("NewConnectionCount", 300)
-		d.ActiveConn = rate("ActiveConnectionCount", 5) // a 5-minute sum → per minute
-		d.BytesPerHour = rate("ProcessedBytes", 1) * 12
-		d.RuleEvalsPerSec = rate("RuleEvaluations", 300)
+		d.Mbps = rate("ProcessedBytes", 1) * 8 / 60 / 1e6 // the busiest minute's bytes
+		return d, any
 	}
+	d.NewConnPerSec = rate("NewConnectionCount", 300)
+	d.ActiveConn = rate("ActiveConnectionCount", 5) // a 5-minute sum → per minute
+	d.BytesPerHour = rate("ProcessedBytes", 1) * 12
+	d.RuleEvalsPerSec = billedRuleEvals(m["RuleEvaluations"], m["RequestCount"]) / 300
 	return d, any
+}
+
+// billedRuleEvals is the largest 5-minute count of rule evaluations
+// beyond the 10 free per request: RuleEvaluations − 10 × RequestCount of
+// the same bucket, at least 0.
+func billedRuleEvals(evals, reqs []Bucket) float64 {
+	byT := map[int64]float64{}
+	for _, r := range reqs {
+		byT[r.T.UnixNano()] = r.V
+	}
+	var most float64
+	for _, e := range evals {
+		most = math.Max(most, e.V-albFreeRuleEvals*byT[e.T.UnixNano()])
+	}
+	return most
 }
 
 // nextEvent is the earliest event for lb that is not over at now.
@@ -239,9 +266,9 @@ func (w *Watcher) prewarm(ctx context.Context, cfg config.Limits, g *gathered, n
 	timed := func(name string, f func() error) {
 		start := time.Now()
 		err := f()
-		st := SourceStatus{Name: name, OK: err == nil, Duration: time.Since(start)}
+		st := SourceStatus{Name: name, OK: true, Duration: time.Since(start)}
 		if err != nil {
-			st.Err = err.Error()
+			st = failed(name, err, st.Duration)
 		}
 		g.set(func() { g.sources = append(g.sources, st) })
 	}
@@ -383,22 +410,40 @@ func assessLB(pw config.Prewarm, lb config.PrewarmLoadBalancer, recent, lastWeek
 
 // reserve reads the reservation and, with apply, moves it: up to the
 // recommendation from the lead time until the event ends, back (reset)
-// after it — within the ceiling and the daily decrease limit.
+// after it — within the ceiling, AWS's rules (PlanReservation) and the
+// daily decrease limit. A change is read back once; its state is followed
+// at each refresh (pending → provisioned or failed), never waited on.
 func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.PrewarmLoadBalancer, st *PrewarmStatus, now time.Time) error {
+	if lb.Type == "network" {
+		tls, err := w.tlsListener(ctx, lb.ARN)
+		if err != nil {
+			_, st.StepErr = Describe(err)
+			return fmt.Errorf("load balancer %s: %w", lb.Name, err)
+		}
+		if tls != "" {
+			st.Refused = fmt.Sprintf("AWS does not support LCU reservations on Network Load Balancers with TLS listeners (%s): no reservation is made", tls)
+			st.Recommended = 0
+		}
+	}
 	cur, err := w.describeReservation(ctx, lb.ARN)
 	if err != nil {
-		st.StepErr = err.Error()
+		_, st.StepErr = Describe(err)
 		return fmt.Errorf("load balancer %s: %w", lb.Name, err)
-	}
-	st.Applied, st.AppliedKnown, st.ReservationState, st.DecreasesLeft = cur.units, true, cur.state, cur.decreasesLeft
-	if !pw.Apply || lb.MaxCapacityUnits <= 0 {
-		st.Step = ReservationStep{Op: "none", Units: cur.units, Why: "apply is off: recommendation only"}
-		return nil
 	}
 	mem := w.lbState[lb.Name]
 	if mem == nil {
 		mem = &lbMemory{}
 		w.lbState[lb.Name] = mem
+	}
+	w.track(mem, cur, now)
+	st.setReservation(cur)
+	if !pw.Apply || lb.MaxCapacityUnits <= 0 || st.Refused != "" {
+		why := "apply is off: recommendation only"
+		if st.Refused != "" {
+			why = st.Refused
+		}
+		st.Step = ReservationStep{Op: "none", Units: cur.units, Why: why}
+		return nil
 	}
 	var recent []time.Time
 	for _, t := range mem.decreases {
@@ -415,11 +460,16 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	if st.Needed && st.Event != "" && (st.Phase == PhaseLead || st.Phase == PhaseDuring) {
 		want = min(st.Recommended, lb.MaxCapacityUnits)
 	}
-	medicSet := mem.setUnits > 0 && mem.setUnits == cur.units
 	if want == 0 && cur.units == 0 {
 		mem.setUnits = 0
 	}
-	st.Step = PlanReservation(want, cur.units, medicSet, left)
+	pendingFor := time.Duration(0)
+	if !mem.pendingSince.IsZero() {
+		pendingFor = now.Sub(mem.pendingSince)
+	}
+	st.Step = PlanReservation(want, ReservationNow{Units: cur.units, State: cur.state, Reason: cur.reason, PendingFor: pendingFor,
+		Failures: mem.failures, MedicSet: mem.setUnits > 0 && mem.setUnits == cur.units},
+		ReservationRules{DecreasesLeft: left, MaxRetries: pw.MaxRetries, ProvisionTimeout: pw.ProvisionTimeout.D()})
 	if st.Step.Op == "none" {
 		return nil
 	}
@@ -434,8 +484,8 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 		return err
 	})
 	if err != nil {
-		st.StepErr = err.Error()
-		level.Warn(w.logger).Log(logkeys.Msg, "capacity reservation change failed", logkeys.LoadBalancer, lb.Name, logkeys.Operation, st.Step.Op, logkeys.Err, err)
+		_, st.StepErr = Describe(err)
+		level.Warn(w.logger).Log(logkeys.Msg, "capacity reservation change failed", logkeys.LoadBalancer, lb.Name, logkeys.Operation, st.Step.Op, logkeys.Err, st.StepErr)
 		return fmt.Errorf("load balancer %s: %w", lb.Name, err)
 	}
 	if st.Step.Op == "reset" || st.Step.Op == "decrease" {
@@ -445,27 +495,58 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	st.StepDone = true
 	level.Info(w.logger).Log(logkeys.Msg, "capacity reservation changed", logkeys.LoadBalancer, lb.Name, logkeys.Operation, st.Step.Op,
 		logkeys.Count, st.Step.Units, logkeys.DryRun, w.dryRun)
-	// Read back until provisioned or failed, bounded by the timeout.
-	rctx, cancel := context.WithTimeout(ctx, pw.ProvisionTimeout.D())
-	defer cancel()
-	bo := backoff.WithContext(w.call.newBackOff(), rctx)
-	reason := ""
-	_ = backoff.Retry(func() error {
-		c, err := w.describeReservation(rctx, lb.ARN)
-		if err != nil {
-			return err
-		}
-		reason = c.reason
-		st.Applied, st.ReservationState, st.DecreasesLeft = c.units, c.state, c.decreasesLeft
-		if c.state == "pending" || c.state == "rebalancing" {
-			return fmt.Errorf("reservation %s", c.state)
-		}
-		return nil
-	}, bo)
-	if st.ReservationState == "failed" {
-		st.StepErr = "reservation failed: " + reason
+	// Read back once: the state is followed at the next refreshes.
+	if c, err := w.describeReservation(ctx, lb.ARN); err == nil {
+		mem.pendingSince = time.Time{}
+		w.track(mem, c, now)
+		st.setReservation(c)
 	}
 	return nil
+}
+
+// track follows a reservation's state in medic's memory: when it became
+// pending, and how many of medic's requests failed in a row.
+func (w *Watcher) track(mem *lbMemory, cur reservation, now time.Time) {
+	switch cur.state {
+	case "pending", "rebalancing":
+		if mem.pendingSince.IsZero() {
+			mem.pendingSince = now
+		}
+	case "failed":
+		if !mem.pendingSince.IsZero() || mem.failures == 0 {
+			mem.failures++
+		}
+		mem.pendingSince = time.Time{}
+	default:
+		mem.pendingSince = time.Time{}
+		mem.failures = 0
+	}
+}
+
+// setReservation records what DescribeCapacityReservation says: only a
+// provisioned reservation counts as applied.
+func (st *PrewarmStatus) setReservation(cur reservation) {
+	st.Requested, st.AppliedKnown, st.ReservationState, st.ReservationReason, st.DecreasesLeft = cur.units, true, cur.state, cur.reason, cur.decreasesLeft
+	st.Applied = 0
+	if cur.state == "provisioned" || cur.state == "none" {
+		st.Applied = cur.units
+	}
+}
+
+// tlsListener names a TLS listener of the load balancer ("" for none).
+func (w *Watcher) tlsListener(ctx context.Context, arn string) (string, error) {
+	found := ""
+	p := elbv2.NewDescribeListenersPaginator(w.c.elbv2, &elbv2.DescribeListenersInput{LoadBalancerArn: aws.String(arn)})
+	err := eachPage(ctx, w.call, "elbv2:DescribeListeners", p.HasMorePages,
+		func(ctx context.Context) (*elbv2.DescribeListenersOutput, error) { return p.NextPage(ctx) },
+		func(out *elbv2.DescribeListenersOutput) {
+			for _, l := range out.Listeners {
+				if l.Protocol == elbtypes.ProtocolEnumTls && found == "" {
+					found = fmt.Sprintf("TLS listener on port %d", aws.ToInt32(l.Port))
+				}
+			}
+		})
+	return found, err
 }
 
 type reservation struct {
@@ -516,16 +597,25 @@ func (w *Watcher) notifyPrewarm(lb config.PrewarmLoadBalancer, st PrewarmStatus,
 	if st.Needed {
 		state = fmt.Sprintf("needed:%d", st.Recommended)
 	}
+	if st.Refused != "" {
+		ev = append(ev, st.Refused)
+	}
 	action := fmt.Sprintf("recommended a reservation of %d LCU; apply is off", st.Recommended)
-	if lb.Type == "classic" {
+	switch {
+	case lb.Type == "classic":
 		action = "nothing: Classic load balancers have no capacity reservation"
-	} else if st.Step.Op != "" && st.Step.Op != "none" {
+	case st.Step.NeedsPerson:
+		state += ":person"
+		action = "needs a person: " + st.Step.Why
+	case st.Refused != "":
+		action = "nothing: " + st.Refused
+	case st.Step.Op != "" && st.Step.Op != "none":
 		action = "will change the reservation from the lead time: " + st.Step.Why
 	}
 	w.emit("prewarm/"+lb.Name, state, alerts.Event{Kind: alerts.PrewarmNeeded, Severity: alerts.Warning, Time: now, Subject: lb.Name,
 		Summary:  fmt.Sprintf("load balancer %s needs pre-warming (%d LCU recommended)", lb.Name, st.Recommended),
-		Evidence: ev, Action: action, NeedsAction: lb.Type == "classic" || (!st.StepDone && st.Recommended > 0 && st.Step.Op == "none" && st.Phase == PhaseLead && st.Applied < st.Recommended),
-		State:  fmt.Sprintf("reservation %d LCU (%s)", st.Applied, st.ReservationState),
+		Evidence: ev, Action: action, NeedsAction: lb.Type == "classic" || st.Step.NeedsPerson || (!st.StepDone && st.Recommended > 0 && st.Step.Op == "none" && st.Phase == PhaseLead && st.Applied < st.Recommended),
+		State:  fmt.Sprintf("reservation %d LCU requested, %d provisioned (%s)", st.Requested, st.Applied, st.ReservationState),
 		Labels: map[string]string{"load_balancer": lb.Name}})
 	if st.StepDone || st.StepErr != "" && st.Step.Op != "" && st.Step.Op != "none" {
 		verb := st.Step.Why
@@ -572,4 +662,11 @@ func (d dryRunReservation) DescribeCapacityReservation(ctx context.Context, in *
 		out.CapacityReservationState = []elbtypes.ZonalCapacityReservationState{{State: &elbtypes.CapacityReservationStatus{Code: "provisioned", Reason: aws.String("dry_run")}}}
 	}
 	return out, nil
+}
+
+func (m lbMetric) periodOr300() int32 {
+	if m.period == 0 {
+		return 300
+	}
+	return m.period
 }

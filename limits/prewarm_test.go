@@ -2,6 +2,9 @@ package limits
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/smithy-go"
@@ -50,7 +54,7 @@ func mid(end time.Time, n int) []time.Time {
 
 func prewarmConfig(now time.Time, apply bool, ceiling int) config.Limits {
 	return defaults(config.Limits{ServiceQuotasRPS: 1000, Prewarm: config.Prewarm{
-		Apply: apply,
+		Apply: apply, LeadTime: config.Duration(time.Hour), MaxDecreasesPerDay: 1,
 		LoadBalancers: []config.PrewarmLoadBalancer{
 			{Name: "gradual", Type: "application", ARN: arnGradual},
 			{Name: "jump", Type: "application", ARN: arnJump},
@@ -107,7 +111,6 @@ func TestPrewarmOnMoto(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	rec := &recorder{}
 	w := New(Options{Config: prewarmConfig(now, false, 0), AWS: cfg, Registerer: reg, Notifier: rec, Now: func() time.Time { return now }})
-	w.setBackOff(fastBackOff)
 	s := w.RefreshOnce(context.Background())
 
 	if g := lbStatus(t, s, "gradual"); g.Needed || g.Ramp.Detected || !g.DataKnown {
@@ -143,7 +146,7 @@ func TestPrewarmOnMoto(t *testing.T) {
 		t.Errorf("forecast LCU metric %v", v)
 	}
 	ev := rec.find(alerts.PrewarmNeeded, "event")
-	if len(ev) != 1 || !strings.Contains(strings.Join(ev[0].Evidence, "\n"), "new connections/s: 800 / 25 = 32.00 LCU") {
+	if len(ev) != 1 || !strings.Contains(strings.Join(ev[0].Evidence, "\n"), "new connections/s (both sides): 800 / 25 = 32.00 LCU") {
 		t.Errorf("event notification: %+v", ev)
 	}
 	if len(rec.find(alerts.PrewarmNeeded, "gradual")) != 0 || len(rec.find(alerts.PrewarmNeeded, "jump")) != 1 {
@@ -161,20 +164,27 @@ type fakeReservations struct {
 	pendingReads  int
 	modifies      []string
 	failNext      []error // returned by the next Modify calls, in order
+	// failProvision: the next this many accepted changes end failed.
+	failProvision int
+	failed        bool
 }
 
 func (f *fakeReservations) DescribeCapacityReservation(_ context.Context, in *elbv2.DescribeCapacityReservationInput, _ ...func(*elbv2.Options)) (*elbv2.DescribeCapacityReservationOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	code := elbtypes.CapacityReservationStateEnumProvisioned
-	if f.pendingReads > 0 {
+	var reason *string
+	switch {
+	case f.pendingReads > 0:
 		f.pendingReads--
 		code = elbtypes.CapacityReservationStateEnumPending
+	case f.failed:
+		code, reason = elbtypes.CapacityReservationStateEnumFailed, aws.String("insufficient capacity (fake)")
 	}
 	u := f.units[aws.ToString(in.LoadBalancerArn)]
 	return &elbv2.DescribeCapacityReservationOutput{DecreaseRequestsRemaining: aws.Int32(f.decreasesLeft),
 		MinimumLoadBalancerCapacity: &elbtypes.MinimumLoadBalancerCapacity{CapacityUnits: aws.Int32(u)},
-		CapacityReservationState:    []elbtypes.ZonalCapacityReservationState{{AvailabilityZone: aws.String("us-east-1a"), State: &elbtypes.CapacityReservationStatus{Code: code}}}}, nil
+		CapacityReservationState:    []elbtypes.ZonalCapacityReservationState{{AvailabilityZone: aws.String("us-east-1a"), State: &elbtypes.CapacityReservationStatus{Code: code, Reason: reason}}}}, nil
 }
 
 func (f *fakeReservations) ModifyCapacityReservation(_ context.Context, in *elbv2.ModifyCapacityReservationInput, _ ...func(*elbv2.Options)) (*elbv2.ModifyCapacityReservationOutput, error) {
@@ -199,6 +209,10 @@ func (f *fakeReservations) ModifyCapacityReservation(_ context.Context, in *elbv
 	}
 	f.units[arn] = next
 	f.pendingReads = 1
+	f.failed = f.failProvision > 0
+	if f.failed {
+		f.failProvision--
+	}
 	if aws.ToBool(in.ResetCapacityReservation) {
 		f.modifies = append(f.modifies, "reset")
 	} else {
@@ -230,7 +244,6 @@ func TestApplyPath(t *testing.T) {
 	l := prewarmConfig(base, true, 30)
 	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3] // "event" only
 	w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: clock})
-	w.setBackOff(fastBackOff)
 	w.c.reservation = fake
 	ctx := context.Background()
 
@@ -242,18 +255,30 @@ func TestApplyPath(t *testing.T) {
 		t.Errorf("recommendation not capped at the ceiling: %+v", e)
 	}
 
-	// In the lead time: the first Modify is throttled, then retried.
+	// In the lead time: the first Modify is throttled (the fake sits
+	// above the SDK's retryer): reported, and made at the next refresh.
 	set(time.Hour + time.Minute)
 	fake.failNext = []error{&smithy.GenericAPIError{Code: "Throttling", Message: "fake"}}
+	s = w.RefreshOnce(ctx)
+	if e := lbStatus(t, s, "event"); e.StepErr == "" || len(fake.calls()) != 0 {
+		t.Fatalf("throttled Modify not reported: %+v", e)
+	}
+	set(time.Hour + 6*time.Minute)
 	s = w.RefreshOnce(ctx)
 	e := lbStatus(t, s, "event")
 	if got := fake.calls(); len(got) != 1 || got[0] != "set 30" {
 		t.Fatalf("lead time: modifies %v", got)
 	}
-	if !e.StepDone || e.Applied != 30 || e.ReservationState != "provisioned" {
+	// Pending is requested, not applied.
+	if !e.StepDone || e.Requested != 30 || e.Applied != 0 || e.ReservationState != "pending" {
 		t.Errorf("after increase: %+v", e)
 	}
-	if ev := rec.find(alerts.PrewarmApplied, "event"); len(ev) != 1 || ev[0].Severity != alerts.Info {
+	set(time.Hour + 12*time.Minute)
+	s = w.RefreshOnce(ctx)
+	if e := lbStatus(t, s, "event"); e.Applied != 30 || e.ReservationState != "provisioned" || len(fake.calls()) != 1 {
+		t.Errorf("provisioned: %+v, modifies %v", e, fake.calls())
+	}
+	if ev := rec.find(alerts.PrewarmApplied, "event"); len(ev) != 2 || ev[1].Severity != alerts.Info {
 		t.Errorf("applied events: %+v", ev)
 	}
 	set(2*time.Hour + 10*time.Minute) // during: nothing more
@@ -280,7 +305,7 @@ func TestApplyPath(t *testing.T) {
 	if got := fake.calls(); len(got) != 2 || got[1] != "reset" {
 		t.Fatalf("after: want one reset, got %v", got)
 	}
-	if ev := rec.find(alerts.PrewarmApplied, "event"); len(ev) != 3 || ev[1].Severity != alerts.Warning {
+	if ev := rec.find(alerts.PrewarmApplied, "event"); len(ev) != 4 || ev[2].Severity != alerts.Warning {
 		t.Errorf("applied events: %+v", ev)
 	}
 
@@ -312,7 +337,6 @@ func TestApplyDryRun(t *testing.T) {
 	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
 	rec := &recorder{}
 	w := New(Options{Config: l, AWS: cfg, Notifier: rec, DryRun: true, Now: func() time.Time { return base.Add(time.Hour + time.Minute) }})
-	w.setBackOff(fastBackOff)
 	s := w.RefreshOnce(context.Background())
 	e := lbStatus(t, s, "event")
 	if !e.StepDone || e.StepErr != "" || e.Step.Op != "increase" || e.Step.Units != 39 || e.Applied != 39 {
@@ -325,4 +349,98 @@ func TestApplyDryRun(t *testing.T) {
 	if !s.DryRun {
 		t.Error("snapshot does not say dry run")
 	}
+}
+
+// TestReservationFailedThenPerson: a reservation that AWS fails is
+// requested again (it counts as nothing applied), at most max_retries
+// times in a row; then medic stops and says a person is needed.
+func TestReservationFailedThenPerson(t *testing.T) {
+	cfg := startMoto(t)
+	base := time.Now().UTC().Truncate(time.Minute)
+	seedLBMetrics(t, newCW(cfg), base)
+	now := base.Add(time.Hour + time.Minute) // in the lead time
+	rec := &recorder{}
+	fake := &fakeReservations{units: map[string]int32{}, decreasesLeft: 2, failProvision: 100}
+	l := prewarmConfig(base, true, 30)
+	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
+	w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: func() time.Time { return now }})
+	w.c.reservation = fake
+	ctx := context.Background()
+	var e PrewarmStatus
+	for i := 0; i < 5; i++ {
+		e = lbStatus(t, w.RefreshOnce(ctx), "event")
+		if e.Applied != 0 {
+			t.Fatalf("refresh %d: a pending or failed reservation counted as applied: %+v", i, e)
+		}
+		now = now.Add(5 * time.Minute)
+	}
+	if got := fake.calls(); len(got) != 3 {
+		t.Errorf("want the first request and two retries (max_retries 3 failures), got %v", got)
+	}
+	if !e.Step.NeedsPerson || e.ReservationState != "failed" || !strings.Contains(e.Step.Why, "failed 3 times (insufficient capacity (fake))") {
+		t.Errorf("after three failures: %+v", e.Step)
+	}
+	ev := rec.find(alerts.PrewarmNeeded, "event")
+	if len(ev) == 0 || !ev[len(ev)-1].NeedsAction || !strings.Contains(ev[len(ev)-1].Action, "needs a person") {
+		t.Errorf("no event asking for a person: %+v", ev)
+	}
+}
+
+// TestTLSNetworkLoadBalancerRefused: AWS does not reserve capacity for a
+// Network Load Balancer with a TLS listener; medic says so and makes no
+// request, whatever apply says.
+func TestTLSNetworkLoadBalancerRefused(t *testing.T) {
+	cfg := startMoto(t)
+	ctx := context.Background()
+	ec := ec2.NewFromConfig(cfg)
+	vpcID, subnetID := vpcWithSubnet(t, ec)
+	cert := requestCertificate(t)
+	lb2 := elbv2.NewFromConfig(cfg)
+	lb, err := lb2.CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{Name: aws.String("tls"), Type: elbtypes.LoadBalancerTypeEnumNetwork, Subnets: []string{subnetID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := lb2.CreateTargetGroup(ctx, &elbv2.CreateTargetGroupInput{Name: aws.String("tls"), Protocol: elbtypes.ProtocolEnumTcp, Port: aws.Int32(443), VpcId: aws.String(vpcID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lb2.CreateListener(ctx, &elbv2.CreateListenerInput{LoadBalancerArn: lb.LoadBalancers[0].LoadBalancerArn, Protocol: elbtypes.ProtocolEnumTls, Port: aws.Int32(443),
+		Certificates:   []elbtypes.Certificate{{CertificateArn: aws.String(cert)}},
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroups[0].TargetGroupArn}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Minute)
+	l := defaults(config.Limits{Prewarm: config.Prewarm{Apply: true,
+		LoadBalancers: []config.PrewarmLoadBalancer{{Name: "tls", Type: "network", ARN: *lb.LoadBalancers[0].LoadBalancerArn, MaxCapacityUnits: 100}},
+		Events:        []config.ScheduledEvent{{Name: "launch", Start: config.Timestamp{Time: now.Add(time.Hour)}, Multiplier: 8}}}})
+	fake := &fakeReservations{units: map[string]int32{}, decreasesLeft: 2}
+	w := New(Options{Config: l, AWS: cfg, Now: func() time.Time { return now }})
+	w.c.reservation = fake
+	e := lbStatus(t, w.RefreshOnce(ctx), "tls")
+	if !strings.Contains(e.Refused, "TLS listeners (TLS listener on port 443)") || e.Recommended != 0 || len(fake.calls()) != 0 {
+		t.Errorf("TLS NLB: %+v, modifies %v", e, fake.calls())
+	}
+}
+
+// requestCertificate asks moto's ACM for a certificate with a plain JSON
+// call (the module does not depend on the ACM client for one test call).
+func requestCertificate(t *testing.T) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, os.Getenv("AWS_ENDPOINT_URL")+"/", strings.NewReader(`{"DomainName":"tls.example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Target", "CertificateManager.RequestCertificate")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/acm/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ CertificateArn string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.CertificateArn == "" {
+		t.Fatalf("RequestCertificate: %v %+v (HTTP %d)", err, out, resp.StatusCode)
+	}
+	return out.CertificateArn
 }

@@ -2,7 +2,9 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +19,12 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancing"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+	sqtypes "github.com/aws/aws-sdk-go-v2/service/servicequotas/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/medic-sre/medic/config"
 )
 
 // This file holds the I/O: each source reads AWS and fills a part of
@@ -26,24 +33,45 @@ import (
 
 // SourceStatus is the outcome of one source in one refresh.
 type SourceStatus struct {
-	Name     string
-	OK       bool
-	Err      string
+	Name string
+	OK   bool
+	// Err says briefly what failed (Describe): operation, AWS error code
+	// and message; Sig is its stable short form.
+	Err, Sig string
 	Duration time.Duration
+}
+
+// failed builds the status of a source that failed with err.
+func failed(name string, err error, d time.Duration) SourceStatus {
+	sig, text := Describe(err)
+	return SourceStatus{Name: name, Err: text, Sig: sig, Duration: d}
 }
 
 // groupInfo is what feasibility needs of one Auto Scaling group.
 type groupInfo struct {
-	Name       string
-	Max        int
-	Current    int // instances not terminating
-	Types      []string
-	LTs        []ltRef
-	LCName     string
-	TargetARNs []string
+	spec       GroupSpec
+	instances  int // instances not terminating
+	lts        []ltUse
+	lcName     string
+	targetARNs []string
 }
 
 type ltRef struct{ id, name, version string }
+
+// ltUse is a launch template a group launches from, with the weight its
+// types count for when an override names the template and no type.
+type ltUse struct {
+	ref    ltRef
+	weight float64
+}
+
+// ltInfo is what a launch template version says about what it launches.
+type ltInfo struct {
+	types []string
+	spot  bool
+	// requirements is set for attribute-based instance type selection.
+	requirements *ec2types.InstanceRequirements
+}
 
 // gathered is everything one refresh read, keyed so that the pure
 // evaluation can look figures up.
@@ -58,15 +86,19 @@ type gathered struct {
 	lbType     map[string]string  // load balancer ARN → application|network
 	tgLBs      map[string][]string
 	groups     map[string]*groupInfo
-	lcTypes    map[string]string // launch configuration → instance type
+	lcTypes    map[string]string  // launch configuration → instance type
+	subnetFree map[string]float64 // subnet → free addresses
 	metrics    map[string][]Point
-	sources    []SourceStatus
+	// usageMetric is the AWS/Usage metric Service Quotas names per quota.
+	usageMetric map[string]*config.UsageMetric
+	sources     []SourceStatus
 }
 
 func newGathered() *gathered {
 	return &gathered{apiLimits: map[string]float64{}, sqApplied: map[string]float64{}, sqDefault: map[string]float64{},
 		adjustable: map[string]bool{}, usage: map[string]float64{}, perLB: map[string]float64{}, lbType: map[string]string{},
-		tgLBs: map[string][]string{}, groups: map[string]*groupInfo{}, lcTypes: map[string]string{}, metrics: map[string][]Point{}}
+		tgLBs: map[string][]string{}, groups: map[string]*groupInfo{}, lcTypes: map[string]string{}, metrics: map[string][]Point{},
+		subnetFree: map[string]float64{}, usageMetric: map[string]*config.UsageMetric{}}
 }
 
 func (g *gathered) set(f func()) { g.mu.Lock(); f(); g.mu.Unlock() }
@@ -90,9 +122,9 @@ func runSources(ctx context.Context, srcs []source, g *gathered, par int) {
 			defer func() { <-sem }()
 			start := time.Now()
 			err := s.run(ctx, g)
-			st := SourceStatus{Name: s.name, OK: err == nil, Duration: time.Since(start)}
+			st := SourceStatus{Name: s.name, OK: true, Duration: time.Since(start)}
 			if err != nil {
-				st.Err = err.Error()
+				st = failed(s.name, err, st.Duration)
 			}
 			g.set(func() { g.sources = append(g.sources, st) })
 		}(s)
@@ -123,11 +155,10 @@ func (w *Watcher) srcASGLimits(ctx context.Context, g *gathered) error {
 }
 
 func (w *Watcher) srcELBv2Limits(ctx context.Context, g *gathered) error {
-	return pages(ctx, w.call, "elbv2:DescribeAccountLimits",
-		func(ctx context.Context, marker *string) (*elbv2.DescribeAccountLimitsOutput, error) {
-			return w.c.elbv2.DescribeAccountLimits(ctx, &elbv2.DescribeAccountLimitsInput{Marker: marker})
-		},
-		func(out *elbv2.DescribeAccountLimitsOutput) (*string, error) {
+	p := elbv2.NewDescribeAccountLimitsPaginator(w.c.elbv2, &elbv2.DescribeAccountLimitsInput{})
+	return eachPage(ctx, w.call, "elbv2:DescribeAccountLimits", p.HasMorePages,
+		func(ctx context.Context) (*elbv2.DescribeAccountLimitsOutput, error) { return p.NextPage(ctx) },
+		func(out *elbv2.DescribeAccountLimitsOutput) {
 			g.set(func() {
 				for _, l := range out.Limits {
 					if v, err := strconv.ParseFloat(aws.ToString(l.Max), 64); err == nil {
@@ -135,10 +166,10 @@ func (w *Watcher) srcELBv2Limits(ctx context.Context, g *gathered) error {
 					}
 				}
 			})
-			return out.NextMarker, nil
 		})
 }
 
+// srcELBLimits reads Classic limits (one page: the API has no paginator).
 func (w *Watcher) srcELBLimits(ctx context.Context, g *gathered) error {
 	var out *elasticloadbalancing.DescribeAccountLimitsOutput
 	err := w.call.do(ctx, "elb:DescribeAccountLimits", func(ctx context.Context) (err error) {
@@ -180,24 +211,37 @@ func (w *Watcher) srcEC2Attributes(ctx context.Context, g *gathered) error {
 	return nil
 }
 
+// sqQuota records one Service Quotas answer: its value into dst, whether
+// it is adjustable, and the AWS/Usage metric it names.
+func (g *gathered) sqQuota(dst map[string]float64, svc string, q sqtypes.ServiceQuota, overwrite bool) {
+	if q.Value == nil {
+		return
+	}
+	k := svc + "/" + aws.ToString(q.QuotaCode)
+	dst[k] = *q.Value
+	if _, ok := g.adjustable[k]; overwrite || !ok {
+		g.adjustable[k] = q.Adjustable
+	}
+	if m := q.UsageMetric; m != nil && aws.ToString(m.MetricNamespace) == "AWS/Usage" && aws.ToString(m.MetricName) == "ResourceCount" {
+		d := m.MetricDimensions
+		if d["Service"] != "" && d["Resource"] != "" && g.usageMetric[k] == nil {
+			g.usageMetric[k] = &config.UsageMetric{Service: d["Service"], Type: d["Type"], Resource: d["Resource"], Class: d["Class"]}
+		}
+	}
+}
+
 // srcSQApplied reads applied quota values of one service code.
 func (w *Watcher) srcSQApplied(svc string) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
-		err := pages(ctx, w.call, "servicequotas:ListServiceQuotas",
-			func(ctx context.Context, tok *string) (*servicequotas.ListServiceQuotasOutput, error) {
-				return w.c.quotas.ListServiceQuotas(ctx, &servicequotas.ListServiceQuotasInput{ServiceCode: &svc, NextToken: tok, MaxResults: aws.Int32(100)})
-			},
-			func(out *servicequotas.ListServiceQuotasOutput) (*string, error) {
+		p := servicequotas.NewListServiceQuotasPaginator(w.c.quotas, &servicequotas.ListServiceQuotasInput{ServiceCode: &svc, MaxResults: aws.Int32(100)})
+		err := eachPage(ctx, w.call, "servicequotas:ListServiceQuotas", p.HasMorePages,
+			func(ctx context.Context) (*servicequotas.ListServiceQuotasOutput, error) { return p.NextPage(ctx) },
+			func(out *servicequotas.ListServiceQuotasOutput) {
 				g.set(func() {
 					for _, q := range out.Quotas {
-						if q.Value != nil {
-							k := svc + "/" + aws.ToString(q.QuotaCode)
-							g.sqApplied[k] = *q.Value
-							g.adjustable[k] = q.Adjustable
-						}
+						g.sqQuota(g.sqApplied, svc, q, true)
 					}
 				})
-				return out.NextToken, nil
 			})
 		if err != nil {
 			return fmt.Errorf("service %s: %w", svc, err)
@@ -209,23 +253,17 @@ func (w *Watcher) srcSQApplied(svc string) func(context.Context, *gathered) erro
 // srcSQDefault reads AWS default quota values of one service code.
 func (w *Watcher) srcSQDefault(svc string) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
-		err := pages(ctx, w.call, "servicequotas:ListAWSDefaultServiceQuotas",
-			func(ctx context.Context, tok *string) (*servicequotas.ListAWSDefaultServiceQuotasOutput, error) {
-				return w.c.quotas.ListAWSDefaultServiceQuotas(ctx, &servicequotas.ListAWSDefaultServiceQuotasInput{ServiceCode: &svc, NextToken: tok, MaxResults: aws.Int32(100)})
+		p := servicequotas.NewListAWSDefaultServiceQuotasPaginator(w.c.quotas, &servicequotas.ListAWSDefaultServiceQuotasInput{ServiceCode: &svc, MaxResults: aws.Int32(100)})
+		err := eachPage(ctx, w.call, "servicequotas:ListAWSDefaultServiceQuotas", p.HasMorePages,
+			func(ctx context.Context) (*servicequotas.ListAWSDefaultServiceQuotasOutput, error) {
+				return p.NextPage(ctx)
 			},
-			func(out *servicequotas.ListAWSDefaultServiceQuotasOutput) (*string, error) {
+			func(out *servicequotas.ListAWSDefaultServiceQuotasOutput) {
 				g.set(func() {
 					for _, q := range out.Quotas {
-						if q.Value != nil {
-							k := svc + "/" + aws.ToString(q.QuotaCode)
-							g.sqDefault[k] = *q.Value
-							if _, ok := g.adjustable[k]; !ok {
-								g.adjustable[k] = q.Adjustable
-							}
-						}
+						g.sqQuota(g.sqDefault, svc, q, false)
 					}
 				})
-				return out.NextToken, nil
 			})
 		if err != nil {
 			return fmt.Errorf("service %s: %w", svc, err)
@@ -236,51 +274,60 @@ func (w *Watcher) srcSQDefault(svc string) func(context.Context, *gathered) erro
 
 // --- usage sources ---
 
-// srcInstances sums the vCPUs of running On-Demand instances by class.
+// srcInstances sums the vCPUs of running and pending instances by the
+// quota they draw on: On-Demand by family, Spot by family (Spot charged to
+// Spot quotas, never to On-Demand).
 func (w *Watcher) srcInstances(ctx context.Context, g *gathered) error {
-	byType := map[string]int{}
-	err := pages(ctx, w.call, "ec2:DescribeInstances",
-		func(ctx context.Context, tok *string) (*ec2.DescribeInstancesOutput, error) {
-			return w.c.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{NextToken: tok, MaxResults: aws.Int32(1000),
-				Filters: []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}}}})
-		},
-		func(out *ec2.DescribeInstancesOutput) (*string, error) {
+	type tm struct {
+		t string
+		m Market
+	}
+	count := map[tm]int{}
+	p := ec2.NewDescribeInstancesPaginator(w.c.ec2, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(1000),
+		Filters: []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}}}})
+	err := eachPage(ctx, w.call, "ec2:DescribeInstances", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeInstancesOutput, error) { return p.NextPage(ctx) },
+		func(out *ec2.DescribeInstancesOutput) {
 			for _, r := range out.Reservations {
 				for _, in := range r.Instances {
-					if in.InstanceLifecycle != "" { // spot or scheduled: other quotas
+					m := OnDemand
+					switch in.InstanceLifecycle {
+					case ec2types.InstanceLifecycleTypeSpot:
+						m = Spot
+					case "":
+					default: // scheduled (retired): not a vCPU quota medic watches
 						continue
 					}
-					byType[string(in.InstanceType)]++
+					count[tm{string(in.InstanceType), m}]++
 				}
 			}
-			return out.NextToken, nil
 		})
 	if err != nil {
 		return err
 	}
-	types := make([]string, 0, len(byType))
-	for t := range byType {
-		types = append(types, t)
+	types := make([]string, 0, len(count))
+	for k := range count {
+		types = append(types, k.t)
 	}
 	vc, err := w.vcpus(ctx, types)
 	if err != nil {
 		return err
 	}
-	sums := map[string]float64{"standard": 0, "g": 0, "p": 0, "x": 0, "f": 0}
-	for t, n := range byType {
-		cls := VCPUClass(t)
-		if cls == "" {
-			continue
+	byQuota := map[string]float64{}
+	for k, n := range count {
+		key, _ := QuotaFor(k.t, k.m)
+		if key == "" {
+			continue // mac (Dedicated Hosts) and the like: no vCPU quota
 		}
-		v, ok := vc[t]
+		v, ok := vc[k.t]
 		if !ok {
-			return fmt.Errorf("vCPUs of instance type %s unknown", t)
+			return fmt.Errorf("vCPUs of instance type %s unknown", k.t)
 		}
-		sums[cls] += float64(v * n)
+		byQuota[key] += float64(v * n)
 	}
 	g.set(func() {
-		for cls, v := range sums {
-			g.usage["ec2_vcpus_"+cls] = v
+		for _, d := range vcpuQuotas() {
+			g.usage[d.Describe] = byQuota[d.Key()]
 		}
 	})
 	return nil
@@ -292,31 +339,34 @@ func (w *Watcher) vcpus(ctx context.Context, types []string) (map[string]int, er
 	w.vcpuMu.Lock()
 	defer w.vcpuMu.Unlock()
 	var missing []string
+	asked := map[string]bool{}
 	for _, t := range types {
-		if _, ok := w.vcpuCache[t]; !ok && t != "" {
+		if _, ok := w.vcpuCache[t]; !ok && t != "" && !asked[t] {
+			asked[t] = true
 			missing = append(missing, t)
 		}
 	}
 	for len(missing) > 0 {
 		n := min(len(missing), 100)
-		batch := missing[:n]
-		missing = missing[n:]
-		its := make([]ec2types.InstanceType, len(batch))
-		for i, t := range batch {
+		its := make([]ec2types.InstanceType, n)
+		for i, t := range missing[:n] {
 			its[i] = ec2types.InstanceType(t)
 		}
-		var out *ec2.DescribeInstanceTypesOutput
-		err := w.call.do(ctx, "ec2:DescribeInstanceTypes", func(ctx context.Context) (err error) {
-			out, err = w.c.ec2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: its})
-			return err
-		})
+		missing = missing[n:]
+		err := w.describeTypes(ctx, its)
+		var ae smithy.APIError
+		if err != nil && len(its) > 1 && errors.As(err, &ae) && ae.ErrorCode() == "InvalidInstanceType" {
+			// One unknown type fails the whole batch: ask one by one, so
+			// that only the unknown ones stay unknown.
+			for _, it := range its {
+				if err := w.describeTypes(ctx, []ec2types.InstanceType{it}); err != nil && !errors.As(err, &ae) {
+					return nil, err
+				}
+			}
+			err = nil
+		}
 		if err != nil {
 			return nil, err
-		}
-		for _, it := range out.InstanceTypes {
-			if it.VCpuInfo != nil && it.VCpuInfo.DefaultVCpus != nil {
-				w.vcpuCache[string(it.InstanceType)] = int(*it.VCpuInfo.DefaultVCpus)
-			}
 		}
 	}
 	res := map[string]int{}
@@ -328,6 +378,21 @@ func (w *Watcher) vcpus(ctx context.Context, types []string) (map[string]int, er
 	return res, nil
 }
 
+// describeTypes caches the default vCPUs of its (callers hold vcpuMu).
+func (w *Watcher) describeTypes(ctx context.Context, its []ec2types.InstanceType) error {
+	p := ec2.NewDescribeInstanceTypesPaginator(w.c.ec2, &ec2.DescribeInstanceTypesInput{InstanceTypes: its})
+	return eachPage(ctx, w.call, "ec2:DescribeInstanceTypes", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeInstanceTypesOutput, error) { return p.NextPage(ctx) },
+		func(out *ec2.DescribeInstanceTypesOutput) {
+			for _, it := range out.InstanceTypes {
+				if it.VCpuInfo != nil && it.VCpuInfo.DefaultVCpus != nil {
+					w.vcpuCache[string(it.InstanceType)] = int(*it.VCpuInfo.DefaultVCpus)
+				}
+			}
+		})
+}
+
+// srcAddresses counts VPC Elastic IPs (DescribeAddresses is not paginated).
 func (w *Watcher) srcAddresses(ctx context.Context, g *gathered) error {
 	var out *ec2.DescribeAddressesOutput
 	err := w.call.do(ctx, "ec2:DescribeAddresses", func(ctx context.Context) (err error) {
@@ -349,14 +414,10 @@ func (w *Watcher) srcAddresses(ctx context.Context, g *gathered) error {
 
 func (w *Watcher) srcLaunchTemplates(ctx context.Context, g *gathered) error {
 	n := 0
-	err := pages(ctx, w.call, "ec2:DescribeLaunchTemplates",
-		func(ctx context.Context, tok *string) (*ec2.DescribeLaunchTemplatesOutput, error) {
-			return w.c.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{NextToken: tok, MaxResults: aws.Int32(200)})
-		},
-		func(out *ec2.DescribeLaunchTemplatesOutput) (*string, error) {
-			n += len(out.LaunchTemplates)
-			return out.NextToken, nil
-		})
+	p := ec2.NewDescribeLaunchTemplatesPaginator(w.c.ec2, &ec2.DescribeLaunchTemplatesInput{MaxResults: aws.Int32(200)})
+	err := eachPage(ctx, w.call, "ec2:DescribeLaunchTemplates", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeLaunchTemplatesOutput, error) { return p.NextPage(ctx) },
+		func(out *ec2.DescribeLaunchTemplatesOutput) { n += len(out.LaunchTemplates) })
 	if err != nil {
 		return err
 	}
@@ -364,114 +425,306 @@ func (w *Watcher) srcLaunchTemplates(ctx context.Context, g *gathered) error {
 	return nil
 }
 
+// srcEBS sums volume sizes by type (TiB, as the quotas count) and counts
+// the account's own snapshots.
+func (w *Watcher) srcEBS(ctx context.Context, g *gathered) error {
+	gib := map[string]float64{}
+	p := ec2.NewDescribeVolumesPaginator(w.c.ec2, &ec2.DescribeVolumesInput{MaxResults: aws.Int32(500)})
+	err := eachPage(ctx, w.call, "ec2:DescribeVolumes", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeVolumesOutput, error) { return p.NextPage(ctx) },
+		func(out *ec2.DescribeVolumesOutput) {
+			for _, v := range out.Volumes {
+				gib[string(v.VolumeType)] += float64(aws.ToInt32(v.Size))
+			}
+		})
+	if err != nil {
+		return err
+	}
+	snaps := 0
+	ps := ec2.NewDescribeSnapshotsPaginator(w.c.ec2, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, MaxResults: aws.Int32(1000)})
+	err = eachPage(ctx, w.call, "ec2:DescribeSnapshots", ps.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeSnapshotsOutput, error) { return ps.NextPage(ctx) },
+		func(out *ec2.DescribeSnapshotsOutput) { snaps += len(out.Snapshots) })
+	if err != nil {
+		return err
+	}
+	g.set(func() {
+		for _, t := range []string{"gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"} {
+			g.usage["ebs_storage_"+t] = gib[t] / 1024
+		}
+		g.usage["ebs_snapshots"] = float64(snaps)
+	})
+	return nil
+}
+
 // srcGroups counts Auto Scaling groups and reads the watched ones for
-// feasibility, with the instance types they launch.
+// feasibility: what they may launch, with weights and the Spot split.
 func (w *Watcher) srcGroups(watch map[string]bool) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
 		n := 0
 		var mine []astypes.AutoScalingGroup
-		err := pages(ctx, w.call, "autoscaling:DescribeAutoScalingGroups",
-			func(ctx context.Context, tok *string) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
-				return w.c.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{NextToken: tok, MaxRecords: aws.Int32(100)})
+		p := autoscaling.NewDescribeAutoScalingGroupsPaginator(w.c.asg, &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(100)})
+		err := eachPage(ctx, w.call, "autoscaling:DescribeAutoScalingGroups", p.HasMorePages,
+			func(ctx context.Context) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+				return p.NextPage(ctx)
 			},
-			func(out *autoscaling.DescribeAutoScalingGroupsOutput) (*string, error) {
+			func(out *autoscaling.DescribeAutoScalingGroupsOutput) {
 				n += len(out.AutoScalingGroups)
 				for _, a := range out.AutoScalingGroups {
 					if watch[aws.ToString(a.AutoScalingGroupName)] {
 						mine = append(mine, a)
 					}
 				}
-				return out.NextToken, nil
 			})
 		if err != nil {
 			return err
 		}
 		g.set(func() { g.usage["asg_groups"] = float64(n) })
-		// Resolve the instance types each watched group launches.
-		ltTypes := map[ltRef][]string{}
-		var infos []*groupInfo
+		infos := make([]*groupInfo, 0, len(mine))
+		lts := map[ltRef]*ltInfo{}
+		var subnets []string
 		for _, a := range mine {
-			gi := &groupInfo{Name: aws.ToString(a.AutoScalingGroupName), Max: int(aws.ToInt32(a.MaxSize)), TargetARNs: a.TargetGroupARNs,
-				LCName: aws.ToString(a.LaunchConfigurationName)}
-			for _, in := range a.Instances {
-				if !strings.HasPrefix(string(in.LifecycleState), "Terminat") {
-					gi.Current++
-				}
+			gi := readGroup(a)
+			for _, u := range gi.lts {
+				lts[u.ref] = nil
 			}
-			addLT := func(s *astypes.LaunchTemplateSpecification) {
-				if s == nil {
-					return
-				}
-				v := aws.ToString(s.Version)
-				if v == "" {
-					v = "$Default"
-				}
-				gi.LTs = append(gi.LTs, ltRef{id: aws.ToString(s.LaunchTemplateId), name: aws.ToString(s.LaunchTemplateName), version: v})
-			}
-			addLT(a.LaunchTemplate)
-			if m := a.MixedInstancesPolicy; m != nil && m.LaunchTemplate != nil {
-				for _, o := range m.LaunchTemplate.Overrides {
-					if o.InstanceType != nil {
-						gi.Types = append(gi.Types, *o.InstanceType)
-					}
-				}
-				if len(gi.Types) == 0 {
-					addLT(m.LaunchTemplate.LaunchTemplateSpecification)
-				}
-			}
-			for _, r := range gi.LTs {
-				ltTypes[r] = nil
-			}
+			subnets = append(subnets, gi.spec.Subnets...)
 			infos = append(infos, gi)
 		}
-		for r := range ltTypes {
-			in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{r.version}}
-			if r.id != "" {
-				in.LaunchTemplateId = aws.String(r.id)
-			} else {
-				in.LaunchTemplateName = aws.String(r.name)
-			}
-			var out *ec2.DescribeLaunchTemplateVersionsOutput
-			err := w.call.do(ctx, "ec2:DescribeLaunchTemplateVersions", func(ctx context.Context) (err error) {
-				out, err = w.c.ec2.DescribeLaunchTemplateVersions(ctx, in)
-				return err
-			})
+		ltErr := map[ltRef]string{}
+		for r := range lts {
+			info, err := w.launchTemplate(ctx, r)
 			if err != nil {
-				return fmt.Errorf("launch template %s%s: %w", r.id, r.name, err)
+				ltErr[r] = fmt.Sprintf("launch template %s%s could not be read: %v", r.id, r.name, err)
+				continue
 			}
-			for _, v := range out.LaunchTemplateVersions {
-				if v.LaunchTemplateData != nil && v.LaunchTemplateData.InstanceType != "" {
-					ltTypes[r] = append(ltTypes[r], string(v.LaunchTemplateData.InstanceType))
-				}
-			}
+			lts[r] = info
 		}
+		var types []string
 		for _, gi := range infos {
-			for _, r := range gi.LTs {
-				gi.Types = append(gi.Types, ltTypes[r]...)
+			w.resolveTypes(ctx, gi, lts, ltErr)
+			for _, t := range gi.spec.Types {
+				types = append(types, t.Type)
 			}
 		}
+		// vCPUs of every type the groups may launch (cached), not only
+		// of those running: a group at zero or a new type counts too.
+		if _, err := w.vcpus(ctx, types); err != nil {
+			return fmt.Errorf("instance types of watched groups: %w", err)
+		}
+		free, err := w.subnetFree(ctx, subnets)
 		g.set(func() {
 			for _, gi := range infos {
-				g.groups[gi.Name] = gi
+				g.groups[gi.spec.Name] = gi
+			}
+			for k, v := range free {
+				g.subnetFree[k] = v
 			}
 		})
+		if err != nil {
+			return fmt.Errorf("subnets of watched groups: %w", err)
+		}
 		return nil
 	}
+}
+
+// readGroup takes from a group what feasibility needs, before its launch
+// templates are read.
+func readGroup(a astypes.AutoScalingGroup) *groupInfo {
+	gi := &groupInfo{spec: GroupSpec{Name: aws.ToString(a.AutoScalingGroupName), Max: float64(aws.ToInt32(a.MaxSize)), OnDemandPercent: 100},
+		targetARNs: a.TargetGroupARNs, lcName: aws.ToString(a.LaunchConfigurationName)}
+	for _, s := range strings.Split(aws.ToString(a.VPCZoneIdentifier), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			gi.spec.Subnets = append(gi.spec.Subnets, s)
+		}
+	}
+	for _, in := range a.Instances {
+		if strings.HasPrefix(string(in.LifecycleState), "Terminat") {
+			continue
+		}
+		gi.instances++
+		gi.spec.Current += weightOf(in.WeightedCapacity)
+	}
+	ref := func(s *astypes.LaunchTemplateSpecification) (ltRef, bool) {
+		if s == nil || (s.LaunchTemplateId == nil && s.LaunchTemplateName == nil) {
+			return ltRef{}, false
+		}
+		v := aws.ToString(s.Version)
+		if v == "" {
+			v = "$Default"
+		}
+		return ltRef{id: aws.ToString(s.LaunchTemplateId), name: aws.ToString(s.LaunchTemplateName), version: v}, true
+	}
+	if r, ok := ref(a.LaunchTemplate); ok {
+		gi.lts = append(gi.lts, ltUse{ref: r, weight: 1})
+	}
+	m := a.MixedInstancesPolicy
+	if m == nil || m.LaunchTemplate == nil {
+		return gi
+	}
+	if d := m.InstancesDistribution; d != nil {
+		gi.spec.OnDemandBase = float64(aws.ToInt32(d.OnDemandBaseCapacity))
+		if d.OnDemandPercentageAboveBaseCapacity != nil {
+			gi.spec.OnDemandPercent = float64(*d.OnDemandPercentageAboveBaseCapacity)
+		}
+	}
+	base, hasBase := ref(m.LaunchTemplate.LaunchTemplateSpecification)
+	typed := false
+	for _, o := range m.LaunchTemplate.Overrides {
+		w := weightOf(o.WeightedCapacity)
+		switch {
+		case o.InstanceType != nil:
+			gi.spec.Types = append(gi.spec.Types, TypeOption{Type: *o.InstanceType, Weight: w})
+			typed = true
+		case o.InstanceRequirements != nil:
+			gi.spec.Unresolved = "attribute-based instance requirements in the mixed-instances overrides: resolved from the launch template's requirements only"
+		}
+		if r, ok := ref(o.LaunchTemplateSpecification); ok && o.InstanceType == nil {
+			gi.lts = append(gi.lts, ltUse{ref: r, weight: w})
+		}
+	}
+	if !typed && hasBase {
+		gi.lts = append(gi.lts, ltUse{ref: base, weight: 1})
+	}
+	return gi
+}
+
+func weightOf(s *string) float64 {
+	if v, err := strconv.ParseFloat(aws.ToString(s), 64); err == nil && v > 0 {
+		return v
+	}
+	return 1
+}
+
+// launchTemplate reads one launch template version.
+func (w *Watcher) launchTemplate(ctx context.Context, r ltRef) (*ltInfo, error) {
+	in := &ec2.DescribeLaunchTemplateVersionsInput{Versions: []string{r.version}}
+	if r.id != "" {
+		in.LaunchTemplateId = aws.String(r.id)
+	} else {
+		in.LaunchTemplateName = aws.String(r.name)
+	}
+	info := &ltInfo{}
+	p := ec2.NewDescribeLaunchTemplateVersionsPaginator(w.c.ec2, in)
+	err := eachPage(ctx, w.call, "ec2:DescribeLaunchTemplateVersions", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeLaunchTemplateVersionsOutput, error) { return p.NextPage(ctx) },
+		func(out *ec2.DescribeLaunchTemplateVersionsOutput) {
+			for _, v := range out.LaunchTemplateVersions {
+				d := v.LaunchTemplateData
+				if d == nil {
+					continue
+				}
+				if d.InstanceType != "" {
+					info.types = append(info.types, string(d.InstanceType))
+				}
+				if d.InstanceMarketOptions != nil && d.InstanceMarketOptions.MarketType == ec2types.MarketTypeSpot {
+					info.spot = true
+				}
+				if d.InstanceRequirements != nil {
+					info.requirements = d.InstanceRequirements
+				}
+			}
+		})
+	return info, err
+}
+
+// resolveTypes fills a group's instance types from its launch templates
+// and configuration; attribute-based requirements are resolved with
+// GetInstanceTypesFromInstanceRequirements where the API answers.
+func (w *Watcher) resolveTypes(ctx context.Context, gi *groupInfo, lts map[ltRef]*ltInfo, ltErr map[ltRef]string) {
+	for _, u := range gi.lts {
+		if why, bad := ltErr[u.ref]; bad {
+			gi.spec.Unresolved = why
+			continue
+		}
+		info := lts[u.ref]
+		if info == nil {
+			continue
+		}
+		if info.spot && len(gi.lts) == 1 && gi.spec.OnDemandPercent == 100 && gi.spec.OnDemandBase == 0 {
+			gi.spec.AllSpot = true
+		}
+		for _, t := range info.types {
+			gi.spec.Types = append(gi.spec.Types, TypeOption{Type: t, Weight: u.weight})
+		}
+		if info.requirements != nil && len(info.types) == 0 {
+			types, err := w.typesFor(ctx, info.requirements)
+			if err != nil {
+				gi.spec.Unresolved = fmt.Sprintf("attribute-based instance requirements could not be resolved: %v", err)
+				continue
+			}
+			for _, t := range types {
+				gi.spec.Types = append(gi.spec.Types, TypeOption{Type: t, Weight: u.weight})
+			}
+		}
+	}
+}
+
+// typesFor lists the instance types attribute-based requirements allow
+// (x86_64 and arm64, HVM: the architectures Auto Scaling chooses from).
+func (w *Watcher) typesFor(ctx context.Context, req *ec2types.InstanceRequirements) ([]string, error) {
+	var out []string
+	r := &ec2types.InstanceRequirementsRequest{}
+	if req.VCpuCount != nil {
+		r.VCpuCount = &ec2types.VCpuCountRangeRequest{Min: req.VCpuCount.Min, Max: req.VCpuCount.Max}
+	}
+	if req.MemoryMiB != nil {
+		r.MemoryMiB = &ec2types.MemoryMiBRequest{Min: req.MemoryMiB.Min, Max: req.MemoryMiB.Max}
+	}
+	r.AllowedInstanceTypes = req.AllowedInstanceTypes
+	r.ExcludedInstanceTypes = req.ExcludedInstanceTypes
+	r.InstanceGenerations = req.InstanceGenerations
+	r.CpuManufacturers = req.CpuManufacturers
+	r.BurstablePerformance = req.BurstablePerformance
+	r.AcceleratorTypes = req.AcceleratorTypes
+	p := ec2.NewGetInstanceTypesFromInstanceRequirementsPaginator(w.c.ec2, &ec2.GetInstanceTypesFromInstanceRequirementsInput{
+		ArchitectureTypes:   []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64},
+		VirtualizationTypes: []ec2types.VirtualizationType{ec2types.VirtualizationTypeHvm}, InstanceRequirements: r})
+	err := eachPage(ctx, w.call, "ec2:GetInstanceTypesFromInstanceRequirements", p.HasMorePages,
+		func(ctx context.Context) (*ec2.GetInstanceTypesFromInstanceRequirementsOutput, error) {
+			return p.NextPage(ctx)
+		},
+		func(o *ec2.GetInstanceTypesFromInstanceRequirementsOutput) {
+			for _, t := range o.InstanceTypes {
+				out = append(out, aws.ToString(t.InstanceType))
+			}
+		})
+	return out, err
+}
+
+// subnetFree reads the free addresses of subnets.
+func (w *Watcher) subnetFree(ctx context.Context, ids []string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ids = append([]string(nil), ids...)
+	sort.Strings(ids)
+	ids = dedupe(ids)
+	p := ec2.NewDescribeSubnetsPaginator(w.c.ec2, &ec2.DescribeSubnetsInput{SubnetIds: ids})
+	err := eachPage(ctx, w.call, "ec2:DescribeSubnets", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeSubnetsOutput, error) { return p.NextPage(ctx) },
+		func(o *ec2.DescribeSubnetsOutput) {
+			for _, s := range o.Subnets {
+				out[aws.ToString(s.SubnetId)] = float64(aws.ToInt32(s.AvailableIpAddressCount))
+			}
+		})
+	return out, err
 }
 
 func (w *Watcher) srcLaunchConfigurations(ctx context.Context, g *gathered) error {
 	n := 0
 	types := map[string]string{}
-	err := pages(ctx, w.call, "autoscaling:DescribeLaunchConfigurations",
-		func(ctx context.Context, tok *string) (*autoscaling.DescribeLaunchConfigurationsOutput, error) {
-			return w.c.asg.DescribeLaunchConfigurations(ctx, &autoscaling.DescribeLaunchConfigurationsInput{NextToken: tok, MaxRecords: aws.Int32(100)})
+	p := autoscaling.NewDescribeLaunchConfigurationsPaginator(w.c.asg, &autoscaling.DescribeLaunchConfigurationsInput{MaxRecords: aws.Int32(100)})
+	err := eachPage(ctx, w.call, "autoscaling:DescribeLaunchConfigurations", p.HasMorePages,
+		func(ctx context.Context) (*autoscaling.DescribeLaunchConfigurationsOutput, error) {
+			return p.NextPage(ctx)
 		},
-		func(out *autoscaling.DescribeLaunchConfigurationsOutput) (*string, error) {
+		func(out *autoscaling.DescribeLaunchConfigurationsOutput) {
 			n += len(out.LaunchConfigurations)
 			for _, lc := range out.LaunchConfigurations {
 				types[aws.ToString(lc.LaunchConfigurationName)] = aws.ToString(lc.InstanceType)
 			}
-			return out.NextToken, nil
 		})
 	if err != nil {
 		return err
@@ -485,113 +738,205 @@ func (w *Watcher) srcLaunchConfigurations(ctx context.Context, g *gathered) erro
 	return nil
 }
 
-// srcELBv2 counts load balancers, target groups, listeners and targets per
-// load balancer.
+// elbv2Counts is what srcELBv2 counts, per load balancer and target group.
+type elbv2Counts struct {
+	types     map[string]string             // LB ARN → application|network
+	targets   map[string]float64            // LB ARN → registered targets
+	perAZ     map[string]map[string]float64 // NLB ARN → AZ → targets
+	perTG     float64                       // most targets in one target group
+	tgLBs     map[string][]string
+	nTG       float64
+	listeners map[string]float64
+	rules     map[string]float64 // ALB ARN → non-default rules
+}
+
+// srcELBv2 counts load balancers, target groups, listeners, rules and
+// targets per load balancer, per zone of a Network Load Balancer and per
+// target group.
 func (w *Watcher) srcELBv2(withListeners bool) func(context.Context, *gathered) error {
 	return func(ctx context.Context, g *gathered) error {
-		types := map[string]string{}
-		err := pages(ctx, w.call, "elbv2:DescribeLoadBalancers",
-			func(ctx context.Context, marker *string) (*elbv2.DescribeLoadBalancersOutput, error) {
-				return w.c.elbv2.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Marker: marker})
-			},
-			func(out *elbv2.DescribeLoadBalancersOutput) (*string, error) {
+		c := elbv2Counts{types: map[string]string{}, targets: map[string]float64{}, perAZ: map[string]map[string]float64{},
+			tgLBs: map[string][]string{}, listeners: map[string]float64{}, rules: map[string]float64{}}
+		p := elbv2.NewDescribeLoadBalancersPaginator(w.c.elbv2, &elbv2.DescribeLoadBalancersInput{})
+		err := eachPage(ctx, w.call, "elbv2:DescribeLoadBalancers", p.HasMorePages,
+			func(ctx context.Context) (*elbv2.DescribeLoadBalancersOutput, error) { return p.NextPage(ctx) },
+			func(out *elbv2.DescribeLoadBalancersOutput) {
 				for _, lb := range out.LoadBalancers {
-					types[aws.ToString(lb.LoadBalancerArn)] = string(lb.Type)
+					c.types[aws.ToString(lb.LoadBalancerArn)] = string(lb.Type)
 				}
-				return out.NextMarker, nil
 			})
 		if err != nil {
 			return err
 		}
-		targets := map[string]float64{}
-		tgLBs := map[string][]string{}
-		nTG := 0
-		err = pages(ctx, w.call, "elbv2:DescribeTargetGroups",
-			func(ctx context.Context, marker *string) (*elbv2.DescribeTargetGroupsOutput, error) {
-				return w.c.elbv2.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Marker: marker})
-			},
-			func(out *elbv2.DescribeTargetGroupsOutput) (*string, error) {
-				for _, tg := range out.TargetGroups {
-					nTG++
-					arn := aws.ToString(tg.TargetGroupArn)
-					tgLBs[arn] = tg.LoadBalancerArns
-					if len(tg.LoadBalancerArns) == 0 {
-						continue
-					}
-					var th *elbv2.DescribeTargetHealthOutput
-					err := w.call.do(ctx, "elbv2:DescribeTargetHealth", func(ctx context.Context) (err error) {
-						th, err = w.c.elbv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: &arn})
-						return err
-					})
-					if err != nil {
-						return nil, fmt.Errorf("target group %s: %w", arn, err)
-					}
-					for _, lb := range tg.LoadBalancerArns {
-						targets[lb] += float64(len(th.TargetHealthDescriptions))
-					}
-				}
-				return out.NextMarker, nil
-			})
-		if err != nil {
+		if err := w.countTargets(ctx, &c); err != nil {
 			return err
 		}
-		listeners := map[string]float64{}
 		if withListeners {
-			for arn, t := range types {
-				if t != "application" {
-					continue
-				}
-				var out *elbv2.DescribeListenersOutput
-				err := w.call.do(ctx, "elbv2:DescribeListeners", func(ctx context.Context) (err error) {
-					out, err = w.c.elbv2.DescribeListeners(ctx, &elbv2.DescribeListenersInput{LoadBalancerArn: aws.String(arn)})
-					return err
-				})
-				if err != nil {
-					return fmt.Errorf("load balancer %s: %w", arn, err)
-				}
-				listeners[arn] = float64(len(out.Listeners))
+			if err := w.countListeners(ctx, &c); err != nil {
+				return err
 			}
 		}
 		g.set(func() {
-			var albs, nlbs, tALB, tNLB, lALB float64
-			for arn, t := range types {
+			var albs, nlbs, tALB, tNLB, lALB, rALB, azNLB float64
+			for arn, t := range c.types {
 				g.lbType[arn] = t
-				g.perLB[arn] = targets[arn]
+				g.perLB[arn] = c.targets[arn]
 				switch t {
 				case "application":
 					albs++
-					tALB = max(tALB, targets[arn])
-					lALB = max(lALB, listeners[arn])
+					tALB = max(tALB, c.targets[arn])
+					lALB = max(lALB, c.listeners[arn])
+					rALB = max(rALB, c.rules[arn])
 				case "network":
 					nlbs++
-					tNLB = max(tNLB, targets[arn])
+					tNLB = max(tNLB, c.targets[arn])
+					for _, v := range c.perAZ[arn] {
+						azNLB = max(azNLB, v)
+					}
 				}
 			}
-			for k, v := range tgLBs {
+			for k, v := range c.tgLBs {
 				g.tgLBs[k] = v
 			}
-			g.usage["elbv2_albs"], g.usage["elbv2_nlbs"], g.usage["elbv2_target_groups"] = albs, nlbs, float64(nTG)
+			g.usage["elbv2_albs"], g.usage["elbv2_nlbs"], g.usage["elbv2_target_groups"] = albs, nlbs, c.nTG
 			g.usage["elbv2_targets_per_alb"], g.usage["elbv2_targets_per_nlb"] = tALB, tNLB
+			g.usage["elbv2_targets_per_az_per_nlb"], g.usage["elbv2_targets_per_target_group"] = azNLB, c.perTG
 			if withListeners {
-				g.usage["elbv2_listeners_per_alb"] = lALB
+				g.usage["elbv2_listeners_per_alb"], g.usage["elbv2_rules_per_alb"] = lALB, rALB
 			}
 		})
 		return nil
 	}
 }
 
+// countTargets reads every target group and its targets; an NLB's targets
+// are counted per zone (the target's zone, or its instance's).
+func (w *Watcher) countTargets(ctx context.Context, c *elbv2Counts) error {
+	var tgs []elbtypes.TargetGroup
+	p := elbv2.NewDescribeTargetGroupsPaginator(w.c.elbv2, &elbv2.DescribeTargetGroupsInput{})
+	err := eachPage(ctx, w.call, "elbv2:DescribeTargetGroups", p.HasMorePages,
+		func(ctx context.Context) (*elbv2.DescribeTargetGroupsOutput, error) { return p.NextPage(ctx) },
+		func(out *elbv2.DescribeTargetGroupsOutput) { tgs = append(tgs, out.TargetGroups...) })
+	if err != nil {
+		return err
+	}
+	type nlbTarget struct{ lb, id, az string }
+	var nlbTargets []nlbTarget
+	for _, tg := range tgs {
+		c.nTG++
+		arn := aws.ToString(tg.TargetGroupArn)
+		c.tgLBs[arn] = tg.LoadBalancerArns
+		var th *elbv2.DescribeTargetHealthOutput
+		err := w.call.do(ctx, "elbv2:DescribeTargetHealth", func(ctx context.Context) (err error) {
+			th, err = w.c.elbv2.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: &arn})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("target group %s: %w", arn, err)
+		}
+		c.perTG = max(c.perTG, float64(len(th.TargetHealthDescriptions)))
+		for _, lb := range tg.LoadBalancerArns {
+			c.targets[lb] += float64(len(th.TargetHealthDescriptions))
+			if c.types[lb] != "network" {
+				continue
+			}
+			for _, d := range th.TargetHealthDescriptions {
+				if d.Target != nil {
+					nlbTargets = append(nlbTargets, nlbTarget{lb, aws.ToString(d.Target.Id), aws.ToString(d.Target.AvailabilityZone)})
+				}
+			}
+		}
+	}
+	var ids []string
+	for _, t := range nlbTargets {
+		if t.az == "" && strings.HasPrefix(t.id, "i-") {
+			ids = append(ids, t.id)
+		}
+	}
+	azOf, err := w.instanceZones(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, t := range nlbTargets {
+		az := t.az
+		if az == "" {
+			az = azOf[t.id]
+		}
+		if c.perAZ[t.lb] == nil {
+			c.perAZ[t.lb] = map[string]float64{}
+		}
+		c.perAZ[t.lb][az]++
+	}
+	return nil
+}
+
+// instanceZones maps instance IDs to their Availability Zones.
+func (w *Watcher) instanceZones(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	p := ec2.NewDescribeInstancesPaginator(w.c.ec2, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	err := eachPage(ctx, w.call, "ec2:DescribeInstances", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeInstancesOutput, error) { return p.NextPage(ctx) },
+		func(o *ec2.DescribeInstancesOutput) {
+			for _, r := range o.Reservations {
+				for _, in := range r.Instances {
+					if in.Placement != nil {
+						out[aws.ToString(in.InstanceId)] = aws.ToString(in.Placement.AvailabilityZone)
+					}
+				}
+			}
+		})
+	return out, err
+}
+
+// countListeners counts each ALB's listeners and their non-default rules.
+func (w *Watcher) countListeners(ctx context.Context, c *elbv2Counts) error {
+	for arn, t := range c.types {
+		if t != "application" {
+			continue
+		}
+		var ls []elbtypes.Listener
+		p := elbv2.NewDescribeListenersPaginator(w.c.elbv2, &elbv2.DescribeListenersInput{LoadBalancerArn: aws.String(arn)})
+		err := eachPage(ctx, w.call, "elbv2:DescribeListeners", p.HasMorePages,
+			func(ctx context.Context) (*elbv2.DescribeListenersOutput, error) { return p.NextPage(ctx) },
+			func(out *elbv2.DescribeListenersOutput) { ls = append(ls, out.Listeners...) })
+		if err != nil {
+			return fmt.Errorf("load balancer %s: %w", arn, err)
+		}
+		c.listeners[arn] = float64(len(ls))
+		for _, l := range ls {
+			rp := elbv2.NewDescribeRulesPaginator(w.c.elbv2, &elbv2.DescribeRulesInput{ListenerArn: l.ListenerArn})
+			err := eachPage(ctx, w.call, "elbv2:DescribeRules", rp.HasMorePages,
+				func(ctx context.Context) (*elbv2.DescribeRulesOutput, error) { return rp.NextPage(ctx) },
+				func(out *elbv2.DescribeRulesOutput) {
+					for _, r := range out.Rules {
+						if !aws.ToBool(r.IsDefault) {
+							c.rules[arn]++
+						}
+					}
+				})
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", aws.ToString(l.ListenerArn), err)
+			}
+		}
+	}
+	return nil
+}
+
 func (w *Watcher) srcELB(ctx context.Context, g *gathered) error {
 	n, most := 0, 0
-	err := pages(ctx, w.call, "elb:DescribeLoadBalancers",
-		func(ctx context.Context, marker *string) (*elasticloadbalancing.DescribeLoadBalancersOutput, error) {
-			return w.c.elb.DescribeLoadBalancers(ctx, &elasticloadbalancing.DescribeLoadBalancersInput{Marker: marker})
+	p := elasticloadbalancing.NewDescribeLoadBalancersPaginator(w.c.elb, &elasticloadbalancing.DescribeLoadBalancersInput{})
+	err := eachPage(ctx, w.call, "elb:DescribeLoadBalancers", p.HasMorePages,
+		func(ctx context.Context) (*elasticloadbalancing.DescribeLoadBalancersOutput, error) {
+			return p.NextPage(ctx)
 		},
-		func(out *elasticloadbalancing.DescribeLoadBalancersOutput) (*string, error) {
+		func(out *elasticloadbalancing.DescribeLoadBalancersOutput) {
 			for _, lb := range out.LoadBalancerDescriptions {
 				n++
 				most = max(most, len(lb.Instances))
 			}
-			return out.NextMarker, nil
 		})
 	if err != nil {
 		return err
@@ -600,62 +945,132 @@ func (w *Watcher) srcELB(ctx context.Context, g *gathered) error {
 	return nil
 }
 
-// srcVPC counts one kind of VPC resource.
-func (w *Watcher) srcVPC(kind string) func(context.Context, *gathered) error {
-	return func(ctx context.Context, g *gathered) error {
+// vpcReaders are the describe sources of VPC resources, each one paginated
+// call and a count over what it returns.
+var vpcReaders = map[string]func(w *Watcher, ctx context.Context) (float64, error){
+	"vpc_vpcs": func(w *Watcher, ctx context.Context) (float64, error) {
 		var n float64
-		var err error
-		switch kind {
-		case "vpc_vpcs":
-			var out *ec2.DescribeVpcsOutput
-			err = w.call.do(ctx, "ec2:DescribeVpcs", func(ctx context.Context) (err error) {
-				out, err = w.c.ec2.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{})
-				return err
-			})
-			if err == nil {
-				n = float64(len(out.Vpcs))
-			}
-		case "vpc_subnets_per_vpc":
-			var out *ec2.DescribeSubnetsOutput
-			err = w.call.do(ctx, "ec2:DescribeSubnets", func(ctx context.Context) (err error) {
-				out, err = w.c.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
-				return err
-			})
-			if err == nil {
-				per := map[string]float64{}
-				for _, s := range out.Subnets {
+		p := ec2.NewDescribeVpcsPaginator(w.c.ec2, &ec2.DescribeVpcsInput{})
+		err := eachPage(ctx, w.call, "ec2:DescribeVpcs", p.HasMorePages,
+			func(ctx context.Context) (*ec2.DescribeVpcsOutput, error) { return p.NextPage(ctx) },
+			func(o *ec2.DescribeVpcsOutput) { n += float64(len(o.Vpcs)) })
+		return n, err
+	},
+	"vpc_subnets_per_vpc": func(w *Watcher, ctx context.Context) (float64, error) {
+		per := map[string]float64{}
+		var n float64
+		p := ec2.NewDescribeSubnetsPaginator(w.c.ec2, &ec2.DescribeSubnetsInput{})
+		err := eachPage(ctx, w.call, "ec2:DescribeSubnets", p.HasMorePages,
+			func(ctx context.Context) (*ec2.DescribeSubnetsOutput, error) { return p.NextPage(ctx) },
+			func(o *ec2.DescribeSubnetsOutput) {
+				for _, s := range o.Subnets {
 					per[aws.ToString(s.VpcId)]++
 					n = max(n, per[aws.ToString(s.VpcId)])
 				}
-			}
-		case "vpc_security_groups":
-			var out *ec2.DescribeSecurityGroupsOutput
-			err = w.call.do(ctx, "ec2:DescribeSecurityGroups", func(ctx context.Context) (err error) {
-				out, err = w.c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{})
-				return err
 			})
-			if err == nil {
-				n = float64(len(out.SecurityGroups))
-			}
-		case "vpc_network_interfaces":
-			var out *ec2.DescribeNetworkInterfacesOutput
-			err = w.call.do(ctx, "ec2:DescribeNetworkInterfaces", func(ctx context.Context) (err error) {
-				out, err = w.c.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{})
-				return err
-			})
-			if err == nil {
-				n = float64(len(out.NetworkInterfaces))
-			}
-		case "vpc_internet_gateways":
-			var out *ec2.DescribeInternetGatewaysOutput
-			err = w.call.do(ctx, "ec2:DescribeInternetGateways", func(ctx context.Context) (err error) {
-				out, err = w.c.ec2.DescribeInternetGateways(ctx, &ec2.DescribeInternetGatewaysInput{})
-				return err
-			})
-			if err == nil {
-				n = float64(len(out.InternetGateways))
-			}
+		return n, err
+	},
+	"vpc_security_groups":          func(w *Watcher, ctx context.Context) (float64, error) { return w.securityGroups(ctx, false) },
+	"vpc_rules_per_security_group": func(w *Watcher, ctx context.Context) (float64, error) { return w.securityGroups(ctx, true) },
+	"vpc_network_interfaces":       func(w *Watcher, ctx context.Context) (float64, error) { return w.networkInterfaces(ctx, false) },
+	"vpc_security_groups_per_eni":  func(w *Watcher, ctx context.Context) (float64, error) { return w.networkInterfaces(ctx, true) },
+	"vpc_internet_gateways": func(w *Watcher, ctx context.Context) (float64, error) {
+		var n float64
+		p := ec2.NewDescribeInternetGatewaysPaginator(w.c.ec2, &ec2.DescribeInternetGatewaysInput{})
+		err := eachPage(ctx, w.call, "ec2:DescribeInternetGateways", p.HasMorePages,
+			func(ctx context.Context) (*ec2.DescribeInternetGatewaysOutput, error) { return p.NextPage(ctx) },
+			func(o *ec2.DescribeInternetGatewaysOutput) { n += float64(len(o.InternetGateways)) })
+		return n, err
+	},
+	"vpc_nat_gateways_per_az": func(w *Watcher, ctx context.Context) (float64, error) { return w.natGatewaysPerAZ(ctx) },
+}
+
+// securityGroups counts security groups or, with rules, the most rules in
+// one direction of one group (each source CIDR, prefix list or group is a
+// rule, as AWS counts them).
+func (w *Watcher) securityGroups(ctx context.Context, rules bool) (float64, error) {
+	var n float64
+	count := func(ps []ec2types.IpPermission) float64 {
+		var c float64
+		for _, p := range ps {
+			c += float64(max(len(p.IpRanges)+len(p.Ipv6Ranges)+len(p.PrefixListIds)+len(p.UserIdGroupPairs), 1))
 		}
+		return c
+	}
+	p := ec2.NewDescribeSecurityGroupsPaginator(w.c.ec2, &ec2.DescribeSecurityGroupsInput{})
+	err := eachPage(ctx, w.call, "ec2:DescribeSecurityGroups", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeSecurityGroupsOutput, error) { return p.NextPage(ctx) },
+		func(o *ec2.DescribeSecurityGroupsOutput) {
+			for _, sg := range o.SecurityGroups {
+				if rules {
+					n = max(n, count(sg.IpPermissions), count(sg.IpPermissionsEgress))
+				} else {
+					n++
+				}
+			}
+		})
+	return n, err
+}
+
+// networkInterfaces counts interfaces or, with perENI, the most security
+// groups on one interface.
+func (w *Watcher) networkInterfaces(ctx context.Context, perENI bool) (float64, error) {
+	var n float64
+	p := ec2.NewDescribeNetworkInterfacesPaginator(w.c.ec2, &ec2.DescribeNetworkInterfacesInput{})
+	err := eachPage(ctx, w.call, "ec2:DescribeNetworkInterfaces", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeNetworkInterfacesOutput, error) { return p.NextPage(ctx) },
+		func(o *ec2.DescribeNetworkInterfacesOutput) {
+			for _, e := range o.NetworkInterfaces {
+				if perENI {
+					n = max(n, float64(len(e.Groups)))
+				} else {
+					n++
+				}
+			}
+		})
+	return n, err
+}
+
+// natGatewaysPerAZ is the most NAT gateways (pending, available or
+// deleting, as AWS counts them) in one Availability Zone.
+func (w *Watcher) natGatewaysPerAZ(ctx context.Context) (float64, error) {
+	bySubnet := map[string]float64{}
+	p := ec2.NewDescribeNatGatewaysPaginator(w.c.ec2, &ec2.DescribeNatGatewaysInput{
+		Filter: []ec2types.Filter{{Name: aws.String("state"), Values: []string{"pending", "available", "deleting"}}}})
+	err := eachPage(ctx, w.call, "ec2:DescribeNatGateways", p.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeNatGatewaysOutput, error) { return p.NextPage(ctx) },
+		func(o *ec2.DescribeNatGatewaysOutput) {
+			for _, n := range o.NatGateways {
+				bySubnet[aws.ToString(n.SubnetId)]++
+			}
+		})
+	if err != nil || len(bySubnet) == 0 {
+		return 0, err
+	}
+	ids := make([]string, 0, len(bySubnet))
+	for id := range bySubnet {
+		ids = append(ids, id)
+	}
+	perAZ := map[string]float64{}
+	ps := ec2.NewDescribeSubnetsPaginator(w.c.ec2, &ec2.DescribeSubnetsInput{SubnetIds: ids})
+	err = eachPage(ctx, w.call, "ec2:DescribeSubnets", ps.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeSubnetsOutput, error) { return ps.NextPage(ctx) },
+		func(o *ec2.DescribeSubnetsOutput) {
+			for _, s := range o.Subnets {
+				perAZ[aws.ToString(s.AvailabilityZone)] += bySubnet[aws.ToString(s.SubnetId)]
+			}
+		})
+	var most float64
+	for _, v := range perAZ {
+		most = max(most, v)
+	}
+	return most, err
+}
+
+// srcVPC runs one VPC reader.
+func (w *Watcher) srcVPC(kind string) func(context.Context, *gathered) error {
+	return func(ctx context.Context, g *gathered) error {
+		n, err := vpcReaders[kind](w, ctx)
 		if err != nil {
 			return err
 		}
@@ -715,12 +1130,11 @@ func (w *Watcher) getMetricData(ctx context.Context, qs []cwtypes.MetricDataQuer
 		n := min(len(qs), 500)
 		batch := qs[:n]
 		qs = qs[n:]
-		err := pages(ctx, w.call, "cloudwatch:GetMetricData",
-			func(ctx context.Context, tok *string) (*cloudwatch.GetMetricDataOutput, error) {
-				return w.c.cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{MetricDataQueries: batch,
-					StartTime: aws.Time(start), EndTime: aws.Time(end), NextToken: tok, ScanBy: cwtypes.ScanByTimestampAscending})
-			},
-			func(out *cloudwatch.GetMetricDataOutput) (*string, error) {
+		p := cloudwatch.NewGetMetricDataPaginator(w.c.cw, &cloudwatch.GetMetricDataInput{MetricDataQueries: batch,
+			StartTime: aws.Time(start), EndTime: aws.Time(end), ScanBy: cwtypes.ScanByTimestampAscending})
+		err := eachPage(ctx, w.call, "cloudwatch:GetMetricData", p.HasMorePages,
+			func(ctx context.Context) (*cloudwatch.GetMetricDataOutput, error) { return p.NextPage(ctx) },
+			func(out *cloudwatch.GetMetricDataOutput) {
 				for _, r := range out.MetricDataResults {
 					id := aws.ToString(r.Id)
 					for i := range r.Timestamps {
@@ -729,7 +1143,6 @@ func (w *Watcher) getMetricData(ctx context.Context, qs []cwtypes.MetricDataQuer
 						}
 					}
 				}
-				return out.NextToken, nil
 			})
 		if err != nil {
 			return nil, err

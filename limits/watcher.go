@@ -11,16 +11,19 @@ package limits
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/cenkalti/backoff/v4"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/medic-sre/medic/alerts"
 	"github.com/medic-sre/medic/config"
@@ -41,7 +44,13 @@ type Options struct {
 	Now    func() time.Time
 	// Groups are the Auto Scaling groups checked for scale-out feasibility.
 	Groups []string
+	// retryBackoff shortens the SDK retryer's waits (tests); nil: default.
+	retryBackoff retry.BackoffDelayer
 }
+
+// defaultRetryBackoff is the retry backoff when Options has none: nil,
+// the SDK's own (tests shorten it in TestMain).
+var defaultRetryBackoff retry.BackoffDelayer
 
 // Watcher refreshes quotas and pre-warm state in the background and keeps
 // the last Snapshot.
@@ -65,6 +74,11 @@ type Watcher struct {
 	cwRead    map[string]time.Time
 	notified  map[string]string // condition key → last notified state
 	lbState   map[string]*lbMemory
+	// learned is the AWS/Usage metric Service Quotas names per quota.
+	learned map[string]*config.UsageMetric
+	// srcFailing is each failing source's last failure signature: a
+	// failure is logged when it starts or changes, then only at debug.
+	srcFailing map[string]string
 
 	vcpuMu    sync.Mutex
 	vcpuCache map[string]int
@@ -82,15 +96,18 @@ func New(o Options) *Watcher {
 		o.Now = time.Now
 	}
 	logger := log.With(o.Logger, logkeys.Component, "limits")
+	if o.retryBackoff == nil {
+		o.retryBackoff = defaultRetryBackoff
+	}
 	w := &Watcher{
 		logger: logger, notifier: o.Notifier, dryRun: o.DryRun, now: o.Now,
-		c:   newClients(o.AWS),
+		c:   newClients(o.AWS, logger, o.retryBackoff),
 		cfg: o.Config, groups: append([]string(nil), o.Groups...),
 		reload: make(chan struct{}, 1),
 		cwHist: map[string][]Point{}, descHist: map[string][]Point{}, cwRead: map[string]time.Time{}, notified: map[string]string{},
-		lbState: map[string]*lbMemory{}, vcpuCache: map[string]int{},
+		lbState: map[string]*lbMemory{}, vcpuCache: map[string]int{}, learned: map[string]*config.UsageMetric{}, srcFailing: map[string]string{},
 	}
-	w.call = &caller{logger: logger, newBackOff: defaultBackOff, sqPace: newPacer(o.Config.ServiceQuotasRPS)}
+	w.call = &caller{sqPace: newPacer(o.Config.ServiceQuotasRPS)}
 	if o.DryRun {
 		w.c.increase = dryRunIncrease{w.c.increase}
 		w.c.reservation = dryRunReservation{w.c.reservation, &sync.Map{}}
@@ -132,7 +149,9 @@ func (w *Watcher) Update(cfg config.Limits, groups []string) {
 	w.cfg = cfg
 	w.groups = append([]string(nil), groups...)
 	w.mu.Unlock()
-	w.call.sqPace.setRate(cfg.ServiceQuotasRPS)
+	if cfg.ServiceQuotasRPS > 0 {
+		w.call.sqPace.SetLimit(rate.Limit(cfg.ServiceQuotasRPS))
+	}
 	select {
 	case w.reload <- struct{}{}:
 	default:
@@ -208,9 +227,17 @@ func (w *Watcher) RefreshOnce(ctx context.Context) Snapshot {
 	now := w.now()
 	before := w.call.calls.Load()
 	defs, over := watched(cfg)
+	for i := range defs {
+		if defs[i].Metric == nil {
+			defs[i].Metric = w.learned[defs[i].Key()]
+		}
+	}
 	g := newGathered()
 	runSources(ctx, w.sources(cfg, defs, groups, now), g, 4)
 
+	for k, m := range g.usageMetric {
+		w.learned[k] = m
+	}
 	quotas := w.evaluateQuotas(cfg, defs, over, g, now)
 	gs := evaluateGroups(groups, g, quotas, w.vcpuSnapshot())
 	if cfg.IncreaseRequests.Enabled {
@@ -221,11 +248,7 @@ func (w *Watcher) RefreshOnce(ctx context.Context) Snapshot {
 	sort.Slice(g.sources, func(i, j int) bool { return g.sources[i].Name < g.sources[j].Name })
 	snap := Snapshot{At: now, Duration: time.Since(start), Calls: w.call.calls.Load() - before, DryRun: w.dryRun,
 		Quotas: quotas, Groups: gs, LoadBalancers: lbs, Sources: g.sources}
-	for _, s := range g.sources {
-		if !s.OK {
-			level.Warn(w.logger).Log(logkeys.Msg, "limit source failed", "source", s.Name, logkeys.Err, s.Err)
-		}
-	}
+	w.logSources(g.sources)
 	w.notifyQuotas(cfg, quotas, now)
 	w.notifyGroups(gs, now)
 	w.mu.Lock()
@@ -233,6 +256,31 @@ func (w *Watcher) RefreshOnce(ctx context.Context) Snapshot {
 	w.mu.Unlock()
 	level.Debug(w.logger).Log(logkeys.Msg, "limits refreshed", logkeys.Duration, snap.Duration, logkeys.Count, len(quotas))
 	return snap
+}
+
+// logSources logs a source's failure when it starts or changes (warn), the
+// same failure again only at debug, and its recovery (info).
+func (w *Watcher) logSources(srcs []SourceStatus) {
+	seen := map[string]bool{}
+	for _, s := range srcs {
+		seen[s.Name] = true
+		prev, was := w.srcFailing[s.Name]
+		switch {
+		case s.OK && was:
+			delete(w.srcFailing, s.Name)
+			level.Info(w.logger).Log(logkeys.Msg, "limit source recovered", "source", s.Name)
+		case !s.OK && (!was || prev != s.Sig):
+			w.srcFailing[s.Name] = s.Sig
+			level.Warn(w.logger).Log(logkeys.Msg, "limit source failed; logged again only when the failure changes", "source", s.Name, logkeys.Err, s.Err)
+		case !s.OK:
+			level.Debug(w.logger).Log(logkeys.Msg, "limit source still failing", "source", s.Name, logkeys.Err, s.Err)
+		}
+	}
+	for name := range w.srcFailing {
+		if !seen[name] {
+			delete(w.srcFailing, name) // no longer run
+		}
+	}
 }
 
 func (w *Watcher) vcpuSnapshot() map[string]int {
@@ -289,17 +337,32 @@ func (w *Watcher) sources(cfg config.Limits, defs []QuotaDef, groups []string, n
 		add("service_quotas_applied:"+c, true, w.srcSQApplied(c))
 		add("service_quotas_default:"+c, true, w.srcSQDefault(c))
 	}
-	vcpu := need["ec2_vcpus_standard"] || need["ec2_vcpus_g"] || need["ec2_vcpus_p"] || need["ec2_vcpus_x"] || need["ec2_vcpus_f"]
+	vcpu := false
+	for k := range need {
+		vcpu = vcpu || strings.HasPrefix(k, "ec2_vcpus_") || strings.HasPrefix(k, "ec2_spot_vcpus_")
+	}
 	add("ec2_describe_instances", vcpu, w.srcInstances)
 	add("ec2_describe_addresses", need["ec2_elastic_ips"], w.srcAddresses)
 	add("ec2_describe_launch_templates", need["ec2_launch_templates"], w.srcLaunchTemplates)
+	ebs := false
+	for k := range need {
+		ebs = ebs || strings.HasPrefix(k, "ebs_")
+	}
+	add("ec2_describe_volumes_snapshots", ebs, w.srcEBS)
 	add("autoscaling_describe_groups", need["asg_groups"] || len(groups) > 0, w.srcGroups(watch))
 	add("autoscaling_describe_launch_configurations", need["asg_launch_configurations"] || len(groups) > 0, w.srcLaunchConfigurations)
-	elb2 := need["elbv2_albs"] || need["elbv2_nlbs"] || need["elbv2_target_groups"] || need["elbv2_targets_per_alb"] ||
-		need["elbv2_targets_per_nlb"] || need["elbv2_listeners_per_alb"] || len(groups) > 0
-	add("elbv2_describe", elb2, w.srcELBv2(need["elbv2_listeners_per_alb"]))
+	elb2 := len(groups) > 0
+	for k := range need {
+		elb2 = elb2 || strings.HasPrefix(k, "elbv2_")
+	}
+	add("elbv2_describe", elb2, w.srcELBv2(need["elbv2_listeners_per_alb"] || need["elbv2_rules_per_alb"]))
 	add("elb_describe", need["elb_classic"] || need["elb_instances_per_classic"], w.srcELB)
-	for _, k := range []string{"vpc_vpcs", "vpc_subnets_per_vpc", "vpc_security_groups", "vpc_network_interfaces", "vpc_internet_gateways"} {
+	kinds := make([]string, 0, len(vpcReaders))
+	for k := range vpcReaders {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
 		add("ec2_describe_"+k[4:], need[k], w.srcVPC(k))
 	}
 	add("cloudwatch_usage", metric, w.srcUsageMetrics(defs, now))
@@ -376,10 +439,15 @@ func (w *Watcher) evaluateQuotas(cfg config.Limits, defs []QuotaDef, over map[st
 		q.Headroom, q.HeadroomKnown = HeadroomRatio(q.Usage, q.Limit)
 		q.HeadroomKnown = q.HeadroomKnown && q.UsageKnown && q.LimitKnown
 		q.State = ThresholdState(q.Usage, q.Limit, q.UsageKnown && q.LimitKnown, q.Warning, q.Critical)
-		q.Forecast = TimeToExhaustion(hist, q.Usage, q.UsageKnown, q.Limit, q.LimitKnown, now, cfg.TrendWindow.D())
+		q.Forecast = TimeToExhaustion(hist, q.Usage, q.UsageKnown, q.Limit, q.LimitKnown, now, gatesOf(cfg))
 		out = append(out, q)
 	}
 	return out
+}
+
+// gatesOf reads the forecast gates from config.
+func gatesOf(cfg config.Limits) ForecastGates {
+	return ForecastGates{Window: cfg.PeakWindow.D(), Span: cfg.TrendWindow.D(), MinPeaks: cfg.MinPeaks, MinRSquared: cfg.MinRSquared}
 }
 
 func mergePoints(a, b []Point) []Point {
@@ -407,8 +475,9 @@ func trimPoints(p []Point, from time.Time) []Point {
 }
 
 // evaluateGroups decides, for each watched group, whether growing to
-// MaxSize fits the vCPU quota of its instance types and the targets quota
-// of the load balancers it registers with.
+// MaxSize fits the vCPU quotas of what it may launch (On-Demand and Spot
+// by its distribution), the free addresses of its subnets and the targets
+// quota of the load balancers it registers with.
 func evaluateGroups(names []string, g *gathered, quotas []QuotaStatus, vcpus map[string]int) []GroupStatus {
 	rem := map[string]Remaining{}
 	byKey := map[string]QuotaStatus{}
@@ -421,35 +490,37 @@ func evaluateGroups(names []string, g *gathered, quotas []QuotaStatus, vcpus map
 	for _, name := range names {
 		gi, found := g.groups[name]
 		if !found {
-			out = append(out, GroupStatus{Name: name, Feasibility: Feasibility{Why: "group not read (missing or its source failed)"}})
+			why := "unknown: no such Auto Scaling group"
+			for _, s := range g.sources {
+				if s.Name == "autoscaling_describe_groups" && !s.OK {
+					why = "unknown: the groups could not be read: " + s.Err
+				}
+			}
+			out = append(out, GroupStatus{Name: name, Feasibility: Feasibility{Why: why}})
 			continue
 		}
-		types := append([]string(nil), gi.Types...)
-		if gi.LCName != "" {
-			if t, ok := g.lcTypes[gi.LCName]; ok {
-				types = append(types, t)
+		spec := gi.spec
+		if gi.lcName != "" {
+			if t, ok := g.lcTypes[gi.lcName]; ok {
+				spec.Types = append(spec.Types, TypeOption{Type: t, Weight: 1})
+			} else if len(spec.Types) == 0 {
+				spec.Unresolved = fmt.Sprintf("launch configuration %s not read", gi.lcName)
 			}
 		}
-		grow := float64(gi.Max - gi.Current)
-		need := GroupNeed{Group: name, Need: map[string]float64{}}
-		if len(types) == 0 && grow > 0 {
-			need.Need["instance types"] = grow // unknown: no remaining entry
-		}
-		// The worst case: every new instance is the largest type it may launch.
-		perClass := map[string]int{}
-		for _, t := range types {
-			cls := VCPUClass(t)
-			v, ok := vcpus[t]
-			if cls == "" || !ok {
-				need.Need["vCPUs of "+t] = grow
-				continue
+		need, instances, unknown := GrowthNeed(spec, vcpus)
+		gn := GroupNeed{Group: name, Need: need, Unknown: unknown}
+		if len(spec.Subnets) > 0 && instances > 0 {
+			key := "subnets:" + name
+			free, known := 0.0, true
+			for _, s := range spec.Subnets {
+				v, ok := g.subnetFree[s]
+				known = known && ok
+				free += v
 			}
-			perClass[cls] = max(perClass[cls], v)
+			rem[key] = Remaining{Units: free, Known: known, Name: "free addresses in the subnets of " + name}
+			gn.Need[key] = instances
 		}
-		for cls, v := range perClass {
-			need.Need[quotaKeyForClass[cls]] = grow * float64(v)
-		}
-		for _, tg := range gi.TargetARNs {
+		for _, tg := range gi.targetARNs {
 			for _, lb := range g.tgLBs[tg] {
 				qk, ok := targetsQuota[g.lbType[lb]]
 				if !ok {
@@ -458,10 +529,10 @@ func evaluateGroups(names []string, g *gathered, quotas []QuotaStatus, vcpus map
 				key := "targets:" + lb
 				q := byKey[qk]
 				rem[key] = Remaining{Units: q.Limit - g.perLB[lb], Known: q.LimitKnown, Name: q.Name + " (" + lb + ")"}
-				need.Need[key] += grow
+				gn.Need[key] += instances
 			}
 		}
-		out = append(out, GroupStatus{Name: name, Current: gi.Current, Max: gi.Max, Feasibility: Feasible(need, rem)})
+		out = append(out, GroupStatus{Name: name, Current: gi.instances, Max: int(spec.Max), Feasibility: Feasible(gn, rem)})
 	}
 	return out
 }
@@ -473,6 +544,3 @@ func secondsOrInf(f Forecast) float64 {
 	}
 	return f.In.Seconds()
 }
-
-// setBackOff replaces the retry policy (tests shorten the waits).
-func (w *Watcher) setBackOff(f func() backoff.BackOff) { w.call.newBackOff = f }

@@ -55,26 +55,38 @@ func withAllowed(ctx context.Context, allowed []config.Prefix) context.Context {
 }
 
 // notAllowedError is a dial refused because the resolved address lies
-// outside the target's allowed networks. Its text is the probe's Reason.
-type notAllowedError struct{ addr netip.Addr }
+// outside the target's allowed networks, or on the always-deny list (see
+// deny.go). Its text is the probe's Reason.
+type notAllowedError struct {
+	addr   netip.Addr
+	denied string // why the address is always denied; empty when outside the allowlist
+}
 
 func (e *notAllowedError) Error() string {
+	if e.denied != "" {
+		return e.denied
+	}
 	return "address " + e.addr.String() + " outside allowed_networks"
 }
 
 // controlAllowed runs after the name is resolved and the socket created but
 // before connect(2): refusing here means no packet reaches the address.
+// The always-deny list (deny.go) applies first, to every probe, whatever
+// the allowlist; then the target's allowed networks, when it has any.
 // An address it cannot parse is refused too.
 func controlAllowed(ctx context.Context, _, address string, _ syscall.RawConn) error {
-	allowed, _ := ctx.Value(allowedKey{}).([]config.Prefix)
-	if len(allowed) == 0 {
-		return nil
-	}
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("allowed_networks: dialed address %q: %w", address, err)
 	}
 	a := ap.Addr().WithZone("")
+	if why := denial(netip.AddrPortFrom(a.Unmap(), ap.Port())); why != "" {
+		return &notAllowedError{addr: a.Unmap(), denied: why}
+	}
+	allowed, _ := ctx.Value(allowedKey{}).([]config.Prefix)
+	if len(allowed) == 0 {
+		return nil
+	}
 	for _, p := range allowed {
 		if p.Contains(a) || p.Contains(a.Unmap()) {
 			return nil

@@ -133,7 +133,7 @@ func TestHTTPProber(t *testing.T) {
 		}), wantOK: true, status: 200},
 		{desc: "redirect followed out of allowed_networks", settings: probeSettings(path("/redirect-out"), func(p *config.Probe) {
 			p.FollowRedirects = true
-		}), allowed: prefixes(t, "127.0.0.1/32"), reason: "address 127.0.0.2 outside allowed_networks"},
+		}), allowed: prefixes(t, "127.0.0.1/32"), reason: "redirect to another host refused"},
 		{desc: "headers, Host and User-Agent sent", settings: probeSettings(path("/headers"), func(p *config.Probe) {
 			p.Headers = map[string]string{"X-Medic": "yes", "Host": "health.internal"}
 		}), wantOK: true, status: 200},

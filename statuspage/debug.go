@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-kit/log/level"
 
+	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/controller"
 	"github.com/medic-sre/medic/discovery"
 	"github.com/medic-sre/medic/healer"
@@ -80,7 +81,7 @@ func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []pr
 	default:
 		fmt.Fprintf(w, "Kind:     static target (probed, never acted on)\n")
 	}
-	fmt.Fprintf(w, "Address:  %s\n", t.Address)
+	fmt.Fprintf(w, "Address:  %s\n", config.RedactURL(t.Address))
 	s := t.Settings
 	typ := s.Type
 	if typ == "" {
@@ -92,7 +93,7 @@ func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []pr
 		if !strings.Contains(url, "://") {
 			url = s.Scheme + "://" + t.Address + s.Path
 		}
-		fmt.Fprintf(w, " %s %s", s.Method, url)
+		fmt.Fprintf(w, " %s %s", s.Method, config.RedactURL(url))
 		if len(s.ExpectStatus) > 0 {
 			fmt.Fprintf(w, ", expect status %v", s.ExpectStatus)
 		}

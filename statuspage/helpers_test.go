@@ -166,15 +166,20 @@ func demoLimits() fakeLimits {
 		At: testNow.Add(-40 * time.Second),
 		Quotas: []limits.QuotaStatus{
 			{ServiceCode: "ec2", Code: "L-1216C47A", Name: "Running On-Demand Standard instances (vCPUs)",
-				Limit: 64, LimitKnown: true, Usage: 60, UsageKnown: true, Headroom: 4.0 / 64, HeadroomKnown: true,
-				State: limits.StateCritical, Forecast: limits.Forecast{Known: true, Growing: true, In: 26 * time.Hour, Method: "linear", Why: "+0.15 vCPU/h over 7 days"}},
+				Limit: 64, LimitKnown: true, LimitSource: "config", Usage: 60, UsageKnown: true, Headroom: 4.0 / 64, HeadroomKnown: true,
+				State: limits.StateCritical, Forecast: limits.Forecast{Known: true, Growing: true, Trend: true, In: 26 * time.Hour,
+					Early: 20 * time.Hour, Late: 40 * time.Hour, Method: "peaks", Why: "peaks of 7 24h0m0s windows grow 3.6/day"}},
 			{ServiceCode: "autoscaling", Code: "L-CDE20ADC", Name: "Auto Scaling groups per region",
 				Limit: 200, LimitKnown: true, Usage: 12, UsageKnown: true, Headroom: 188.0 / 200, HeadroomKnown: true,
 				State: limits.StateOK, Forecast: limits.Forecast{Known: true}},
 			{ServiceCode: "elasticloadbalancing", Code: "L-53DA6B97", Name: "Application Load Balancers per Region",
 				State: limits.StateUnknown},
+			{ServiceCode: "ec2", Code: "L-417A185B", Name: "Running On-Demand P instances (vCPUs)",
+				Limit: 0, LimitKnown: true, UsageKnown: true, State: limits.StateNotInUse, Forecast: limits.Forecast{Known: true}},
 		},
-		Sources: []limits.SourceStatus{{Name: "service_quotas", OK: false, Err: errors.New("throttled").Error()}},
+		Groups: []limits.GroupStatus{{Name: "web-asg", Current: 6, Max: 9, Feasibility: limits.Feasibility{Known: true, Feasible: true, Why: "every quota it draws on has room"}}},
+		Sources: []limits.SourceStatus{{Name: "service_quotas_applied:ec2", OK: false, Err: errors.New("servicequotas:ListServiceQuotas: HTTP 500").Error()},
+			{Name: "autoscaling_account_limits", OK: false, Err: "autoscaling:DescribeAccountLimits: HTTP 500"}},
 	}}
 }
 

@@ -68,8 +68,12 @@ func TestPageShowsServices(t *testing.T) {
 		{"refusal", `<span class="tag suspect">service_wide_failure</span>`},
 		{"fleet age", "fleet read from AWS <span title=\"2026-05-01T12:00:26Z\">4s ago</span>"},
 		{"quota section", `<h2>Quota headroom</h2>`},
-		{"critical quota", `<td class="n">6.2%</td>` + "\n" + `<td><span class="tag bad">critical</span></td><td title="&#43;0.15 vCPU/h over 7 days">exhausted in 26h (linear)</td>`},
-		{"failed limits source", "source failed: service_quotas: throttled"},
+		{"critical quota", `<td class="n">6.2%</td>` + "\n" + `<td><span class="tag bad">critical</span></td><td title="peaks of 7 24h0m0s windows grow 3.6/day">exhausted in 26h (20h–40h)</td>`},
+		{"limit from config, said so", `<td class="n">64 <span class="meta">config</span></td>`},
+		{"failing sources folded into one line", "<summary>2 limit sources failing; the others still report. First: service_quotas_applied:ec2: servicequotas:ListServiceQuotas: HTTP 500</summary>"},
+		{"not in use folded", "<summary>1 quota not in use (limit 0, nothing used)</summary>"},
+		{"unknown folded", "<summary>1 quota without figures (limit or usage unknown)</summary>"},
+		{"feasibility", `<td class="mono">web-asg</td><td class="n">6 → max 9</td><td><span class="tag healthy">fits</span></td>`},
 	} {
 		if !strings.Contains(body, want.s) {
 			t.Errorf("%s: page lacks %q", want.desc, want.s)
@@ -351,5 +355,29 @@ func TestHuman(t *testing.T) {
 		if got := ago(testNow, tc.t); got != tc.want {
 			t.Errorf("%s: ago = %q, want %q", tc.desc, got, tc.want)
 		}
+	}
+}
+
+// TestPageHidesQueryValues: an endpoint's query values never show, on the
+// page nor in the debug view (config refuses secret-looking keys; this
+// hides what it could not tell was one).
+func TestPageHidesQueryValues(t *testing.T) {
+	sts := demoStatuses()
+	web := &sts[1]
+	const withQuery = "http://127.0.0.1:18080/healthz?deep=opensesame"
+	for i := range web.Targets {
+		if web.Targets[i].Address == web.Service.Endpoint {
+			web.Targets[i].Address = withQuery
+		}
+	}
+	web.Service.Endpoint = withQuery
+	page := newTestPage(&fakeSource{sts: sts})
+	_, body := get(t, page, http.MethodGet, "/")
+	if strings.Contains(body, "opensesame") || !strings.Contains(body, "healthz?deep=xxxxx") {
+		t.Errorf("the page shows the query value, or not the redacted URL")
+	}
+	_, debug := get(t, page, http.MethodGet, "/debug/target?key=web/endpoint")
+	if strings.Contains(debug, "opensesame") || !strings.Contains(debug, "healthz?deep=xxxxx") {
+		t.Errorf("the debug view shows the query value, or not the redacted URL:\n%s", debug)
 	}
 }

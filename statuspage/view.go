@@ -3,11 +3,13 @@ package statuspage
 import (
 	"fmt"
 	"html/template"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/controller"
 	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/limits"
@@ -129,22 +131,35 @@ type targetRow struct {
 }
 
 type quotasView struct {
-	At      string
-	Age     string
-	DryRun  bool
-	Rows    []quotaRow
-	Failing []string // sources that failed in the last refresh
+	At     string
+	Age    string
+	DryRun bool
+	// Rows are the quotas with figures; NotInUse (limit 0, nothing used)
+	// and Unknown (a figure missing) are folded below them.
+	Rows, NotInUse, Unknown []quotaRow
+	// Failing folds the sources that failed in the last refresh: how
+	// many, the first, and all of them (brief: operation and AWS's code).
+	Failing      []string
+	FailingFirst string
+	// ConfigLimits counts limits that come from config, not from AWS.
+	ConfigLimits int
+	Groups       []feasRow
 }
 
 type quotaRow struct {
 	Service, Code, Name   string
 	Usage, Limit          string
+	LimitFromConfig       bool
 	Headroom              string
 	State, Class          string
 	Forecast, ForecastWhy string
 	Muted                 bool
 	Request               string
 	sev                   int
+}
+
+type feasRow struct {
+	Name, Size, State, Class, Why string
 }
 
 // build turns the statuses into what the template shows. It is linear in
@@ -211,7 +226,7 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 		}
 	}
 	if sv.Endpoint == nil && st.Service.Endpoint != "" {
-		sv.Endpoint = &targetRow{Address: st.Service.Endpoint, Reason: "not probed yet"}
+		sv.Endpoint = &targetRow{Address: config.RedactURL(st.Service.Endpoint), Reason: "not probed yet"}
 	}
 	// Static targets: worst first and capped like the instances, so that
 	// a page of 50,000 static targets renders the few that matter.
@@ -418,7 +433,7 @@ func lbClass(state string) string {
 }
 
 func targetView(t *probes.Target, h []probes.Result, now time.Time) targetRow {
-	r := targetRow{Key: t.Key, Address: t.Address}
+	r := targetRow{Key: t.Key, Address: config.RedactURL(t.Address)} // query values hidden
 	if len(h) == 0 {
 		r.Reason = "not probed yet"
 		return r
@@ -600,50 +615,22 @@ func buildQuotas(s limits.Snapshot, now time.Time) *quotasView {
 			qv.Failing = append(qv.Failing, src.Name+": "+src.Err)
 		}
 	}
+	if len(qv.Failing) > 0 {
+		qv.FailingFirst = qv.Failing[0]
+	}
 	for _, q := range s.Quotas {
-		r := quotaRow{Service: q.ServiceCode, Code: q.Code, Name: q.Name, State: q.State.String(), Muted: q.Muted,
-			Usage: "?", Limit: "?", Headroom: "?"}
-		if q.UsageKnown {
-			r.Usage = strconv.FormatFloat(q.Usage, 'f', -1, 64)
+		r := newQuotaRow(q)
+		if q.LimitKnown && q.LimitSource == "config" {
+			qv.ConfigLimits++
 		}
-		if q.LimitKnown {
-			r.Limit = strconv.FormatFloat(q.Limit, 'f', -1, 64)
-		}
-		if q.HeadroomKnown {
-			r.Headroom = strconv.FormatFloat(q.Headroom*100, 'f', 1, 64) + "%"
-		}
-		switch q.State {
-		case limits.StateCritical:
-			r.Class, r.sev = "bad", 0
-		case limits.StateWarning:
-			r.Class, r.sev = "suspect", 1
-		case limits.StateOK:
-			r.Class, r.sev = "healthy", 3
-		default:
-			r.Class, r.sev = "unknown", 2
-		}
-		f := q.Forecast
 		switch {
-		case !f.Known:
-			r.Forecast = "not enough data"
-		case !f.Growing:
-			r.Forecast = "not growing"
-		case f.In <= 0:
-			r.Forecast = "exhausted now"
+		case q.State == limits.StateNotInUse:
+			qv.NotInUse = append(qv.NotInUse, r)
+		case q.State == limits.StateUnknown:
+			qv.Unknown = append(qv.Unknown, r)
 		default:
-			r.Forecast = "exhausted in " + human(f.In)
-			if f.Method != "" {
-				r.Forecast += " (" + f.Method + ")"
-			}
+			qv.Rows = append(qv.Rows, r)
 		}
-		r.ForecastWhy = f.Why
-		if q.Request != nil {
-			r.Request = fmt.Sprintf("increase to %s: %s", strconv.FormatFloat(q.Request.Desired, 'f', -1, 64), q.Request.Status)
-			if q.Request.Err != "" {
-				r.Request += " (" + q.Request.Err + ")"
-			}
-		}
-		qv.Rows = append(qv.Rows, r)
 	}
 	sort.SliceStable(qv.Rows, func(i, j int) bool {
 		if qv.Rows[i].sev != qv.Rows[j].sev {
@@ -651,5 +638,69 @@ func buildQuotas(s limits.Snapshot, now time.Time) *quotasView {
 		}
 		return qv.Rows[i].Service+"/"+qv.Rows[i].Code < qv.Rows[j].Service+"/"+qv.Rows[j].Code
 	})
+	for _, g := range s.Groups {
+		r := feasRow{Name: g.Name, Size: fmt.Sprintf("%d → max %d", g.Current, g.Max), Why: g.Why}
+		switch {
+		case !g.Known:
+			r.State, r.Class = "unknown", "unknown"
+		case g.Feasible:
+			r.State, r.Class = "fits", "healthy"
+		default:
+			r.State, r.Class = "does not fit", "bad"
+		}
+		qv.Groups = append(qv.Groups, r)
+	}
 	return qv
+}
+
+// newQuotaRow shows one quota's figures; what is unknown reads "?".
+func newQuotaRow(q limits.QuotaStatus) quotaRow {
+	r := quotaRow{Service: q.ServiceCode, Code: q.Code, Name: q.Name, State: strings.ReplaceAll(q.State.String(), "_", " "), Muted: q.Muted,
+		Usage: "?", Limit: "?", Headroom: "?", LimitFromConfig: q.LimitKnown && q.LimitSource == "config"}
+	if q.UsageKnown {
+		r.Usage = strconv.FormatFloat(math.Round(q.Usage*100)/100, 'f', -1, 64)
+	}
+	if q.LimitKnown {
+		r.Limit = strconv.FormatFloat(q.Limit, 'f', -1, 64)
+	}
+	if q.HeadroomKnown {
+		r.Headroom = strconv.FormatFloat(q.Headroom*100, 'f', 1, 64) + "%"
+	}
+	switch q.State {
+	case limits.StateCritical:
+		r.Class, r.sev = "bad", 0
+		if q.Limit == 0 {
+			r.State = "over a limit of 0"
+		}
+	case limits.StateWarning:
+		r.Class, r.sev = "suspect", 1
+	case limits.StateOK, limits.StateNotInUse:
+		r.Class, r.sev = "healthy", 3
+	default:
+		r.Class, r.sev = "unknown", 2
+	}
+	r.Forecast, r.ForecastWhy = forecastText(q.Forecast), q.Forecast.Why
+	if q.Request != nil {
+		r.Request = fmt.Sprintf("increase to %s: %s", strconv.FormatFloat(q.Request.Desired, 'f', -1, 64), strings.ToLower(q.Request.Status))
+		if q.Request.Err != "" {
+			r.Request += " (" + q.Request.Err + ")"
+		}
+	}
+	return r
+}
+
+func forecastText(f limits.Forecast) string {
+	switch {
+	case !f.Known:
+		return "not enough history"
+	case f.Method == "at_limit":
+		return "at the limit now"
+	case !f.Growing:
+		return "no exhaustion forecast"
+	}
+	late := "never"
+	if f.Late != time.Duration(math.MaxInt64) {
+		late = human(f.Late)
+	}
+	return fmt.Sprintf("exhausted in %s (%s–%s)", human(f.In), human(f.Early), late)
 }

@@ -10,7 +10,14 @@
 // a description with the values that raised it, and a runbook_url pointing at
 // its section of docs/runbook.md. Severity follows medic's rule: only what
 // needs a person now is critical (pages); what needs a person in working
-// hours is warning; what medic handles by itself is info.
+// hours is warning; what medic handles by itself is info. The same three
+// values are the severities of what medic's notification sinks send
+// (alerts.Severity): one vocabulary, documented in docs/runbook.md.
+//
+// Each alertname has one source. These rules own the alerts on medic's
+// metrics; medic's Alertmanager sink owns the alerts of its events
+// (Medic<Kind>, e.g. MedicReplacementNotRecovered) and leaves out the event
+// kinds whose condition a rule here already alerts on (alerts.RuleOwned).
 package rules
 
 import (
@@ -22,7 +29,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Params are the knobs of the generated rules. Zero values are not defaults:
@@ -331,7 +338,7 @@ func (p Params) selfAlerts() []Rule {
 				"medic keeps running with the previous configuration; the change someone made is not in effect. "+
 				"The errors, with file:line and field path, are in medic's log."),
 		p.alert("MedicAWSAPIErrors", fmt.Sprintf(
-			"sum by (job, instance, operation) (rate(%s[10m]))\n/\nsum by (job, instance, operation) (rate(%s[10m]))\n> %s",
+			"sum by (job, instance, service, operation) (rate(%s[10m]))\n/\nsum by (job, instance, service, operation) (rate(%s[10m]))\n> %s",
 			p.sel("medic_aws_api_calls_total", `result!="success"`), p.sel("medic_aws_api_calls_total"), num(p.AWSErrorRatio)),
 			"15m", Info,
 			"{{ $value | humanizePercentage }} of medic's {{ $labels.operation }} calls to AWS fail.",
@@ -395,14 +402,6 @@ func (p Params) serviceAlerts() []Rule {
 			"The guard of medic at {{ $labels.instance }} has refused to mark bad instances of service {{ $labels.service }} "+
 				"Unhealthy for 10 minutes, reason {{ $labels.reason }}. Bad instances stay in service until a person looks or "+
 				"the condition clears; see the runbook for what each reason means."),
-		p.alert("MedicReplacementNotRecovered", fmt.Sprintf(
-			"sum by (job, service) (\n%s\n) > 0",
-			eventsIn(p.sel("medic_replacements_total", `outcome="not_recovered"`), "1h")),
-			"", Critical,
-			"A replacement in service {{ $labels.service }} did not recover it.",
-			"In the last hour medic replaced instances of service {{ $labels.service }} and {{ $value | printf \"%.0f\" }} of those "+
-				"replacements did not recover: the newcomer did not become healthy or the service endpoint did not stay good. "+
-				"This is the one medic outcome that needs a person."),
 		p.alert("MedicHealRateHigh", fmt.Sprintf(
 			"round(sum by (job, service) (\n%s\n)) > %d",
 			eventsIn(p.sel("medic_heal_actions_total", `result="marked"`), "1h"), p.HealRateHighPerHour),
@@ -434,7 +433,7 @@ func (p Params) limitsAlerts() []Rule {
 			"Quota {{ $labels.quota_code }} ({{ $labels.quota_name }}) of {{ $labels.service_code }} has {{ $value | humanizePercentage }} "+
 				"headroom: its usage is at or above its critical threshold (default 95% used). Request an increase or free capacity before scaling needs it."),
 		p.alert("MedicQuotaExhaustionForecast", fmt.Sprintf("%s < %s",
-			p.sel("medic_quota_seconds_to_exhaustion"), num(p.ExhaustionHorizon.Seconds())),
+			p.sel("medic_quota_seconds_to_exhaustion", `method="peaks"`), num(p.ExhaustionHorizon.Seconds())),
 			"1h", Warning,
 			"Quota {{ $labels.quota_name }} is forecast to run out in {{ $value | humanizeDuration }}.",
 			"At the current trend ({{ $labels.method }}), usage of quota {{ $labels.quota_code }} ({{ $labels.quota_name }}) of {{ $labels.service_code }} "+

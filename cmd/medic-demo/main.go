@@ -291,7 +291,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) WriteHeader(c int) { s.code = c }
 
 func (d *demo) startMedic(ctx context.Context, bin, cfgFile string) error {
-	d.medic = exec.Command(bin, "--config.file="+cfgFile, "--web.listen-address="+d.listen)
+	d.medic = exec.Command(bin, "--config.file="+cfgFile, "--web.listen-address="+d.listen, "--config.auto-reload")
 	d.medic.Env = append(os.Environ(), d.moto.Env()...)
 	d.medic.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := d.medic.StderrPipe()
@@ -352,4 +352,16 @@ services:
       max_unhealthy: 34%%
       grace_period: asg
       max_actions_per_hour: 10
+# Quota headroom: the emulator serves usage and some limits; the limits it
+# does not serve are given here (the status page marks them "config").
+limits:
+  interval: 30s
+  quotas:
+    - {service_code: ec2, code: L-1216C47A, limit: 64}
+    - {service_code: ec2, code: L-34B43A08, limit: 32}
+    - {service_code: autoscaling, code: L-CDE20ADC, limit: 500}
+    - {service_code: autoscaling, code: L-6B80B8FA, limit: 200}
+    - {service_code: elasticloadbalancing, code: L-E9E9831D, limit: 20}
+    - {service_code: ebs, code: L-7A658B76, limit: 50}
+    - {service_code: ebs, code: L-D18FCD1D, limit: 50}
 `

@@ -413,9 +413,16 @@ type medic struct {
 // test failed, medic's output is logged.
 func (w *world) startMedic(cfgFile string, extra ...string) *medic {
 	w.t.Helper()
+	return w.startMedicVia(w.proxy, cfgFile, extra...)
+}
+
+// startMedicVia is startMedic reaching AWS through proxy (a second replica
+// gets a proxy of its own, so that the test can fail one replica's calls).
+func (w *world) startMedicVia(proxy *emulator.FaultProxy, cfgFile string, extra ...string) *medic {
+	w.t.Helper()
 	args := append([]string{"--config.file=" + cfgFile, "--web.listen-address=127.0.0.1:0",
 		"--log.format=json", "--log.level=debug"}, extra...)
-	m := w.runMedic(args...)
+	m := startProcess(w.t, append(os.Environ(), proxy.Env()...), args...)
 	w.t.Cleanup(func() {
 		if w.t.Failed() {
 			w.t.Logf("medic output:\n%s", m.out.String())
@@ -446,16 +453,16 @@ func (w *world) startMedic(cfgFile string, extra ...string) *medic {
 	return m
 }
 
-// runMedic starts the binary with args and the world's AWS environment.
-func (w *world) runMedic(args ...string) *medic {
-	w.t.Helper()
-	return startProcess(w.t, append(os.Environ(), w.proxy.Env()...), args...)
-}
-
 func startProcess(t *testing.T, env []string, args ...string) *medic {
 	t.Helper()
+	return startBinary(t, medicBinary(t), env, args...)
+}
+
+// startBinary runs the medic binary at bin with args and env.
+func startBinary(t *testing.T, bin string, env []string, args ...string) *medic {
+	t.Helper()
 	m := &medic{t: t, out: &testkit.SyncBuffer{}, done: make(chan struct{})}
-	m.cmd = exec.Command(medicBinary(t), args...)
+	m.cmd = exec.Command(bin, args...)
 	m.cmd.Env = env
 	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -473,15 +480,7 @@ func startProcess(t *testing.T, env []string, args ...string) *medic {
 // exit code and output; it must end within 30s.
 func runToEnd(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	m := startProcess(t, env, args...)
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.done
-		t.Fatalf("medic %v did not end within 30s:\n%s", args, m.out.String())
-	}
-	return m.cmd.ProcessState.ExitCode(), m.out.String()
+	return runToEndBinary(t, medicBinary(t), env, args...)
 }
 
 // stop sends sig and asserts medic exits 0 within stopTimeout, and that the
@@ -570,10 +569,26 @@ func (m *medic) post(path string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-func (m *medic) waitReady() {
+// reload posts /-/reload, waiting out the rate limit (429) for up to 10s.
+func (m *medic) reload() (code int, body string, err error) {
+	m.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, err = m.post("/-/reload")
+		if code != http.StatusTooManyRequests || time.Now().After(deadline) {
+			return code, body, err
+		}
+		time.Sleep(100 * time.Millisecond) // polling the limiter, bounded by the deadline
+	}
+}
+
+func (m *medic) waitReady() { m.t.Helper(); m.waitReady2("/-/ready") }
+
+// waitReady2 waits until path (/-/ready under a route prefix) answers 200.
+func (m *medic) waitReady2(path string) {
 	m.t.Helper()
 	eventually(m.t, 30*time.Second, "ready", func() (bool, string) {
-		code, body, err := m.get("/-/ready")
+		code, body, err := m.get(path)
 		return code == http.StatusOK, fmt.Sprintf("/-/ready: %d %q %v", code, body, err)
 	})
 }

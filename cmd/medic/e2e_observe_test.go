@@ -258,11 +258,11 @@ var promMetricsWithoutData = map[string]string{}
 // variables unreplaced) that may return no data in this scenario, each with
 // the reason; every other panel query must return data.
 var promPanelsWithoutData = map[string]string{
-	`sum by (sink) (increase(medic_notifications_dropped_total[$__rate_interval])) > 0`:                                              "nothing is dropped: the webhook answers at once",
-	`sum by (operation, result) (rate(medic_aws_api_calls_total{result!="success"}[$__rate_interval])) > 0`:                          "every AWS call succeeds (no fault is injected at the proxy)",
-	`sum by (service, reason) (rate(medic_probe_skipped_total{service=~"$service"}[$__rate_interval])) > 0`:                          "no probe slot is skipped: probes finish well within the interval",
-	`sum by (instance) (increase(medic_lease_transitions_total[$__rate_interval])) > 0`:                                              "the one transition (this replica becoming leader) precedes Prometheus's first scrape; no handover here",
-	`sum by (instance, operation, result) (increase(medic_lease_operations_total{result=~"error|throttled"}[$__rate_interval])) > 0`: "no lease call fails",
+	`sum by (sink) (increase(medic_notifications_dropped_total{job=~"$job",instance=~"$instance"}[$__rate_interval])) > 0`:                                             "nothing is dropped: the webhook answers at once",
+	`sum by (service, operation, result) (rate(medic_aws_api_calls_total{job=~"$job",instance=~"$instance",result!="success"}[$__rate_interval])) > 0`:                 "every AWS call succeeds (no fault is injected at the proxy)",
+	`sum by (service, reason) (rate(medic_probe_skipped_total{job=~"$job",instance=~"$instance",service=~"$service"}[$__rate_interval])) > 0`:                          "no probe slot is skipped: probes finish well within the interval",
+	`sum by (instance) (increase(medic_lease_transitions_total{job=~"$job",instance=~"$instance"}[$__rate_interval])) > 0`:                                             "the one transition (this replica becoming leader) precedes Prometheus's first scrape; no handover here",
+	`sum by (instance, operation, result) (increase(medic_lease_operations_total{job=~"$job",instance=~"$instance",result=~"error|throttled"}[$__rate_interval])) > 0`: "no lease call fails",
 }
 
 // 4. A real Prometheus scrapes medic through a heal episode (a replacement

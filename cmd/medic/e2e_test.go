@@ -693,10 +693,10 @@ func TestE2EInvalidConfigs(t *testing.T) {
 			t.Errorf("%s: medic_config_last_reload_successful = %v after a refused SIGHUP reload, want 0", tc.desc, v)
 		}
 
-		// POST /-/reload: 400 with the problems.
-		code, body, err := m.post("/-/reload")
-		if code != http.StatusBadRequest || !strings.Contains(body, want) {
-			t.Errorf("%s: POST /-/reload = %d %q (%v), want 400 naming %q", tc.desc, code, body, err, want)
+		// POST /-/reload: 500 with the problems, as Prometheus answers.
+		code, body, err := m.reload()
+		if code != http.StatusInternalServerError || !strings.Contains(body, want) {
+			t.Errorf("%s: POST /-/reload = %d %q (%v), want 500 naming %q", tc.desc, code, body, err, want)
 		}
 		if v := reloadOK(); v != 0 {
 			t.Errorf("%s: medic_config_last_reload_successful = %v after a refused POST reload, want 0", tc.desc, v)
@@ -724,7 +724,7 @@ func TestE2EInvalidConfigs(t *testing.T) {
 
 	// A valid reload succeeds and sets the metric back to 1.
 	w.writeConfig("medic.yml", valid)
-	if code, body, err := m.post("/-/reload"); code != http.StatusOK {
+	if code, body, err := m.reload(); code != http.StatusOK {
 		t.Errorf("POST /-/reload of the valid config = %d %q (%v), want 200", code, body, err)
 	}
 	if v := reloadOK(); v != 1 {

@@ -6,19 +6,20 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -28,7 +29,10 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/medic-sre/medic/alerts"
 	"github.com/medic-sre/medic/awsapi"
@@ -43,110 +47,149 @@ import (
 	"github.com/medic-sre/medic/statuspage"
 )
 
-// version and revision are set at build time with -ldflags -X.
-var (
-	version  = "dev"
-	revision = ""
-)
-
 // shutdownTimeout bounds a clean exit after SIGTERM/SIGINT.
 const shutdownTimeout = 4 * time.Second
 
+// defaultListenAddress is medic's port in Prometheus's default port
+// allocation list.
+const defaultListenAddress = ":9717"
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// init names the version of a build without -ldflags (make build sets
+// github.com/prometheus/common/version's variables): the module version Go
+// recorded, else "dev". The revision of such a build comes from Go's VCS
+// stamp, read by the version package itself.
+func init() {
+	if version.Version != "" {
+		return
+	}
+	version.Version = "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		version.Version = bi.Main.Version
+	}
+}
+
+// flags is medic's command line, Prometheus style (see parseFlags).
 type flags struct {
-	configFile    string
-	configCheck   bool
-	dryRun        bool
-	listenAddress string
-	webConfigFile string
-	logLevel      string
-	logFormat     string
-	version       bool
-	debugPprof    bool
+	configFile         string
+	configCheck        bool
+	autoReload         bool
+	autoReloadInterval time.Duration
+	dryRun             bool
+	web                *web.FlagConfig
+	externalURL        *url.URL
+	routePrefix        string // "" or "/path", never a trailing slash
+	logLevel           string
+	logFormat          string
+	debugPprof         bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (flags, error) {
-	var f flags
-	fs := flag.NewFlagSet("medic", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.configFile, "config.file", "medic.yml", "medic configuration file.")
-	fs.BoolVar(&f.configCheck, "config.check", false, "Validate the configuration file, print every problem, and exit.")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "Decide and report, but never call a mutating AWS API.")
-	fs.StringVar(&f.listenAddress, "web.listen-address", ":9717", "Address to serve metrics, health and the status page on.")
-	fs.StringVar(&f.webConfigFile, "web.config.file", "", "Path to a web configuration file enabling TLS or basic authentication (exporter-toolkit format).")
-	fs.StringVar(&f.logLevel, "log.level", "info", "Only log messages at or above this level: debug, info, warn, error.")
-	fs.StringVar(&f.logFormat, "log.format", "logfmt", "Log format: logfmt or json.")
-	fs.BoolVar(&f.version, "version", false, "Print version information and exit.")
-	fs.BoolVar(&f.debugPprof, "debug.pprof", false, "Serve Go's profiling endpoints at /debug/pprof/ (off by default; for diagnosing medic itself).")
-	if err := fs.Parse(args); err != nil {
-		return f, err
+// parseFlags reads the command line with kingpin, the way Prometheus and
+// its exporters do: the web flags are exporter-toolkit's (repeatable
+// --web.listen-address, --web.systemd-socket, --web.config.file). exit is
+// -1 to go on, else the code to exit with (after --help or --version, or
+// 2 after a usage error, which is printed).
+func parseFlags(args []string, stdout, stderr io.Writer) (f flags, exit int) {
+	app := kingpin.New("medic", "Service-level health monitor and self-healing controller for services on AWS.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	exit = -1
+	app.Terminate(func(code int) { exit = code })
+	app.Version(version.Print("medic"))
+	app.HelpFlag.Short('h')
+
+	app.Flag("config.file", "medic configuration file.").Default("medic.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file (and --web.config.file), print every problem, and exit.").BoolVar(&f.configCheck)
+	app.Flag("config.auto-reload", "Reload the configuration file when its content changes (checked every --config.auto-reload-interval). SIGHUP and POST /-/reload always work.").BoolVar(&f.autoReload)
+	app.Flag("config.auto-reload-interval", "How often --config.auto-reload checks the file.").Default("5s").DurationVar(&f.autoReloadInterval)
+	app.Flag("dry-run", "Decide and report, but never call a mutating AWS API.").BoolVar(&f.dryRun)
+	f.web = kingpinflag.AddFlags(app, defaultListenAddress)
+	externalURL := app.Flag("web.external-url", "The URL under which medic is reachable from outside (behind a reverse proxy, say), used for links. Default: http://<hostname>:<port of the first listen address>/. Its path is the default of --web.route-prefix.").PlaceHolder("<url>").String()
+	routePrefix := app.Flag("web.route-prefix", "Prefix of every endpoint (/metrics, /-/reload, the status page). Default: the path of --web.external-url.").PlaceHolder("<path>").String()
+	app.Flag("log.level", "Only log messages at or above this level: debug, info, warn or error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
+	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
+	app.Flag("debug.pprof", "Serve Go's profiling endpoints at /debug/pprof/ (off by default; for diagnosing medic itself).").BoolVar(&f.debugPprof)
+
+	_, err := app.Parse(args)
+	if exit >= 0 {
+		return f, exit
 	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err == nil && f.autoReload && f.autoReloadInterval <= 0 {
+		err = fmt.Errorf("--config.auto-reload-interval must be positive, got %s", f.autoReloadInterval)
 	}
-	if f.logFormat != "logfmt" && f.logFormat != "json" {
-		return f, fmt.Errorf("--log.format: %q is not logfmt or json", f.logFormat)
+	if err == nil {
+		f.externalURL, f.routePrefix, err = webURLs(*externalURL, *routePrefix, (*f.web.WebListenAddresses)[0])
 	}
-	if _, err := levelOption(f.logLevel); err != nil {
-		return f, err
+	if err != nil {
+		fmt.Fprintln(stderr, "medic:", err)
+		return f, 2
 	}
-	return f, nil
+	return f, -1
 }
 
-func levelOption(s string) (level.Option, error) {
+// webURLs computes the external URL (default http://HOSTNAME:PORT/, the
+// port of the first listen address) and the route prefix (default the
+// external URL's path), as Prometheus does. The prefix comes back as ""
+// for the root, else "/path" without a trailing slash.
+func webURLs(external, prefix, firstListen string) (*url.URL, string, error) {
+	if external == "" {
+		host, _ := os.Hostname()
+		_, port, err := net.SplitHostPort(firstListen)
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		if port == "" || port == "0" {
+			port = strings.TrimPrefix(defaultListenAddress, ":")
+		}
+		external = "http://" + net.JoinHostPort(host, port) + "/"
+	}
+	u, err := url.Parse(external)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", fmt.Errorf("--web.external-url: %q is not an absolute http or https URL", external)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, "", fmt.Errorf("--web.external-url: %q must not hold credentials, a query or a fragment", u.Redacted())
+	}
+	if prefix == "" {
+		prefix = u.Path
+	}
+	prefix = "/" + strings.Trim(prefix, "/")
+	if prefix == "/" {
+		prefix = ""
+	}
+	return u, prefix, nil
+}
+
+func levelOption(s string) level.Option {
 	switch s {
 	case "debug":
-		return level.AllowDebug(), nil
-	case "info":
-		return level.AllowInfo(), nil
+		return level.AllowDebug()
 	case "warn":
-		return level.AllowWarn(), nil
+		return level.AllowWarn()
 	case "error":
-		return level.AllowError(), nil
+		return level.AllowError()
 	}
-	return nil, fmt.Errorf("--log.level: %q is not debug, info, warn or error", s)
-}
-
-func versionString() string {
-	rev := revision
-	if rev == "" {
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					rev = s.Value
-				}
-			}
-		}
-	}
-	if rev == "" {
-		rev = "unknown"
-	}
-	return fmt.Sprintf("medic version %s (revision %s, %s)", version, rev, runtime.Version())
+	return level.AllowInfo()
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	f, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "medic:", err)
-		return 2
-	}
-	if f.version {
-		fmt.Fprintln(stdout, versionString())
-		return 0
+	f, exit := parseFlags(args, stdout, stderr)
+	if exit >= 0 {
+		return exit
 	}
 
 	cfg, err := config.Load(f.configFile, probes.Names())
 	if f.configCheck {
-		if err == nil && f.webConfigFile != "" {
-			err = web.Validate(f.webConfigFile)
+		if err == nil && *f.web.WebConfigFile != "" {
+			err = web.Validate(*f.web.WebConfigFile)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
+		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
 		}
 		fmt.Fprintf(stdout, "%s: OK (%d services)\n", f.configFile, len(cfg.Services))
 		return 0
@@ -156,28 +199,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	lvl, _ := levelOption(f.logLevel)
-	base := log.With(newLogger(stderr, f.logFormat, lvl), logkeys.Environment, cfg.Global.Environment)
+	logs := newLoggers(stderr, f.logFormat, levelOption(f.logLevel))
+	base := log.With(logs.kit, logkeys.Environment, cfg.Global.Environment)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(buildInfo())
+	reg.MustRegister(versioncollector.NewCollector("medic"))
 
 	awsCfg, id, err := awsapi.LoadConfig(ctx, awsapi.Options{Region: cfg.Global.Region, Logger: base, Registerer: reg})
 	if err != nil {
 		level.Error(base).Log(logkeys.Msg, "cannot set up AWS access", logkeys.Err, err)
 		return 1
 	}
-	logger := log.With(base, logkeys.Region, awsCfg.Region, logkeys.SelfAZ, id.AZ, logkeys.SelfInstanceID, id.InstanceID)
-	level.Info(logger).Log(logkeys.Msg, "starting medic", "version", version, "config", f.configFile, logkeys.DryRun, f.dryRun)
+	scope := []any{logkeys.Environment, cfg.Global.Environment, logkeys.Region, awsCfg.Region, logkeys.SelfAZ, id.AZ, logkeys.SelfInstanceID, id.InstanceID}
+	logger := log.With(logs.kit, scope...)
+	level.Info(logger).Log(logkeys.Msg, "starting medic", "version", version.Version, "revision", version.GetRevision(),
+		"branch", version.Branch, "config", f.configFile, logkeys.DryRun, f.dryRun)
+	logWarnings(logger, cfg)
 
 	asg := autoscaling.NewFromConfig(awsCfg)
 	act, lse := actuator(f.dryRun, cfg.Global.Lease, asg, awsCfg, id, logger, reg)
 	notifier, err := alerts.NewDispatcher(alerts.Options{Config: cfg.Notifications, AWS: &awsCfg,
-		Logger: logger, Registerer: reg})
+		Logger: logger, Registerer: reg, ExternalURL: f.externalURL.String()})
 	if err != nil {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
@@ -198,7 +244,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Notifier: notifier, DryRun: f.dryRun, Groups: cfg.Groups()})
 
 	page = statuspage.New(ctrl, logger, statuspage.WithLimits(watcher))
-	rl := newReloader(f.configFile, ctrl, notifier, watcher, logger, reg)
+	interval := time.Duration(0)
+	if f.autoReload {
+		interval = f.autoReloadInterval
+	}
+	rl := newReloader(f.configFile, interval, ctrl, notifier, watcher, logger, reg)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "medic_ready", Help: "1 when /-/ready answers 200: a config is loaded and the fleet was read recently."},
 		func() float64 {
 			if ok, _ := ctrl.Ready(); ok {
@@ -207,21 +257,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}))
 
-	ln, err := net.Listen("tcp", f.listenAddress)
+	listeners, err := listen(f.web)
 	if err != nil {
-		level.Error(logger).Log(logkeys.Msg, "cannot listen", "address", f.listenAddress, logkeys.Err, err)
+		level.Error(logger).Log(logkeys.Msg, "cannot listen", logkeys.Err, err)
 		return 1
 	}
-	srv := &http.Server{Handler: routes(ctrl, page, rl, reg, f.debugPprof), ReadHeaderTimeout: 10 * time.Second}
-	level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String())
+	// Probes never reach medic's own endpoints (/-/reload among them).
+	own := make([]net.Addr, 0, len(listeners))
+	for _, ln := range listeners {
+		own = append(own, ln.Addr())
+	}
+	if err := probes.SetOwnAddresses(own...); err != nil {
+		level.Warn(logger).Log(logkeys.Msg, "cannot add the listen addresses to the probes' deny list", logkeys.Err, err)
+	}
+	srv := newServer(routes(f.routePrefix, ctrl, page, newReloadHandler(rl.reload, f.externalURL), reg, f.debugPprof))
+	for _, ln := range listeners {
+		level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String(),
+			"external_url", f.externalURL.String(), "route_prefix", f.routePrefix)
+	}
 
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
 	wg.Add(5)
 	go func() {
 		defer wg.Done()
-		wf := f.webConfigFile
-		err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &wf}, slogger(logger))
+		err := web.ServeMultiple(listeners, srv, f.web, slogger(log.With(logs.bare, append(scope, logkeys.Component, "web")...)))
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- err
 		}
@@ -265,9 +325,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// logWarnings logs what the config loader found risky but allowed.
+func logWarnings(logger log.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		level.Warn(logger).Log(logkeys.Msg, "config warning", "warning", w)
+	}
+}
+
 // actuator builds what marks instances: nothing at all under --dry-run;
-// with a lease, the AWS actuator while this replica leads and the dry-run
-// one while it stands by; else the AWS actuator. The lease is nil unless
+// with a lease, the AWS actuator while this replica leads (fenced by the
+// lease generation) and a standby report otherwise; else the AWS actuator. The lease is nil unless
 // global.lease is set.
 func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws.Config, id awsapi.Identity,
 	logger log.Logger, reg prometheus.Registerer) (healer.Actuator, *lease.Lease) {
@@ -286,16 +353,5 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 		Duration: lc.Duration.D(), RenewEvery: lc.RenewEvery.D(),
 		Logger: logger, Registerer: reg,
 	})
-	return lease.Guarded(l, act, healer.DryRun(alog), alog), l
-}
-
-func buildInfo() prometheus.Collector {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "medic_build_info", Help: "Always 1; the labels say which medic is running."},
-		[]string{"version", "revision", "goversion"})
-	rev := revision
-	if rev == "" {
-		rev = "unknown"
-	}
-	g.WithLabelValues(version, rev, runtime.Version()).Set(1)
-	return g
+	return healer.LeaderOnly(act, l, alog), l
 }

@@ -233,6 +233,11 @@ func (p *FaultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.proxy.ServeHTTP(w, r)
 }
 
+// DropConnection resets the connection of the call w answers, with no
+// answer at all: what a client sees when the network drops a call. For
+// OnAction hooks (return true after it).
+func DropConnection(w http.ResponseWriter) { hijackAndClose(w) }
+
 func hijackAndClose(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {

@@ -42,6 +42,8 @@ const (
 	Holder         = "holder"
 	PreviousHolder = "previous_holder"
 	Until          = "until"
+	// LeaseGeneration is the fencing token an action was taken under.
+	LeaseGeneration = "lease_generation"
 
 	// Self* describe the controller host (so they don't clash with the
 	// instance being acted on).
