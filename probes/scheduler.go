@@ -291,10 +291,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Unlock()
 
 	level.Info(s.logger).Log(logkeys.Msg, "probe scheduler started", logkeys.Count, s.workers)
-	p := &pool{jobs: make(chan job), tokens: make(chan struct{}, s.workers), max: s.workers}
-	s.dispatch(ctx, p)
-	close(p.jobs)
-	p.wg.Wait()
+	jobs := make(chan job, s.workers)
+	tokens := make(chan struct{}, s.workers)
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Go(func() { s.work(ctx, jobs, tokens) })
+	}
+	s.dispatch(ctx, jobs, tokens)
+	close(jobs)
+	wg.Wait()
 
 	s.mu.Lock()
 	s.running = false
@@ -303,10 +308,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch hands each due slot to a worker (send). It takes a token
-// before each: at most cap(tokens) probes are in flight.
-func (s *Scheduler) dispatch(ctx context.Context, p *pool) {
-	tokens := p.tokens
+// dispatch hands each due slot to a worker. A token in tokens is a worker
+// that is free or about to be: jobs never holds more than cap(tokens), so
+// sending on it never blocks.
+func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -378,48 +383,18 @@ func (s *Scheduler) dispatch(ctx context.Context, p *pool) {
 			}
 			held = false
 			e.busy = true
-			s.send(ctx, p, job{e: e, t: e.target, slot: slot})
+			jobs <- job{e: e, t: e.target, slot: slot}
 			s.advance(e)
 		}
 		s.mu.Unlock()
 	}
 }
 
-// pool is the probe workers: started as the load needs them, up to max
-// (MaxConcurrent), so that a scheduler with little to do holds a few
-// goroutines rather than max of them with their grown stacks. A token in
-// tokens is a probe in flight or about to be.
-type pool struct {
-	jobs    chan job // unbuffered: a send is a worker taking the job
-	tokens  chan struct{}
-	max     int
-	started int // dispatch's own count
-	wg      sync.WaitGroup
-}
-
-// send hands j to a waiting worker, or starts one when none waits. With
-// every worker started, the token dispatch holds means at most max-1
-// probes are in flight, so some worker has given its token back and is
-// on its way to take j (without needing the scheduler's lock): the send
-// blocks only for that moment.
-func (s *Scheduler) send(ctx context.Context, p *pool, j job) {
-	select {
-	case p.jobs <- j:
-		return
-	default:
-	}
-	if p.started < p.max {
-		p.started++
-		p.wg.Go(func() { s.work(ctx, p) })
-	}
-	p.jobs <- j
-}
-
 // work runs probes until jobs is closed, giving back a token after each.
-func (s *Scheduler) work(ctx context.Context, p *pool) {
-	for j := range p.jobs {
+func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan struct{}) {
+	for j := range jobs {
 		s.probe(ctx, j)
-		<-p.tokens
+		<-tokens
 	}
 }
 
