@@ -11,7 +11,7 @@ LDFLAGS   := -X $(VERSIONPKG).Version=$(VERSION) -X $(VERSIONPKG).Revision=$(REV
 	-X $(VERSIONPKG).Branch=$(BRANCH) -X $(VERSIONPKG).BuildUser=$(BUILDUSER) -X $(VERSIONPKG).BuildDate=$(BUILDDATE)
 BIN       := bin/medic
 
-.PHONY: help build test e2e bench demo lint deps clean
+.PHONY: help build test e2e bench soak demo lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ test: ## every test, with the race detector (needs moto_server, promtool, alertm
 e2e: ## only the end-to-end tests of the real binary against the AWS emulator
 	$(GO) test -race -count=1 -timeout 20m -run 'TestE2E' ./cmd/medic/
 
-bench: ## benchmarks; writes BENCHMARKS.md
+bench: ## the binary measured from outside (saturation, schedule, scale) and in-process diagnostics; writes BENCHMARKS.md
 	bash scripts/bench.sh
+
+soak: ## one hour, 5,000 targets coming and going: RSS, goroutine and series slopes (not CI)
+	bash scripts/bench.sh soak
 
 demo: ## the embedded default: emulator, 6-instance loopback fleet, medic, one instance broken
 	$(GO) run ./cmd/medic-demo

@@ -8,10 +8,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -58,7 +61,15 @@ type Options struct {
 	Zones        ZoneLister
 }
 
-// Controller owns the discovery loop, the probe scheduler and the heal loop.
+// Controller owns the discovery loop, the probe scheduler and one heal
+// loop per service that has groups.
+//
+// Each service heals in its own goroutine (loop), woken when the healer
+// says one of its probe results may change a verdict and otherwise once
+// every HealInterval (grace ending, results going stale). A slow cycle —
+// a mark retried against a throttling AWS — holds up its own service only:
+// no lock is held across an AWS call, and /-/ready, reload and the status
+// page read state kept under c.mu, which is only ever held briefly.
 type Controller struct {
 	disc     Discoverer
 	sched    *probes.Scheduler
@@ -69,14 +80,25 @@ type Controller struct {
 	healIvl  time.Duration
 	onReport func(string, healer.Report, time.Time)
 
-	wake     chan struct{} // a probe result arrived; coalesced
 	reconfig chan struct{} // the config changed; coalesced
 
+	// loops maps a service name to its heal loop; replaced whole (copy on
+	// write) under c.mu, read without a lock by the probe workers.
+	loops atomic.Pointer[map[string]*serviceLoop]
+
+	updMu sync.Mutex // serialises updateTargets
+
 	mu          sync.Mutex
+	probing     []probes.Target // the scheduler's targets, as last handed over; never modified
+	runCtx      context.Context // set by Run; nil before
+	stopped     bool            // Run is returning: no new loops
+	loopWG      sync.WaitGroup
 	cfg         *config.Config
 	snapshots   map[string]discovery.Snapshot
+	fresh       map[string]time.Time // when each service's snapshot was read
+	svcErr      map[string]error     // why a service got no snapshot in the last refresh
 	reports     map[string]healer.Report
-	lastGood    time.Time // last complete discovery
+	lastGood    time.Time // last refresh AWS answered (possibly with some services refused)
 	lastErr     error
 	awsTrouble  bool            // an AWSAPITrouble event is open
 	seeded      map[string]bool // services whose earlier marks were read back
@@ -106,10 +128,11 @@ func New(o Options) *Controller {
 		now:         o.Now,
 		healIvl:     o.HealInterval,
 		onReport:    o.OnReport,
-		wake:        make(chan struct{}, 1),
 		reconfig:    make(chan struct{}, 1),
 		cfg:         o.Config,
 		snapshots:   map[string]discovery.Snapshot{},
+		fresh:       map[string]time.Time{},
+		svcErr:      map[string]error{},
 		reports:     map[string]healer.Report{},
 		seeded:      map[string]bool{},
 		readyReason: "no discovery has completed yet",
@@ -119,7 +142,7 @@ func New(o Options) *Controller {
 		MaxConcurrent: o.Config.Global.MaxConcurrentProbes,
 		Logger:        o.Logger,
 		Registerer:    o.Registerer,
-		OnResult:      func(probes.Target, probes.Result) { c.poke(c.wake) },
+		OnResult:      c.observe,
 		Now:           o.Now,
 	})
 	c.healer = healer.New(healer.Options{
@@ -131,11 +154,12 @@ func New(o Options) *Controller {
 	})
 	c.zonal = &zonalShifts{client: o.ZonalShifter, zones: o.Zones, logger: log.With(o.Logger, logkeys.Component, "zonal"),
 		healer: c.healer, notify: o.Notifier, svc: map[string]*zonalState{}, timeout: 10 * time.Second}
-	c.sched.Update(c.targets())
+	c.loops.Store(&map[string]*serviceLoop{})
+	c.updateTargets()
 	return c
 }
 
-func (c *Controller) poke(ch chan struct{}) {
+func poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
@@ -147,10 +171,13 @@ func (c *Controller) poke(ch chan struct{}) {
 func (c *Controller) Apply(cfg *config.Config) {
 	c.mu.Lock()
 	c.cfg = cfg
+	c.syncLoops() // a removed service stops now, its cycle in flight cancelled
 	for name := range c.snapshots {
 		if cfg.Service(name) == nil {
 			delete(c.snapshots, name)
 			delete(c.reports, name)
+			delete(c.fresh, name)
+			delete(c.svcErr, name)
 			c.healer.Forget(name)
 			c.outcomes.forget(name)
 			c.zonal.forget(name)
@@ -161,9 +188,14 @@ func (c *Controller) Apply(cfg *config.Config) {
 			delete(c.seeded, name) // added back later, it is seeded afresh
 		}
 	}
+	for name := range c.svcErr {
+		if cfg.Service(name) == nil {
+			delete(c.svcErr, name)
+		}
+	}
 	c.mu.Unlock()
-	c.sched.Update(c.targets())
-	c.poke(c.reconfig) // re-read the fleet now: groups may have changed
+	c.updateTargets()
+	poke(c.reconfig) // re-read the fleet now: groups may have changed
 }
 
 // Config returns the running config.
@@ -173,8 +205,11 @@ func (c *Controller) Config() *config.Config {
 	return c.cfg
 }
 
-// Ready reports whether medic can act: a config is loaded and the fleet has
-// been read from AWS recently. When not, the string says why.
+// Ready reports whether medic can act: a config is loaded, AWS answered
+// a fleet refresh recently, and at least one service with groups (if there
+// are any) has a fresh fleet view. When not, the string says why. A service
+// that refuses on its own — a group not found — does not make medic
+// unready while others can heal: the string is then "ok; " and names it.
 func (c *Controller) Ready() (bool, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -184,14 +219,53 @@ func (c *Controller) Ready() (bool, string) {
 		}
 		return false, c.readyReason
 	}
-	if age := c.now().Sub(c.lastGood); age > c.staleAfter() {
+	now := c.now()
+	if age := now.Sub(c.lastGood); age > c.staleAfter() {
 		msg := fmt.Sprintf("last good discovery %s ago", age.Round(time.Second))
 		if c.lastErr != nil {
 			msg += ": " + c.lastErr.Error()
 		}
 		return false, msg
 	}
-	return true, "ok"
+	var refusing []string
+	grouped := 0
+	for _, svc := range c.cfg.Services {
+		if len(svc.AutoScalingGroups) == 0 {
+			continue
+		}
+		grouped++
+		if why := c.refusalLocked(svc, now); why != "" {
+			refusing = append(refusing, svc.Name+": "+why)
+		}
+	}
+	switch {
+	case len(refusing) == 0:
+		return true, "ok"
+	case len(refusing) == grouped:
+		return false, "every service refuses: " + strings.Join(refusing, "; ")
+	}
+	return true, "ok; refusing: " + strings.Join(refusing, "; ")
+}
+
+// refusalLocked says why svc's fleet view cannot be acted on now, or "":
+// its groups were not all found, it was never read, or its view is stale.
+// Callers hold c.mu.
+func (c *Controller) refusalLocked(svc config.Service, now time.Time) string {
+	if err := c.svcErr[svc.Name]; err != nil {
+		var se *discovery.ServiceError
+		if errors.As(err, &se) && errors.Is(err, discovery.ErrGroupNotFound) {
+			return "group " + se.Group + " not found"
+		}
+		return err.Error()
+	}
+	at, ok := c.fresh[svc.Name]
+	if !ok {
+		return "its fleet has not been read yet"
+	}
+	if age := now.Sub(at); age > c.staleAfter() {
+		return fmt.Sprintf("its fleet was last read %s ago", age.Round(time.Second))
+	}
+	return ""
 }
 
 // staleAfter is how old a fleet snapshot may be before medic stops acting
@@ -206,8 +280,16 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = c.sched.Run(ctx) }()
 	go func() { defer wg.Done(); c.discoveryLoop(ctx) }()
-	c.healLoop(ctx)
+	c.mu.Lock()
+	c.runCtx = ctx
+	c.syncLoops()
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
 	wg.Wait()
+	c.loopWG.Wait()
 	return nil
 }
 
@@ -226,9 +308,10 @@ func (c *Controller) discoveryLoop(ctx context.Context) {
 	}
 }
 
-// refresh re-reads the fleet. A failed or partial refresh keeps the
-// snapshots of services it could not read, which go stale and stop actions
-// once older than staleAfter.
+// refresh re-reads the fleet. A refresh AWS did not answer keeps every
+// snapshot, which goes stale and stops that service's actions once older
+// than staleAfter. A refresh that refused some services (a group not found,
+// *discovery.ServiceError) updates the others: only the refused ones stop.
 func (c *Controller) refresh(ctx context.Context) {
 	cfg := c.Config()
 	rid := newRequestID()
@@ -237,40 +320,107 @@ func (c *Controller) refresh(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	refused := serviceErrors(err)
+	answered := err == nil || snaps != nil || len(refused) > 0
 	c.seed(ctx, logger, cfg, snaps)
 	if ctx.Err() != nil {
 		return
 	}
 	c.mu.Lock()
-	for name, s := range snaps {
-		if cfg.Service(name) != nil {
-			c.snapshots[name] = s
+	now := c.now()
+	changed := false // the instances to probe changed
+	if answered {
+		for _, svc := range cfg.Services {
+			if c.cfg.Service(svc.Name) == nil {
+				continue // removed by a reload meanwhile
+			}
+			if s, ok := snaps[svc.Name]; ok {
+				changed = changed || !sameProbed(c.snapshots[svc.Name], s)
+				c.snapshots[svc.Name] = s
+				c.fresh[svc.Name] = now
+			}
+			if e := refused[svc.Name]; e != nil {
+				c.svcErr[svc.Name] = e
+			} else {
+				delete(c.svcErr, svc.Name)
+			}
 		}
 	}
 	wasErr := c.lastErr
 	c.lastErr = err
-	now := c.now()
-	if err == nil {
+	if answered {
 		c.lastGood = now
 	}
 	// Trouble worth telling people about starts when the fleet view goes
-	// stale (medic stops acting) and ends when a refresh succeeds again.
-	stale := err != nil && (c.lastGood.IsZero() || now.Sub(c.lastGood) > c.staleAfter())
-	startTrouble, endTrouble := stale && !c.awsTrouble, err == nil && c.awsTrouble
-	c.awsTrouble = stale || (c.awsTrouble && err != nil)
+	// stale (medic stops acting) and ends when AWS answers again. A service
+	// refused on its own is that service's refusal, not AWS trouble.
+	failed := !answered
+	stale := failed && (c.lastGood.IsZero() || now.Sub(c.lastGood) > c.staleAfter())
+	startTrouble, endTrouble := stale && !c.awsTrouble, !failed && c.awsTrouble
+	c.awsTrouble = stale || (c.awsTrouble && failed)
 	lastGood := c.lastGood
 	c.mu.Unlock()
 	switch {
-	case err != nil:
+	case failed:
 		level.Warn(logger).Log(logkeys.Msg, "fleet refresh failed; keeping the last fleet, no actions once it is stale", logkeys.Err, err)
+	case err != nil:
+		level.Warn(logger).Log(logkeys.Msg, "fleet refresh refused some services; they stop acting, the others go on", logkeys.Err, err)
 	case wasErr != nil:
 		level.Info(logger).Log(logkeys.Msg, "fleet refresh recovered")
 	}
 	if startTrouble || endTrouble {
 		c.notifier.Notify(awsTroubleEvent(endTrouble, err, lastGood, now, rid))
 	}
-	c.sched.Update(c.targets())
-	c.poke(c.wake)
+	if changed { // else the scheduler has these targets already: no O(targets) rebuild
+		c.updateTargets()
+	}
+	c.wakeAll()
+}
+
+// sameProbed reports whether two snapshots of a service give the same
+// instance targets (targets reads only these fields).
+func sameProbed(a, b discovery.Snapshot) bool {
+	if len(a.Instances) != len(b.Instances) {
+		return false
+	}
+	for i := range a.Instances {
+		x, y := &a.Instances[i], &b.Instances[i]
+		if x.ID != y.ID || x.PrivateIP != y.PrivateIP || x.LifecycleState != y.LifecycleState || x.AZ != y.AZ {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceErrors picks the *discovery.ServiceError values out of a refresh's
+// error (one, or several joined), by service; several for one service are
+// joined.
+func serviceErrors(err error) map[string]error {
+	if err == nil {
+		return nil
+	}
+	var out map[string]error
+	var walk func(error)
+	walk = func(e error) {
+		if se, ok := e.(*discovery.ServiceError); ok {
+			if out == nil {
+				out = map[string]error{}
+			}
+			out[se.Service] = errors.Join(out[se.Service], se)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if x := errors.Unwrap(e); x != nil {
+			walk(x)
+		}
+	}
+	walk(err)
+	return out
 }
 
 // seed hands the healer, once per service, the marks of the last
@@ -351,7 +501,11 @@ func awsTroubleEvent(resolved bool, err error, lastGood, now time.Time, rid stri
 func (c *Controller) targets() []probes.Target {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ts []probes.Target
+	n := 0
+	for _, svc := range c.cfg.Services {
+		n += 1 + len(svc.StaticTargets) + len(c.snapshots[svc.Name].Instances)
+	}
+	ts := make([]probes.Target, 0, n)
 	allowed := c.cfg.Global.AllowedNetworks
 	for _, svc := range c.cfg.Services {
 		if svc.Endpoint != "" {
@@ -391,87 +545,20 @@ func (c *Controller) targets() []probes.Target {
 	return ts
 }
 
+// updateTargets hands the scheduler the targets of the config and fleet
+// as they are now, and keeps the list for the status page.
+func (c *Controller) updateTargets() {
+	c.updMu.Lock()
+	defer c.updMu.Unlock()
+	ts := c.targets()
+	c.mu.Lock()
+	c.probing = ts
+	c.mu.Unlock()
+	c.sched.Update(ts)
+}
+
 func endpointKey(service string) string     { return service + "/endpoint" }
 func instanceKey(service, id string) string { return service + "/" + id }
-
-func (c *Controller) healLoop(ctx context.Context) {
-	t := time.NewTicker(c.healIvl)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.wake:
-		}
-		c.healOnce(ctx)
-	}
-}
-
-// healOnce runs one heal cycle for every service with a fleet.
-func (c *Controller) healOnce(ctx context.Context) {
-	c.mu.Lock()
-	cfg := c.cfg
-	stale := c.lastGood.IsZero() || c.now().Sub(c.lastGood) > c.staleAfter()
-	snaps := make(map[string]discovery.Snapshot, len(c.snapshots))
-	for k, v := range c.snapshots {
-		snaps[k] = v
-	}
-	c.mu.Unlock()
-	all := c.sched.Snapshot()
-	type cycle struct {
-		svc  config.Service
-		snap discovery.Snapshot
-		in   healer.CycleInput
-		rep  healer.Report
-	}
-	var cycles []*cycle
-	for _, svc := range cfg.Services {
-		snap, ok := snaps[svc.Name]
-		if !ok || len(svc.AutoScalingGroups) == 0 {
-			continue
-		}
-		hist := make(map[string][]probes.Result, len(snap.Instances))
-		for _, in := range snap.Instances {
-			if h, ok := all[instanceKey(svc.Name, in.ID)]; ok {
-				hist[in.ID] = h
-			}
-		}
-		in := healer.CycleInput{
-			Service:   svc.Name,
-			Snapshot:  snap,
-			History:   hist,
-			Endpoint:  endpointState(svc, all[endpointKey(svc.Name)]),
-			Policy:    svc.Policy,
-			Probe:     svc.InstanceProbe,
-			RequestID: newRequestID(),
-			Frozen:    stale,
-		}
-		if stale {
-			in.FrozenReason = "the fleet has not been read from AWS recently"
-		}
-		cycles = append(cycles, &cycle{svc: svc, snap: snap, in: in})
-	}
-	// Services heal side by side: a mark that retries against a throttling
-	// AWS holds up its own service only.
-	var wg sync.WaitGroup
-	for _, cy := range cycles {
-		wg.Add(1)
-		go func() { defer wg.Done(); cy.rep = c.healer.Cycle(ctx, cy.in) }()
-	}
-	wg.Wait()
-	now := c.now()
-	for _, cy := range cycles {
-		c.mu.Lock()
-		c.reports[cy.svc.Name] = cy.rep
-		c.mu.Unlock()
-		c.outcomes.observe(cy.svc, cy.snap, cy.rep, cy.in.Endpoint, now)
-		c.zonal.run(ctx, cy.svc, cy.rep, serviceState(cy.rep, cy.in.Endpoint), now)
-		if c.onReport != nil {
-			c.onReport(cy.svc.Name, cy.rep, now)
-		}
-	}
-}
 
 // endpointState says whether the service endpoint passes: it fails when its
 // latest probe failed.
@@ -504,18 +591,22 @@ type Status struct {
 // Statuses returns every configured service's status, sorted by name.
 func (c *Controller) Statuses() []Status {
 	all := c.sched.Snapshot()
-	targets := c.targets()
+	byService := map[string][]probes.Target{}
+	c.mu.Lock()
+	probing := c.probing
+	c.mu.Unlock()
+	for _, t := range probing {
+		byService[t.Service] = append(byService[t.Service], t)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Status, 0, len(c.cfg.Services))
 	for _, svc := range c.cfg.Services {
-		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name], Probes: map[string][]probes.Result{},
+		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name],
+			Targets: byService[svc.Name], Probes: make(map[string][]probes.Result, len(byService[svc.Name])),
 			Zonal: c.zonal.decision(svc.Name)}
-		for _, t := range targets {
-			if t.Service == svc.Name {
-				st.Targets = append(st.Targets, t)
-				st.Probes[t.Key] = all[t.Key]
-			}
+		for _, t := range st.Targets {
+			st.Probes[t.Key] = all[t.Key]
 		}
 		out = append(out, st)
 	}

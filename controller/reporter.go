@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,8 @@ const recoveryWindow = 5 * time.Minute
 type reporter struct {
 	notifier     alerts.Notifier
 	replacements *prometheus.CounterVec
+
+	mu sync.Mutex // services heal side by side
 
 	refusing map[string]map[healer.RefusalReason]bool // service → reasons refusing now
 	endpoint map[string]bool                          // service → endpoint failing now
@@ -66,6 +69,8 @@ func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
 
 // observe reports what changed in one service since its last cycle.
 func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep healer.Report, ep healer.EndpointState, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	// The service's outcome series exist from its first cycle, at 0: a
 	// counter born at 1 shows no increase() to dashboards.
 	r.replacements.WithLabelValues(svc.Name, "recovered")
@@ -210,6 +215,8 @@ func settle(svc config.Service) time.Duration {
 // forget drops what the reporter remembers of a service that left the
 // config, and its series.
 func (r *reporter) forget(service string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	delete(r.refusing, service)
 	delete(r.endpoint, service)
 	r.insight.forget(service)

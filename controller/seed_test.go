@@ -137,7 +137,7 @@ func TestSeedOncePerService(t *testing.T) {
 		t.Errorf("since = %v, want an hour before now", got)
 	}
 	lastHour(t, reg, map[string]int{"web": 2, "api": 0})
-	c.healOnce(ctx)
+	c.healService(ctx, "web")
 	if got := c.reports["web"].ActionsLastHour; got != 2 {
 		t.Errorf("web's first cycle: ActionsLastHour = %d, want 2", got)
 	}

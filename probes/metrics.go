@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Scopes of a target (label scope).
@@ -27,9 +28,10 @@ func scopeOf(t Target) string {
 // the moment Update returns and a probe finishing late cannot bring them
 // back.
 type metrics struct {
-	probes  *prometheus.CounterVec
-	latency *prometheus.HistogramVec
-	skipped *prometheus.CounterVec
+	probes   *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	skipped  *prometheus.CounterVec
+	lateness prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -47,8 +49,23 @@ func newMetrics() *metrics {
 			Name: "medic_probe_skipped_total",
 			Help: "Probe slots not run: overlap (the target's previous probe still running) or concurrency (no worker free within the interval).",
 		}, []string{"service", "reason"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "medic_probe_lateness_seconds",
+			Help:    "How long after its scheduled slot each probe started: medic's own timeliness, all targets together.",
+			Buckets: latenessBuckets,
+		}),
 	}
 }
+
+// latenessBuckets are latenessBounds in seconds, so that the metric and
+// the self-health window agree on what "late" is.
+var latenessBuckets = func() []float64 {
+	b := make([]float64, len(latenessBounds))
+	for i, d := range latenessBounds {
+		b[i] = d.Seconds()
+	}
+	return b
+}()
 
 // handles are an entry's own children of the vectors, looked up once per
 // (service, scope) rather than hashed on every probe.
@@ -81,8 +98,66 @@ var (
 		"Targets scheduled.", []string{"service", "scope"}, nil)
 )
 
+// seriesKey is what a target's per-target series are labelled with; the
+// order of its fields is the order client_golang sorts series in (label
+// values in label-name order: az, instance_id, service).
+type seriesKey struct{ az, instance, service string }
+
+func seriesKeyOf(t Target, scope string) seriesKey {
+	if scope == scopeEndpoint {
+		return seriesKey{service: t.Service}
+	}
+	if t.InstanceID == "" {
+		return seriesKey{instance: t.Address, service: t.Service} // static: its address, no AZ
+	}
+	return seriesKey{az: t.AZ, instance: t.InstanceID, service: t.Service}
+}
+
+func (k seriesKey) compare(o seriesKey) int {
+	if c := strings.Compare(k.az, o.az); c != 0 {
+		return c
+	}
+	if c := strings.Compare(k.instance, o.instance); c != 0 {
+		return c
+	}
+	return strings.Compare(k.service, o.service)
+}
+
+// Label names, shared by every entry's label pairs (never written).
+var labelAZ, labelInstance, labelService = "az", "instance_id", "service"
+
+// labelPairs builds an entry's label pairs once, sorted by name as the
+// registry wants them; every scrape reuses them.
+func labelPairs(k seriesKey, scope string) []*dto.LabelPair {
+	pair := func(n *string, v string) *dto.LabelPair { return &dto.LabelPair{Name: n, Value: &v} }
+	if scope == scopeEndpoint {
+		return []*dto.LabelPair{pair(&labelService, k.service)}
+	}
+	return []*dto.LabelPair{pair(&labelAZ, k.az), pair(&labelInstance, k.instance), pair(&labelService, k.service)}
+}
+
+// gauge is one per-target sample. Its labels are the entry's, shared and
+// never written.
+type gauge struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	v      float64
+}
+
+func (g *gauge) Desc() *prometheus.Desc { return g.desc }
+func (g *gauge) Write(out *dto.Metric) error {
+	v := g.v
+	out.Label = g.labels
+	out.Gauge = &dto.Gauge{Value: &v}
+	return nil
+}
+
 // targetCollector reports the per-target gauges and the target counts
-// from a copy of the scheduler's state taken under its lock.
+// from a copy of the scheduler's state taken under its lock. It walks the
+// scheduler's order (kept sorted by Update), so the registry's sort of
+// each family finds it sorted already, and two targets with the same
+// labels (a static target listed twice, two endpoints of one service) are
+// neighbours: the first is kept (duplicates would fail the scrape).
 type targetCollector struct{ s *Scheduler }
 
 func (c targetCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -94,67 +169,34 @@ func (c targetCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
-	type last struct {
-		service, instance, az string
-		endpoint              bool
-		success               bool
-		seconds               float64
-	}
-
 	s := c.s
 	s.mu.Lock()
-	rows := make([]last, 0, len(s.entries))
+	out := make([]gauge, 0, 2*len(s.order))
 	counts := map[group]int{}
-	for _, e := range s.entries {
+	var prev *entry
+	for _, e := range s.order {
 		counts[group{e.target.Service, e.scope}]++
-		if e.n == 0 {
+		if e.n == 0 || (prev != nil && prev.scope == e.scope && prev.series == e.series) {
 			continue
 		}
+		prev = e
 		r := &e.hist[(e.n-1)%historySize]
-		rows = append(rows, last{
-			service:  e.target.Service,
-			instance: e.target.InstanceID,
-			az:       e.target.AZ,
-			endpoint: e.scope == scopeEndpoint,
-			success:  r.Success,
-			seconds:  r.Duration.Seconds(),
-		})
-		if rows[len(rows)-1].instance == "" {
-			rows[len(rows)-1].instance = e.target.Address
-			rows[len(rows)-1].az = ""
+		ok := 0.0
+		if r.success {
+			ok = 1
 		}
+		ds, dd := descSuccess, descDuration
+		if e.scope == scopeEndpoint {
+			ds, dd = descEndpointSuccess, descEndpointDuration
+		}
+		out = append(out, gauge{ds, e.labels, ok}, gauge{dd, e.labels, float64(r.duration) / 1e6})
 	}
 	s.mu.Unlock()
 
 	for g, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descTargets, prometheus.GaugeValue, float64(n), g.service, g.scope)
 	}
-	// Two targets with the same labels (a static target listed twice, two
-	// endpoints of one service) would make the scrape fail: the first wins.
-	type series struct {
-		service, instance, az string
-		endpoint              bool
-	}
-	seen := make(map[series]struct{}, len(rows))
-	for _, r := range rows {
-		k := series{r.service, r.instance, r.az, false}
-		if r.endpoint {
-			k = series{service: r.service, endpoint: true}
-		}
-		if _, dup := seen[k]; dup {
-			continue
-		}
-		seen[k] = struct{}{}
-		ok := 0.0
-		if r.success {
-			ok = 1
-		}
-		if r.endpoint {
-			ch <- prometheus.MustNewConstMetric(descEndpointSuccess, prometheus.GaugeValue, ok, r.service)
-			ch <- prometheus.MustNewConstMetric(descEndpointDuration, prometheus.GaugeValue, r.seconds, r.service)
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(descSuccess, prometheus.GaugeValue, ok, r.service, r.instance, r.az)
-		ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, r.seconds, r.service, r.instance, r.az)
+	for i := range out {
+		ch <- &out[i]
 	}
 }

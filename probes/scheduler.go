@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/medic-sre/medic/internal/logkeys"
 )
@@ -64,10 +67,15 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	queue   queue
-	running bool
+	order   []*entry // every entry, by series labels (targetCollector)
+	// relabelled: an Update changed an entry's series labels (re-sort order)
+	relabelled bool
+	queue      queue
+	running    bool
+	self       selfWindow
 
-	wake chan struct{} // an Update changed the queue
+	wake  chan struct{} // an Update changed the queue
+	epoch time.Time     // origin of the queue's due times
 }
 
 // entry is one target's schedule, state and history.
@@ -82,8 +90,10 @@ type entry struct {
 	busy     bool      // a probe of this target is in flight
 	removed  bool
 	m        handles
+	series   seriesKey // its per-target series' labels
+	labels   []*dto.LabelPair
 
-	hist [historySize]Result // ring; the newest is hist[(n-1)%historySize]
+	hist [historySize]record // ring; the newest is hist[(n-1)%historySize]
 	n    int                 // results recorded
 }
 
@@ -107,6 +117,7 @@ func NewScheduler(o Options) *Scheduler {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.epoch = s.now()
 	if s.logger == nil {
 		s.logger = log.NewNopLogger()
 	}
@@ -115,7 +126,7 @@ func NewScheduler(o Options) *Scheduler {
 		s.workers = defaultMaxConcurrent
 	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, targetCollector{s})
+		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, s.m.lateness, targetCollector{s})
 	}
 	return s
 }
@@ -144,11 +155,13 @@ func (s *Scheduler) Update(targets []Target) {
 			next[t.Key] = e
 			continue
 		}
-		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t)}
+		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t), index: -1}
 		e.phase = phaseOf(t.Key, e.interval)
 		e.m = s.m.handlesFor(t.Service, e.scope)
+		e.series = seriesKeyOf(t, e.scope)
+		e.labels = labelPairs(e.series, e.scope)
 		s.schedule(e, now)
-		heap.Push(&s.queue, e)
+		heap.Push(&s.queue, qitem{due: s.due(e), e: e})
 		next[t.Key] = e
 		added = append(added, t.Key)
 	}
@@ -162,6 +175,10 @@ func (s *Scheduler) Update(targets []Target) {
 		forget = append(forget, k)
 	}
 	s.entries = next
+	if len(added) > 0 || len(removed) > 0 || s.relabelled {
+		s.sortOrder()
+		s.relabelled = false
+	}
 	s.dropSeries(before)
 	s.mu.Unlock()
 
@@ -188,6 +205,11 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 		e.scope = scope
 		e.m = s.m.handlesFor(t.Service, scope)
 	}
+	if k := seriesKeyOf(t, e.scope); k != e.series {
+		e.series = k
+		e.labels = labelPairs(k, e.scope)
+		s.relabelled = true
+	}
 	if iv := intervalOf(t); iv != e.interval {
 		e.interval = iv
 		e.phase = phaseOf(t.Key, iv)
@@ -196,6 +218,24 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 			heap.Fix(&s.queue, e.index)
 		}
 	}
+}
+
+// sortOrder rebuilds s.order from s.entries, sorted by series labels
+// (endpoints, in their own families, after instances). Called with mu held.
+func (s *Scheduler) sortOrder() {
+	s.order = make([]*entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		s.order = append(s.order, e)
+	}
+	slices.SortFunc(s.order, func(a, b *entry) int {
+		if a.scope != b.scope {
+			return strings.Compare(a.scope, b.scope)
+		}
+		if c := a.series.compare(b.series); c != 0 {
+			return c
+		}
+		return strings.Compare(a.target.Key, b.target.Key) // duplicates: a stable winner
+	})
 }
 
 type group struct{ service, scope string }
@@ -242,9 +282,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.running = true
 	// Slots computed by Update before Run may be long past.
 	now := s.now()
-	for _, e := range s.queue {
-		if now.Sub(e.next) > 0 {
-			s.schedule(e, now)
+	for _, it := range s.queue {
+		if now.Sub(it.e.next) > 0 {
+			s.schedule(it.e, now)
 		}
 	}
 	heap.Init(&s.queue)
@@ -296,7 +336,7 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			}
 			continue
 		}
-		e := s.queue[0]
+		e := s.queue[0].e
 		now := s.now()
 		if wait := e.next.Sub(now); wait > 0 {
 			s.mu.Unlock()
@@ -320,6 +360,7 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			// No worker within a whole interval: this slot and any
 			// whole intervals since are lost; resume on the grid.
 			e.m.concurrency.Add(float64(late / e.interval))
+			s.self.skip(now, int(late/e.interval))
 			s.schedule(e, now)
 			heap.Fix(&s.queue, e.index)
 		default:
@@ -362,6 +403,8 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 	start := s.now()
 	var r Result
 	if ctx.Err() == nil {
+		// Built per probe rather than kept per target: two small
+		// allocations a probe weigh less than 200 bytes a target.
 		logger := log.With(s.logger, logkeys.Service, j.t.Service, logkeys.Target, j.t.Key)
 		r = runProber(ctx, j.t, logger)
 	}
@@ -378,9 +421,9 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 	var was bool
 	first := e.n == 0
 	if !first {
-		was = e.hist[(e.n-1)%historySize].Success
+		was = e.hist[(e.n-1)%historySize].success
 	}
-	e.hist[e.n%historySize] = r
+	e.hist[e.n%historySize] = toRecord(&r)
 	e.n++
 	if r.Success {
 		e.m.ok.Inc()
@@ -388,7 +431,9 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 		e.m.fail.Inc()
 	}
 	e.m.latency.Observe(r.Duration.Seconds())
+	s.self.probe(start, &r)
 	s.mu.Unlock()
+	s.m.lateness.Observe(r.Lateness.Seconds())
 
 	if first || was != r.Success {
 		level.Debug(s.logger).Log(logkeys.Msg, "probe result changed", logkeys.Service, j.t.Service,
@@ -438,8 +483,25 @@ func (s *Scheduler) History(key string) []Result {
 	return e.history()
 }
 
+// Histories returns a copy of the History of each of keys that is
+// scheduled, by Key: the cost is that of the keys asked for, not of every
+// target. A target not probed yet maps to an empty slice; an unknown Key is
+// absent.
+func (s *Scheduler) Histories(keys []string) map[string][]Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]Result, len(keys))
+	for _, k := range keys {
+		if e := s.entries[k]; e != nil {
+			out[k] = e.history()
+		}
+	}
+	return out
+}
+
 // Snapshot returns a copy of every target's History, by Key. A target not
-// probed yet maps to an empty slice.
+// probed yet maps to an empty slice. It costs a copy of every history: for
+// one service's targets use Histories.
 func (s *Scheduler) Snapshot() map[string][]Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -454,23 +516,37 @@ func (e *entry) history() []Result {
 	n := min(e.n, historySize)
 	out := make([]Result, 0, n)
 	for i := e.n - n; i < e.n; i++ {
-		out = append(out, e.hist[i%historySize])
+		out = append(out, e.hist[i%historySize].result())
 	}
 	return out
 }
 
-// schedule puts e on the first slot of its grid after now.
+// schedule puts e on the first slot of its grid after now. The caller
+// fixes the heap.
 func (s *Scheduler) schedule(e *entry, now time.Time) {
 	e.base = nextSlot(now, e.phase, e.interval)
-	e.next = e.base.Add(jitter(e.interval))
+	s.setNext(e, e.base.Add(jitter(e.interval)))
 }
+
+// setNext sets when e is due, in the entry and in its queue item.
+func (s *Scheduler) setNext(e *entry, t time.Time) {
+	e.next = t
+	if e.index >= 0 {
+		s.queue[e.index].due = s.due(e)
+	}
+}
+
+// due is e.next as the queue orders it: time since the scheduler was made
+// (monotonic), held in the queue item itself so that ordering the heap
+// reads no entry.
+func (s *Scheduler) due(e *entry) time.Duration { return e.next.Sub(s.epoch) }
 
 // advance moves e, at the top of the queue, to its following slot. A slot
 // that is then already a whole interval late is counted and skipped by
 // dispatch, so catching up costs one step per missed slot at most.
 func (s *Scheduler) advance(e *entry) {
 	e.base = e.base.Add(e.interval)
-	e.next = e.base.Add(jitter(e.interval))
+	s.setNext(e, e.base.Add(jitter(e.interval)))
 	heap.Fix(&s.queue, e.index)
 }
 
@@ -509,26 +585,32 @@ func intervalOf(t Target) time.Duration {
 	return fallbackInterval
 }
 
-// queue is a min-heap of entries by next due time.
-type queue []*entry
+// queue is a min-heap of entries by next due time. Each item carries its
+// entry's due time, so comparisons touch only the queue's own array.
+type queue []qitem
+
+type qitem struct {
+	due time.Duration // see Scheduler.due
+	e   *entry
+}
 
 func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q queue) Less(i, j int) bool { return q[i].due < q[j].due }
 func (q queue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+	q[i].e.index = i
+	q[j].e.index = j
 }
 func (q *queue) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*q)
-	*q = append(*q, e)
+	it := x.(qitem)
+	it.e.index = len(*q)
+	*q = append(*q, it)
 }
 func (q *queue) Pop() any {
 	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
+	it := old[len(old)-1]
+	old[len(old)-1] = qitem{}
 	*q = old[:len(old)-1]
-	e.index = -1
-	return e
+	it.e.index = -1
+	return it
 }

@@ -294,6 +294,10 @@ func TestSchedulerHistory(t *testing.T) {
 	if s.History("unknown") != nil {
 		t.Error("History of an unknown key is not nil")
 	}
+	hs := s.Histories([]string{"t", "unknown"})
+	if len(hs) != 1 || !slices.Equal(hs["t"], s.History("t")) {
+		t.Errorf("Histories(t, unknown) = %d keys, want t only, equal to History(t)", len(hs))
+	}
 }
 
 func TestSchedulerRunStopsAfterInFlight(t *testing.T) {

@@ -65,6 +65,19 @@ type serviceView struct {
 	Instances      []instanceRow
 	Hidden         int
 	Statics        []targetRow
+	HiddenStatics  int
+}
+
+// staticRank orders static targets worst first: failing, not probed yet,
+// passing.
+func staticRank(h []probes.Result) int {
+	switch {
+	case len(h) == 0:
+		return 1
+	case !h[len(h)-1].Success:
+		return 0
+	}
+	return 2
 }
 
 type stateCount struct {
@@ -220,6 +233,19 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 	}
 	if sv.Endpoint == nil && st.Service.Endpoint != "" {
 		sv.Endpoint = &targetRow{Address: config.RedactURL(st.Service.Endpoint), Reason: "not probed yet"}
+	}
+	// Static targets: worst first and capped like the instances, so that
+	// a page of 50,000 static targets renders the few that matter.
+	sort.SliceStable(statics, func(i, j int) bool {
+		a, b := staticRank(st.Probes[statics[i].Key]), staticRank(st.Probes[statics[j].Key])
+		if a != b {
+			return a < b
+		}
+		return statics[i].Address < statics[j].Address
+	})
+	if !all && p.maxRows > 0 && len(statics) > p.maxRows {
+		sv.HiddenStatics = len(statics) - p.maxRows
+		statics = statics[:p.maxRows]
 	}
 	for _, t := range statics {
 		sv.Statics = append(sv.Statics, targetView(t, st.Probes[t.Key], now))

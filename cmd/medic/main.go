@@ -83,6 +83,7 @@ type flags struct {
 	routePrefix        string // "" or "/path", never a trailing slash
 	logLevel           string
 	logFormat          string
+	debugPprof         bool
 }
 
 // parseFlags reads the command line with kingpin, the way Prometheus and
@@ -109,6 +110,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f flags, exit int) {
 	routePrefix := app.Flag("web.route-prefix", "Prefix of every endpoint (/metrics, /-/reload, the status page). Default: the path of --web.external-url.").PlaceHolder("<path>").String()
 	app.Flag("log.level", "Only log messages at or above this level: debug, info, warn or error.").Default("info").EnumVar(&f.logLevel, "debug", "info", "warn", "error")
 	app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").EnumVar(&f.logFormat, "logfmt", "json")
+	app.Flag("debug.pprof", "Serve Go's profiling endpoints at /debug/pprof/ (off by default; for diagnosing medic itself).").BoolVar(&f.debugPprof)
 
 	_, err := app.Parse(args)
 	if exit >= 0 {
@@ -274,7 +276,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := probes.SetOwnAddresses(own...); err != nil {
 		level.Warn(logger).Log(logkeys.Msg, "cannot add the listen addresses to the probes' deny list", logkeys.Err, err)
 	}
-	srv := newServer(routes(f.routePrefix, ctrl, page, newReloadHandler(rl.reload, f.externalURL), reg))
+	srv := newServer(routes(f.routePrefix, ctrl, page, newReloadHandler(rl.reload, f.externalURL), reg, f.debugPprof))
 	for _, ln := range listeners {
 		level.Info(logger).Log(logkeys.Msg, "listening", "address", ln.Addr().String(),
 			"external_url", f.externalURL.String(), "route_prefix", f.routePrefix)

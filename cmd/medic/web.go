@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strconv"
 	"strings"
@@ -90,8 +91,15 @@ func listenOne(addr string) (net.Listener, error) {
 // (with /debug/target). The status page's links are relative, so they
 // follow the prefix. With a prefix, "/" and the bare prefix redirect to
 // the status page.
-func routes(prefix string, ctrl *controller.Controller, page http.Handler, reload http.Handler, reg *prometheus.Registry) http.Handler {
+func routes(prefix string, ctrl *controller.Controller, page http.Handler, reload http.Handler, reg *prometheus.Registry, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
+	if pprofOn { // --debug.pprof
+		mux.HandleFunc(prefix+"/debug/pprof/", pprof.Index)
+		mux.HandleFunc(prefix+"/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc(prefix+"/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc(prefix+"/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc(prefix+"/debug/pprof/cmdline", pprof.Cmdline)
+	}
 	mux.Handle(prefix+"/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	mux.HandleFunc(prefix+"/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "medic is healthy.")
@@ -100,6 +108,10 @@ func routes(prefix string, ctrl *controller.Controller, page http.Handler, reloa
 		ok, why := ctrl.Ready()
 		if !ok {
 			http.Error(w, "medic is not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		if why != "ok" { // ready, but some service refuses on its own
+			fmt.Fprintln(w, "medic is ready; "+strings.TrimPrefix(why, "ok; "))
 			return
 		}
 		fmt.Fprintln(w, "medic is ready.")

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestSlope(t *testing.T) {
+	rows := []struct {
+		desc string
+		x, y []float64
+		want float64
+	}{
+		{desc: "no points", want: 0},
+		{desc: "one point", x: []float64{1}, y: []float64{5}, want: 0},
+		{desc: "flat", x: []float64{0, 1, 2}, y: []float64{3, 3, 3}, want: 0},
+		{desc: "rising 2 per unit", x: []float64{0, 1, 2, 3}, y: []float64{1, 3, 5, 7}, want: 2},
+		{desc: "all x equal: no slope", x: []float64{1, 1}, y: []float64{1, 2}, want: 0},
+	}
+	for _, r := range rows {
+		if got := slope(r.x, r.y); math.Abs(got-r.want) > 1e-9 {
+			t.Errorf("%s: slope = %v, want %v", r.desc, got, r.want)
+		}
+	}
+}
+
+// Targets are spread over the addresses in services that never list an
+// address twice; two sets with different offsets share no service name.
+func TestSpreadAndConfig(t *testing.T) {
+	addrs := []string{"127.1.1.1:1", "127.1.1.2:1", "127.1.1.3:1"}
+	rows := []struct {
+		desc  string
+		n     int
+		sizes []int
+	}{
+		{desc: "fewer targets than addresses", n: 2, sizes: []int{2}},
+		{desc: "exactly the addresses", n: 3, sizes: []int{3}},
+		{desc: "one more: a second service", n: 4, sizes: []int{3, 1}},
+	}
+	for _, r := range rows {
+		ts := spread(addrs, r.n, 0)
+		var sizes []int
+		for _, s := range ts.services {
+			sizes = append(sizes, len(s))
+		}
+		if ts.count() != r.n || len(sizes) != len(r.sizes) || sizes[0] != r.sizes[0] {
+			t.Errorf("%s: services of %v, want %v", r.desc, sizes, r.sizes)
+		}
+	}
+	path := t.TempDir() + "/medic.yml"
+	if err := writeConfig(path, spread(addrs, 4, 500), 0, false, 0); err == nil {
+		b, _ := os.ReadFile(path)
+		if !strings.Contains(string(b), "name: bench-500") || !strings.Contains(string(b), "name: bench-501") {
+			t.Errorf("config lacks the offset service names:\n%s", b)
+		}
+	}
+}
+
+// The benchmark reads its own process the way it reads medic's.
+func TestProcSelf(t *testing.T) {
+	s, err := sampleOf(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cpu < 0 || s.rss <= 0 {
+		t.Errorf("sample of self = %+v", s)
+	}
+}

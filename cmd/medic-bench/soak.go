@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// soak runs medic for a long time on o.targets targets while, every
+// o.churn, the targets come and go (a reload swaps between two sets with
+// no target in common), sampling resident memory, goroutines and /metrics
+// series every 10 s. It prints the slopes (least squares, per hour) and
+// the series count at the end of each phase of the same set, which must
+// not grow.
+func soak(o opts) error {
+	n := orDefault(o.targets, 5000)
+	dur := orDefault(o.duration, time.Hour)
+	interval := o.interval
+	srv, addrs, err := startServers(o.self, min(n, o.listeners))
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	o.interval = interval
+	medic, base, cfg, _, err := idleMedic(o, addrs)
+	if err != nil {
+		return err
+	}
+	defer medic.stop()
+	sets := [2]targetSet{spread(addrs, n, 0), spread(addrs, n, 500)}
+	phase := 0
+	apply := func() error {
+		if err := writeConfig(cfg, sets[phase%2], interval, o.keepAlive, o.medicWorkers); err != nil {
+			return err
+		}
+		return reload(base)
+	}
+	if err := apply(); err != nil {
+		return err
+	}
+	if err := waitTargets(base, n); err != nil {
+		return err
+	}
+	var ts, rss, gor []float64
+	var seriesA []int
+	start := time.Now()
+	nextChurn := start.Add(o.churn)
+	for time.Since(start) < dur {
+		time.Sleep(10 * time.Second)
+		s, err := scrapeMetrics(base)
+		if err != nil {
+			return err
+		}
+		r, err := rssOf(medic.pid())
+		if err != nil {
+			return err
+		}
+		ts = append(ts, time.Since(start).Hours())
+		rss = append(rss, mib(r))
+		gor = append(gor, s.goroutines)
+		if time.Now().After(nextChurn) {
+			if phase%2 == 0 {
+				seriesA = append(seriesA, s.series)
+			}
+			phase++
+			if err := apply(); err != nil {
+				return err
+			}
+			nextChurn = time.Now().Add(o.churn)
+		}
+	}
+	fmt.Printf("soak: %d targets at %s for %s, targets swapped every %s (%d swaps)\n", n, interval, dur, o.churn, phase)
+	fmt.Printf("  RSS %.1f -> %.1f MiB, slope %+.2f MiB/hour\n", rss[0], rss[len(rss)-1], slope(ts, rss))
+	fmt.Printf("  goroutines %.0f -> %.0f, slope %+.1f /hour\n", gor[0], gor[len(gor)-1], slope(ts, gor))
+	fmt.Printf("  /metrics series at the end of each phase of set A: %v (must not grow)\n", seriesA)
+	return nil
+}
+
+// slope is the least-squares slope of y over x.
+func slope(x, y []float64) float64 {
+	if len(x) < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i := range x {
+		sx += x[i]
+		sy += y[i]
+		sxx += x[i] * x[i]
+		sxy += x[i] * y[i]
+	}
+	n := float64(len(x))
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}
