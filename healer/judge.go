@@ -41,10 +41,6 @@ const (
 // States lists every State, in the order status pages show them.
 var States = []State{Healthy, Suspect, Bad, Grace, NotInService, Unknown}
 
-// healthUnhealthy is the group's health of an instance it holds Unhealthy
-// (act.go reads it; the value is discovery's).
-const healthUnhealthy = discovery.HealthUnhealthy
-
 // maxEvidence bounds how many failure reasons a verdict's Reason quotes.
 const maxEvidence = 5
 
@@ -347,7 +343,7 @@ func (j judge) one(inst discovery.Instance, gr grace, d *Detector) Verdict {
 	if d == nil || d.last.IsZero() {
 		v.State = Unknown
 		if !j.terse {
-			v.Reason = fmt.Sprintf("no probe results yet")
+			v.Reason = "no probe results yet"
 		}
 		return v
 	}

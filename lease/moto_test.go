@@ -14,8 +14,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/medic-sre/medic/discovery"
-	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/internal/emulator"
 	"github.com/medic-sre/medic/lease"
 )
@@ -113,13 +111,6 @@ func (r *runner) stop(t *testing.T) error {
 		t.Fatal("Run did not return within 10s of cancel")
 		return nil
 	}
-}
-
-// marker stands for the AWS actuator: it reports a mark, calling nothing.
-type marker struct{}
-
-func (marker) MarkUnhealthy(context.Context, discovery.Instance, string) healer.Outcome {
-	return healer.Outcome{Result: healer.ResultMarked, Attempts: 1}
 }
 
 // testWriter sends log lines to t.Log.

@@ -57,16 +57,6 @@ func TestHeadroomRatio(t *testing.T) {
 	}
 }
 
-// line returns points every step over span before now: v(now) = at, rising
-// perHour.
-func line(now time.Time, span, step time.Duration, at, perHour float64) []Point {
-	var p []Point
-	for d := span; d >= 0; d -= step {
-		p = append(p, Point{T: now.Add(-d), V: at - perHour*d.Hours()})
-	}
-	return p
-}
-
 func TestFeasible(t *testing.T) {
 	rem := map[string]Remaining{
 		"ec2/L-1216C47A": {Units: 64, Known: true, Name: "vCPUs"},

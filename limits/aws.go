@@ -151,12 +151,6 @@ func newClients(cfg aws.Config, logger log.Logger, backoff retry.BackoffDelayer)
 	}
 }
 
-// isThrottle reports whether err is AWS throttling, by the SDK's own
-// classifier.
-func isThrottle(err error) bool {
-	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
-}
-
 // caller runs AWS calls for one watcher: it counts them, paces Service
 // Quotas calls and names the operation in errors. Retrying is the SDK
 // retryer's (newClients), never done twice.
