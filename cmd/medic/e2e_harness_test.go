@@ -548,7 +548,7 @@ func (m *medic) logsWith(kv ...string) []map[string]any {
 
 // get fetches path from medic's web server.
 func (m *medic) get(path string) (int, string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
+	c := &http.Client{Timeout: 15 * time.Second}
 	resp, err := c.Get("http://" + m.addr + path)
 	if err != nil {
 		return 0, "", err
