@@ -45,9 +45,6 @@ type Options struct {
 	Logger     log.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
-	// OnReport, when set, is called with every heal cycle's report (the
-	// status page keeps recent events from it). It must not block.
-	OnReport func(service string, rep healer.Report, at time.Time)
 	// HealInterval is the longest the healer waits between cycles when no
 	// probe result wakes it. Default 1s.
 	HealInterval time.Duration
@@ -78,7 +75,6 @@ type Controller struct {
 	logger   log.Logger
 	now      func() time.Time
 	healIvl  time.Duration
-	onReport func(string, healer.Report, time.Time)
 
 	reconfig chan struct{} // the config changed; coalesced
 
@@ -127,7 +123,6 @@ func New(o Options) *Controller {
 		logger:      o.Logger,
 		now:         o.Now,
 		healIvl:     o.HealInterval,
-		onReport:    o.OnReport,
 		reconfig:    make(chan struct{}, 1),
 		cfg:         o.Config,
 		snapshots:   map[string]discovery.Snapshot{},
@@ -153,7 +148,7 @@ func New(o Options) *Controller {
 		Preflight:  o.Preflight,
 	})
 	c.zonal = &zonalShifts{client: o.ZonalShifter, zones: o.Zones, logger: log.With(o.Logger, logkeys.Component, "zonal"),
-		healer: c.healer, notify: o.Notifier, svc: map[string]*zonalState{}, timeout: 10 * time.Second}
+		healer: c.healer, notify: c.outcomes, svc: map[string]*zonalState{}, timeout: 10 * time.Second}
 	c.loops.Store(&map[string]*serviceLoop{})
 	c.updateTargets()
 	return c
@@ -586,6 +581,10 @@ type Status struct {
 	Targets  []probes.Target
 	// Zonal is the service's last zonal shift decision (zero before one).
 	Zonal healer.ZonalDecision
+	// Events are the service's last events, newest first: every event the
+	// reporter made of its heal reports, including those no sink is told
+	// about (see reporter.record).
+	Events []alerts.Event
 }
 
 // Statuses returns every configured service's status, sorted by name.
@@ -611,6 +610,9 @@ func (c *Controller) Statuses() []Status {
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Service.Name < out[j].Service.Name })
+	for i := range out { // the reporter's lock is taken under c.mu, never the other way
+		out[i].Events = c.outcomes.events(out[i].Service.Name)
+	}
 	return out
 }
 

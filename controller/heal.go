@@ -149,9 +149,6 @@ func (c *Controller) healService(ctx context.Context, name string) {
 	c.mu.Unlock()
 	c.outcomes.observe(svc, snap, rep, in.Endpoint, at)
 	c.zonal.run(ctx, svc, rep, serviceState(rep, in.Endpoint), at)
-	if c.onReport != nil {
-		c.onReport(name, rep, at)
-	}
 }
 
 // endpoint reads the service endpoint's latest results: the one history a

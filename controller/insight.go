@@ -42,7 +42,7 @@ func (r *reporter) observeInsight(svc config.Service, rep healer.Report, state s
 		if !slow {
 			e.Severity, e.Summary, e.Action = alerts.Info, svc.Name+" is no longer slow as a whole: "+ins.Latency.Reason+".", "nothing"
 		}
-		r.notifier.Notify(e)
+		r.emit(e)
 	}
 	v := ins.Vantage.Verdict
 	if !healer.VantageNotifies(v) {
@@ -61,7 +61,7 @@ func (r *reporter) observeInsight(svc config.Service, rep healer.Report, state s
 			e.Summary = "the views of " + svc.Name + " agree again (was " + string(prev) + "): " + ins.Vantage.Evidence + "."
 			e.Action = "nothing"
 		}
-		r.notifier.Notify(e)
+		r.emit(e)
 	}
 }
 

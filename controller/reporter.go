@@ -20,15 +20,23 @@ import (
 // should look.
 const recoveryWindow = 5 * time.Minute
 
-// reporter turns heal-cycle reports into events: marks, refusals as they
-// start, endpoint failures and recoveries, and the outcome of each
-// replacement. It remembers just enough between cycles to report changes,
-// not every cycle.
+// maxEvents is how many recent events the reporter keeps per service for
+// the status page.
+const maxEvents = 50
+
+// reporter is the one place that turns heal-cycle reports into events:
+// marks and every other outcome of a marking, refusals as they start and
+// end, endpoint failures and recoveries, insight findings, zonal shifts and
+// the outcome of each replacement. It remembers just enough between cycles
+// to report changes, not every cycle, and keeps the last maxEvents events
+// of each service (Controller.Statuses hands them to the status page).
 type reporter struct {
 	notifier     alerts.Notifier
 	replacements *prometheus.CounterVec
 
 	mu sync.Mutex // services heal side by side
+
+	recent map[string][]alerts.Event // service → its last events, oldest first
 
 	refusing map[string]map[healer.RefusalReason]bool // service → reasons refusing now
 	endpoint map[string]bool                          // service → endpoint failing now
@@ -60,11 +68,53 @@ func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
 		endpoint: map[string]bool{},
 		pending:  map[string]pendingReplacement{},
 		insight:  newInsightEvents(),
+		recent:   map[string][]alerts.Event{},
 	}
 	if reg != nil {
 		reg.MustRegister(r.replacements)
 	}
 	return r
+}
+
+// Notify records e among its service's recent events and sends it on: the
+// zonal shifts send their events through it, so the page sees them too.
+func (r *reporter) Notify(e alerts.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.emit(e)
+}
+
+// emit records e and sends it to the notifier. Callers hold r.mu.
+func (r *reporter) emit(e alerts.Event) {
+	r.record(e)
+	r.notifier.Notify(e)
+}
+
+// record keeps e among its service's last maxEvents events without sending
+// it anywhere: for what the page shows but no sink is told about. Callers
+// hold r.mu.
+func (r *reporter) record(e alerts.Event) {
+	if e.Service == "" {
+		return
+	}
+	l := r.recent[e.Service]
+	if len(l) == maxEvents {
+		copy(l, l[1:])
+		l = l[:len(l)-1]
+	}
+	r.recent[e.Service] = append(l, e)
+}
+
+// events returns the service's recent events, newest first.
+func (r *reporter) events(service string) []alerts.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.recent[service]
+	out := make([]alerts.Event, len(l))
+	for i, e := range l {
+		out[len(l)-1-i] = e
+	}
+	return out
 }
 
 // observe reports what changed in one service since its last cycle.
@@ -95,7 +145,7 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 				e.Evidence = []string{"latest probe of " + svc.Endpoint + ": " + ep.Reason}
 				e.Action = "watching; instances are judged on their own probes"
 			}
-			r.notifier.Notify(e)
+			r.emit(e)
 		}
 	}
 
@@ -115,11 +165,11 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 			e.Severity, e.NeedsAction = alerts.Action, true
 			e.Action = "stopped marking in " + ref.Group + "; a person should act"
 		}
-		r.notifier.Notify(e)
+		r.emit(e)
 	}
 	for reason := range r.refusing[svc.Name] {
 		if !now2[reason] {
-			r.notifier.Notify(alerts.Event{Kind: alerts.MarkRefused, Severity: alerts.Info, Time: now, Service: svc.Name,
+			r.emit(alerts.Event{Kind: alerts.MarkRefused, Severity: alerts.Info, Time: now, Service: svc.Name,
 				Subject: string(reason), Resolved: true, Summary: "the guard no longer refuses (" + string(reason) + ") in " + svc.Name,
 				Action: "nothing", State: state, Labels: map[string]string{"reason": string(reason)}})
 		}
@@ -156,11 +206,19 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 			e.Action = "dry run: would have marked it Unhealthy; nothing was changed"
 		case healer.ResultFailed:
 			e.Severity = alerts.Warning
-			e.Action = "tried to mark it Unhealthy and failed: " + errString(out.Err)
+			e.Action = "tried to mark it Unhealthy and failed after " + plural(out.Attempts, "call") + ": " + errString(out.Err)
 		default:
-			continue // gone or already unhealthy: nothing to tell
+			// Nothing was changed (standby, gone, already Unhealthy,
+			// skipped) or the change was not seen (not applied): the page
+			// shows it, no sink is told.
+			e.Action = unsentAction(out)
+			if out.Result == healer.ResultNotApplied {
+				e.Severity = alerts.Warning
+			}
+			r.record(e)
+			continue
 		}
-		r.notifier.Notify(e)
+		r.emit(e)
 	}
 
 	// Replacements: recovered when a newcomer in the group is healthy and
@@ -187,7 +245,7 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 		case !p.goodSince.IsZero() && now.Sub(p.goodSince) >= settle(svc):
 			delete(r.pending, id)
 			r.replacements.WithLabelValues(svc.Name, "recovered").Inc()
-			r.notifier.Notify(alerts.Event{Kind: alerts.ReplacementRecovered, Severity: alerts.Info, Time: now,
+			r.emit(alerts.Event{Kind: alerts.ReplacementRecovered, Severity: alerts.Info, Time: now,
 				Service: svc.Name, Subject: id, AZ: p.az, RequestID: p.requestID, State: state,
 				Summary: fmt.Sprintf("%s was replaced by %s, which is healthy; %s recovered in %s and stayed good for %s.",
 					id, newcomer, svc.Name, p.goodSince.Sub(p.markedAt).Round(time.Second), settle(svc)),
@@ -196,7 +254,7 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 		case now.After(p.deadline):
 			delete(r.pending, id)
 			r.replacements.WithLabelValues(svc.Name, "not_recovered").Inc()
-			r.notifier.Notify(alerts.Event{Kind: alerts.ReplacementNotRecovered, Severity: alerts.Action, Time: now,
+			r.emit(alerts.Event{Kind: alerts.ReplacementNotRecovered, Severity: alerts.Action, Time: now,
 				Service: svc.Name, Subject: id, AZ: p.az, RequestID: p.requestID, State: state, NeedsAction: true,
 				Summary: fmt.Sprintf("%s was marked Unhealthy %s ago, but no healthy replacement has joined %s (endpoint passing: %t).",
 					id, now.Sub(p.markedAt).Round(time.Second), p.group, epOK),
@@ -219,6 +277,7 @@ func (r *reporter) forget(service string) {
 	defer r.mu.Unlock()
 	delete(r.refusing, service)
 	delete(r.endpoint, service)
+	delete(r.recent, service)
 	r.insight.forget(service)
 	for id, p := range r.pending {
 		if p.service == service {
@@ -272,6 +331,30 @@ func evidenceFor(ids []string, verdicts map[string]healer.Verdict) []string {
 		}
 	}
 	return ev
+}
+
+// unsentAction says what came of a marking the sinks are not told about.
+func unsentAction(o healer.Outcome) string {
+	switch o.Result {
+	case healer.ResultStandby:
+		return "standby: this replica does not lead; it would have marked it Unhealthy, the leader decides"
+	case healer.ResultAlreadyUnhealthy:
+		return "nothing: its group already reports it Unhealthy"
+	case healer.ResultGone:
+		return "nothing: the instance is gone or left its group"
+	case healer.ResultSkipped:
+		return "nothing: it is no longer InService (" + o.Reason + ")"
+	case healer.ResultNotApplied:
+		return "SetInstanceHealth was accepted after " + plural(o.Attempts, "call") + " but the group was not seen holding it Unhealthy"
+	}
+	return string(o.Result)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func errString(err error) string {

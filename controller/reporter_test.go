@@ -52,6 +52,20 @@ type step struct {
 	refusals  []healer.Refusal
 	endpoint  healer.EndpointState
 	want      []string
+	// page is what the status page gets of the cycle (pageKinds), in
+	// order; nil: the events sent, and nothing else.
+	page []string
+}
+
+// pageKinds is eventKinds with a mark's result added: "instance_marked:gone".
+func pageKinds(es []alerts.Event) []string {
+	out := eventKinds(es)
+	for i, e := range es {
+		if e.Kind == alerts.InstanceMarked {
+			out[i] += ":" + e.Labels["result"]
+		}
+	}
+	return out
 }
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -114,12 +128,23 @@ func TestReporter(t *testing.T) {
 				{at: 2 * time.Second, instances: []healer.Verdict{inst("i-1", healer.Healthy)}, endpoint: up, want: []string{"mark_refused/resolved"}},
 			},
 			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
-		{desc: "dry run: reported as would-be, no replacement watched; gone and already-unhealthy say nothing",
+		{desc: "dry run: reported as would-be, no replacement watched; gone and already-unhealthy are sent to no sink, the page gets them",
 			steps: []step{
 				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-4", healer.Bad), inst("i-5", healer.Bad)}, endpoint: up,
 					outcomes: map[string]healer.Outcome{"i-1": {Result: healer.ResultDryRun}, "i-4": {Result: healer.ResultGone}, "i-5": {Result: healer.ResultAlreadyUnhealthy}},
-					want:     []string{"instance_marked"}},
+					want:     []string{"instance_marked"},
+					page:     []string{"instance_marked:dry_run", "instance_marked:gone", "instance_marked:already_unhealthy"}},
 				{at: 20*time.Second + recoveryWindow, instances: []healer.Verdict{inst("i-2", healer.Healthy)}, endpoint: up},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+		{desc: "a failed mark is sent; a standby replica's would-be mark, a skipped and a not-applied one only reach the page; none is watched",
+			steps: []step{
+				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-2", healer.Bad), inst("i-3", healer.Bad), inst("i-4", healer.Bad)}, endpoint: up,
+					outcomes: map[string]healer.Outcome{"i-1": {Result: healer.ResultFailed, Attempts: 3}, "i-2": {Result: healer.ResultStandby},
+						"i-3": {Result: healer.ResultSkipped, Reason: "Standby"}, "i-4": {Result: healer.ResultNotApplied, Attempts: 2}},
+					want: []string{"instance_marked"},
+					page: []string{"instance_marked:failed", "instance_marked:standby", "instance_marked:skipped", "instance_marked:not_applied"}},
+				{at: 20*time.Second + recoveryWindow, instances: []healer.Verdict{inst("i-5", healer.Healthy)}, endpoint: up},
 			},
 			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
 	}
@@ -135,8 +160,26 @@ func TestReporter(t *testing.T) {
 				for _, v := range st.instances {
 					snap.Instances = append(snap.Instances, v.Instance)
 				}
+				before := len(r.events("web"))
 				r.observe(svc, snap, rep, st.endpoint, t0.Add(st.at))
 				evs := rec.take()
+				all := r.events("web") // newest first
+				kept := make([]alerts.Event, 0, len(all)-before)
+				for j := len(all) - before - 1; j >= 0; j-- {
+					kept = append(kept, all[j])
+				}
+				wantPage := st.page
+				if wantPage == nil {
+					wantPage = pageKinds(evs)
+				}
+				if got := pageKinds(kept); strings.Join(got, ",") != strings.Join(wantPage, ",") {
+					t.Errorf("step %d (t+%s): the page gets %v, want %v", i, st.at, got, wantPage)
+				}
+				for _, e := range kept {
+					if e.Action == "" || e.Summary == "" {
+						t.Errorf("step %d: %s for the page lacks action or summary: %+v", i, e.Kind, e)
+					}
+				}
 				got := eventKinds(evs)
 				for _, e := range evs {
 					if e.Kind == alerts.InstanceMarked && (len(e.Evidence) == 0 || e.Action == "") {
@@ -159,6 +202,35 @@ func TestReporter(t *testing.T) {
 			if n := testutil.CollectAndCount(r.replacements); n != 0 {
 				t.Errorf("after forget, %d replacement series remain", n)
 			}
+			if n := len(r.events("web")); n != 0 {
+				t.Errorf("after forget, %d events remain", n)
+			}
 		})
+	}
+}
+
+// TestReporterRecentEvents: each service keeps its last maxEvents events,
+// newest first, whichever way they came (a cycle or Notify, as the zonal
+// shifts send theirs), and every one is sent on.
+func TestReporterRecentEvents(t *testing.T) {
+	rec := &recorder{}
+	r := newReporter(rec, nil)
+	r.Notify(alerts.Event{Kind: alerts.ZonalShift, Service: "api", Subject: "us-east-1a"})
+	for i := range maxEvents + 10 {
+		r.Notify(alerts.Event{Kind: alerts.InstanceMarked, Service: "web", Time: t0.Add(time.Duration(i) * time.Second)})
+	}
+	r.Notify(alerts.Event{Kind: alerts.AWSAPITrouble}) // no service: sent, kept by none
+	if n := len(rec.take()); n != maxEvents+12 {
+		t.Errorf("%d events sent, want %d", n, maxEvents+12)
+	}
+	web := r.events("web")
+	if len(web) != maxEvents || !web[0].Time.Equal(t0.Add((maxEvents+9)*time.Second)) || !web[maxEvents-1].Time.Equal(t0.Add(10*time.Second)) {
+		t.Errorf("web keeps %d events, %s … %s; want the last %d, newest first", len(web), web[0].Time, web[len(web)-1].Time, maxEvents)
+	}
+	if api := r.events("api"); len(api) != 1 || api[0].Kind != alerts.ZonalShift {
+		t.Errorf("api keeps %v", eventKinds(api))
+	}
+	if n := len(r.recent); n != 2 {
+		t.Errorf("%d services keep events, want 2", n)
 	}
 }

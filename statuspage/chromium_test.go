@@ -32,6 +32,7 @@ func TestChromium(t *testing.T) {
 		{"markup service name as text", "<h2>&lt;script&gt;alert(1)&lt;/script&gt; <span"},
 		{"markup reason as text", `body did not match &lt;img src=x onerror="document.body.dataset.pwned=1"&gt;)`},
 		{"quota headroom", "Running On-Demand Standard instances (vCPUs)"},
+		{"the event needing action highlighted", `<tr class="needs">`},
 	} {
 		if !strings.Contains(dom, want.s) {
 			t.Errorf("%s: DOM lacks %q", want.desc, want.s)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-kit/log/level"
 
+	"github.com/medic-sre/medic/alerts"
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/controller"
 	"github.com/medic-sre/medic/discovery"
@@ -137,8 +138,11 @@ func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []pr
 				}
 			}
 		}
-		if o, ok := st.Report.Outcomes[t.InstanceID]; ok {
-			fmt.Fprintf(w, "Action:   %s\n", outcomeDetail(o))
+		for i := range st.Events { // newest first: its latest marking
+			if e := &st.Events[i]; e.Kind == alerts.InstanceMarked && e.Subject == t.InstanceID {
+				fmt.Fprintf(w, "Action:   %s (%s)\n", e.Action, ago(now, e.Time))
+				break
+			}
 		}
 	}
 	fmt.Fprintf(w, "Now:      %s\n\n", now.UTC().Format(time.RFC3339Nano))

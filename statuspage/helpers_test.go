@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/medic-sre/medic/alerts"
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/controller"
 	"github.com/medic-sre/medic/discovery"
@@ -92,6 +93,20 @@ func demoStatuses() []controller.Status {
 		Probes: map[string][]probes.Result{},
 		Report: healer.Report{RequestID: "5f2c9a1e0b7d4c33", ActionsLastHour: 1,
 			Outcomes: map[string]healer.Outcome{"i-0bad": {Result: healer.ResultMarked, Attempts: 1}}},
+		// Newest first, as the reporter hands them over.
+		Events: []alerts.Event{
+			{Kind: alerts.ReplacementNotRecovered, Severity: alerts.Critical, Time: testNow.Add(-2 * time.Second), Service: "web",
+				Subject: "i-0old", AZ: "us-east-1b", NeedsAction: true, RequestID: "0c1d2e3f4a5b6c7d",
+				Summary: "i-0old was marked Unhealthy 6m0s ago, but no healthy replacement has joined web-asg (endpoint passing: true).",
+				Action:  "marked i-0old Unhealthy; a person should check why the group has not recovered"},
+			{Kind: alerts.InstanceMarked, Severity: alerts.Info, Time: testNow.Add(-3 * time.Second), Service: "web",
+				Subject: "i-0bad", AZ: "us-east-1a", RequestID: "5f2c9a1e0b7d4c33",
+				Labels:  map[string]string{"asg": "web-asg", "result": string(healer.ResultMarked)},
+				Summary: "i-0bad in web (us-east-1a) was bad: " + badReason + ".",
+				Action:  "marked Unhealthy in web-asg; the group replaces it"},
+			{Kind: alerts.MarkRefused, Severity: alerts.Info, Time: testNow.Add(-time.Minute), Service: "web",
+				Subject: string(healer.RateLimit), Resolved: true, Summary: "the guard no longer refuses (rate_limit) in web", Action: "nothing"},
+		},
 	}
 	epKey := "web/endpoint"
 	st.Targets = append(st.Targets, probes.Target{Key: epKey, Service: "web", Address: web.Endpoint, Settings: web.EndpointProbe})
@@ -158,6 +173,9 @@ func demoStatuses() []controller.Status {
 		ev.Probes[key] = h
 	}
 	ev.Report.Decision.Refusals = []healer.Refusal{{Reason: healer.ServiceWideFailure, Detail: evilDetail, Instances: []string{"i-0e01", "i-0e02"}}}
+	ev.Events = []alerts.Event{{Kind: alerts.MarkRefused, Severity: alerts.Warning, Time: testNow.Add(-time.Second), Service: evilService,
+		Subject: string(healer.ServiceWideFailure), Summary: "medic refused to mark instances of " + evilService + ": " + evilDetail,
+		Action: "nothing: the guard refused (service_wide_failure)"}}
 	return []controller.Status{ev, st} // sorted by name, as Controller.Statuses does: '<' sorts before 'w'
 }
 

@@ -14,14 +14,12 @@ import (
 	_ "embed"
 	"html/template"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
 	"github.com/medic-sre/medic/controller"
-	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/internal/logkeys"
 	"github.com/medic-sre/medic/limits"
 )
@@ -58,18 +56,16 @@ type Option func(*Page)
 // WithLimits adds the quota headroom section, read from l at each request.
 func WithLimits(l Limits) Option { return func(p *Page) { p.limits = l } }
 
-// WithClock sets the clock used for "x ago" and for the event ring's times.
-// Default time.Now.
+// WithClock sets the clock used for "x ago". Default time.Now.
 func WithClock(now func() time.Time) Option { return func(p *Page) { p.now = now } }
 
 // WithMaxRows sets how many instance rows a service shows without all=1
 // (default DefaultMaxRows; 0 or less shows every row).
 func WithMaxRows(n int) Option { return func(p *Page) { p.maxRows = n } }
 
-// Page is the status page handler. It keeps, in its own memory, a bounded
-// ring of the distinct actions and refusals it has seen in the Reports it
-// rendered: a Report holds only its own cycle's outcomes, so an action
-// shows in the ring only when a render (or Observe) saw that cycle's Report.
+// Page is the status page handler. It keeps nothing between requests: the
+// recent events it lists are the ones the controller's reporter made
+// (controller.Status.Events).
 type Page struct {
 	src     Source
 	limits  Limits
@@ -77,9 +73,6 @@ type Page struct {
 	now     func() time.Time
 	maxRows int
 	tmpl    *template.Template
-
-	mu     sync.Mutex
-	events map[string]*ring // by service name
 }
 
 //go:embed page.html.tmpl
@@ -94,8 +87,7 @@ func Handler(src Source, logger log.Logger, opts ...Option) http.Handler {
 	return New(src, logger, opts...)
 }
 
-// New returns the Page behind Handler, for callers that also want to feed
-// it every cycle's Report through Observe.
+// New returns the Page behind Handler.
 func New(src Source, logger log.Logger, opts ...Option) *Page {
 	if logger == nil {
 		logger = log.NewNopLogger()
@@ -106,7 +98,6 @@ func New(src Source, logger log.Logger, opts ...Option) *Page {
 		now:     time.Now,
 		maxRows: DefaultMaxRows,
 		tmpl:    tmpl,
-		events:  map[string]*ring{},
 	}
 	for _, o := range opts {
 		o(p)
@@ -145,7 +136,6 @@ func securityHeaders(h http.Header) {
 func (p *Page) servePage(w http.ResponseWriter, all bool) {
 	now := p.now()
 	sts := p.src.Statuses()
-	p.observe(sts, now)
 	v := p.build(sts, now, all)
 
 	securityHeaders(w.Header())
@@ -158,52 +148,4 @@ func (p *Page) servePage(w http.ResponseWriter, all bool) {
 	if err := bw.Flush(); err != nil {
 		level.Debug(p.logger).Log(logkeys.Msg, "writing the status page failed", logkeys.Err, err)
 	}
-}
-
-// Observe records the actions and refusals of one service's Report in the
-// page's ring, as if a render had seen it at time at. The page calls it on
-// every render; a caller that hands it every cycle's Report gets every action.
-func (p *Page) Observe(service string, rep healer.Report, at time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ringFor(service).observe(rep, at)
-}
-
-// observe feeds every status's Report to the ring and drops the rings of
-// services no longer configured.
-func (p *Page) observe(sts []controller.Status, now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	seen := make(map[string]bool, len(sts))
-	for i := range sts {
-		name := sts[i].Service.Name
-		seen[name] = true
-		p.ringFor(name).observe(sts[i].Report, now)
-	}
-	for name := range p.events {
-		if !seen[name] {
-			delete(p.events, name)
-		}
-	}
-}
-
-// ringFor returns the service's ring. Callers hold p.mu.
-func (p *Page) ringFor(service string) *ring {
-	r, ok := p.events[service]
-	if !ok {
-		r = newRing(maxEvents)
-		p.events[service] = r
-	}
-	return r
-}
-
-// recent returns the service's events, newest first.
-func (p *Page) recent(service string) []event {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r, ok := p.events[service]
-	if !ok {
-		return nil
-	}
-	return r.newestFirst()
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-kit/log"
 
-	"github.com/medic-sre/medic/healer"
 	"github.com/medic-sre/medic/probes"
 )
 
@@ -61,8 +60,13 @@ func TestPageShowsServices(t *testing.T) {
 		{"timeout tooltip", `title="12:00:29Z · 41ms · timeout">✗</i>`},
 		{"group health", `<td class="mono">web-asg</td><td class="n">6 (3–9)</td><td>1m0s</td><td class="n">6</td><td class="n">6</td><td class="n">4</td><td class="n">1</td><td class="n"><span class="tag bad">1</span></td><td class="n">1</td>`},
 		{"rate budget", `<meter min="0" max="10" value="1"></meter> <span class="tag healthy">1 of 10</span> marks in the last hour, 9 left`},
-		{"recent action", `<span class="tag act">marked</span>`},
-		{"action detail", "marked Unhealthy; its group replaces it (1 call)"},
+		{"recent mark", `<span class="tag act">instance_marked</span> <span class="mono">marked</span>`},
+		{"its action", "<td>marked Unhealthy in web-asg; the group replaces it</td>"},
+		{"its subject and AZ", `<td class="mono">i-0bad <span class="meta">us-east-1a</span></td>`},
+		{"needs action highlighted", `<tr class="needs"><td class="nw" title="2026-05-01T12:00:28Z">2s ago</td>` + "\n" +
+			`<td><span class="tag bad">replacement_not_recovered</span></td>` + "\n" +
+			`<td><span class="tag bad">critical</span> <span class="tag bad">needs action</span></td>`},
+		{"an end", `<span class="tag healthy">mark_refused</span> <span class="meta">ended</span>`},
 		{"monitor only", "monitor only"},
 		{"frozen", "<b>Frozen</b>"},
 		{"refusal", `<span class="tag suspect">service_wide_failure</span>`},
@@ -169,7 +173,7 @@ func TestDebugView(t *testing.T) {
 			"Group:    web-asg, InService, Unhealthy per the group\n",
 			"LB view:  web-tg unhealthy (Target.ResponseCodeMismatch), admin-tg draining (Target.DeregistrationInProgress) (evidence only, not acted on)\n",
 			"Judged:   bad: " + badReason + "\n",
-			"Action:   marked Unhealthy; its group replaces it (1 call)\n",
+			"Action:   marked Unhealthy in web-asg; the group replaces it (3s ago)\n",
 			"Last 16 probes, oldest first:\n",
 			"start                     duration  lateness  status  success  reason\n",
 			"2026-05-01T12:00:29.000Z  41ms      0s        500     false    status 500\n",
@@ -236,61 +240,23 @@ func TestRouting(t *testing.T) {
 	}
 }
 
-func TestEventsRing(t *testing.T) {
-	r := newRing(maxEvents)
-	t0 := testNow
-	refusal := healer.Refusal{Reason: healer.RateLimit, Detail: "10 marks in the last hour", Instances: []string{"i-1", "i-2"}}
-	// The same refusal over many cycles is one event whose Last moves on.
-	for i := range 5 {
-		r.observe(healer.Report{RequestID: "c" + string(rune('0'+i)), Decision: healer.Decision{Refusals: []healer.Refusal{refusal}}}, t0.Add(time.Duration(i)*time.Second))
-	}
-	evs := r.newestFirst()
-	if len(evs) != 1 || !evs[0].First.Equal(t0) || !evs[0].Last.Equal(t0.Add(4*time.Second)) || evs[0].Kind != kindRefused {
-		t.Fatalf("repeated refusal: %+v", evs)
-	}
-	// Other instances make another event.
-	refusal.Instances = []string{"i-1"}
-	r.observe(healer.Report{Decision: healer.Decision{Refusals: []healer.Refusal{refusal}}}, t0.Add(5*time.Second))
-	if n := len(r.newestFirst()); n != 2 {
-		t.Fatalf("%d events, want 2", n)
-	}
-	// Actions: one per cycle and instance; the ring keeps the last 50.
-	for i := range 60 {
-		rep := healer.Report{RequestID: "cycle" + string(rune('A'+i)), Outcomes: map[string]healer.Outcome{
-			"i-x": {Result: healer.ResultMarked, Attempts: 1}}}
-		r.observe(rep, t0.Add(time.Minute+time.Duration(i)*time.Second))
-		r.observe(rep, t0.Add(time.Minute+time.Duration(i)*time.Second)) // seen twice: once
-	}
-	evs = r.newestFirst()
-	if len(evs) != maxEvents {
-		t.Fatalf("%d events, want %d", len(evs), maxEvents)
-	}
-	if evs[0].RequestID != "cycle"+string(rune('A'+59)) || evs[49].RequestID != "cycle"+string(rune('A'+10)) {
-		t.Errorf("kept %s … %s", evs[0].RequestID, evs[49].RequestID)
-	}
-	if len(r.byKey) != maxEvents || len(r.keys) != maxEvents {
-		t.Errorf("index holds %d/%d entries, want %d", len(r.byKey), len(r.keys), maxEvents)
-	}
-}
-
-func TestPageRingAcrossRenders(t *testing.T) {
+// TestPageEventsAsGiven: the page lists the controller's events as they
+// are, keeps none of its own, and says so when there is none.
+func TestPageEventsAsGiven(t *testing.T) {
 	src := &fakeSource{sts: demoStatuses()}
-	now := testNow
-	h := New(src, nil, WithClock(func() time.Time { return now }))
-	get(t, h, http.MethodGet, "/")
-	// The next cycle marks nothing: the earlier action stays listed.
-	src.sts[1].Report.Outcomes = nil
-	src.sts[1].Report.RequestID = "next"
-	now = now.Add(10 * time.Second)
+	h := newTestPage(src)
 	_, body := get(t, h, http.MethodGet, "/")
-	if !strings.Contains(body, `<span class="tag act">marked</span>`) || !strings.Contains(body, ">10s ago<") {
-		t.Error("the earlier action is gone from the page")
+	if got := strings.Count(body, `<tr class="needs">`); got != 1 {
+		t.Errorf("%d rows needing action, want 1", got)
 	}
-	// A service dropped from the config takes its events along.
-	src.sts = src.sts[:1]
-	get(t, h, http.MethodGet, "/")
-	if len(h.events) != 1 {
-		t.Errorf("%d rings, want 1", len(h.events))
+	if i, j := strings.Index(body, "replacement_not_recovered"), strings.Index(body, "instance_marked"); i < 0 || j < i {
+		t.Error("events not in the order given (newest first)")
+	}
+	// The next render holds no event: nothing is left from the last one.
+	src.sts[1].Events = nil
+	_, body = get(t, h, http.MethodGet, "/")
+	if strings.Contains(body, "instance_marked") || !strings.Contains(body, "No event since medic started.") {
+		t.Error("the page kept events the controller no longer gives")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medic-sre/medic/alerts"
 	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/controller"
 	"github.com/medic-sre/medic/healer"
@@ -104,11 +105,15 @@ type refusalRow struct{ Reason, Detail, Instances string }
 // findingRow is one line of what the insight checks found.
 type findingRow struct{ What, Tag, Class, Text string }
 
+// eventRow is one of the reporter's events.
 type eventRow struct {
-	At, AtTitle, LastSeen string
-	Kind, Class           string
-	Reason, Instances     string
-	Detail, RequestID     string
+	At, AtTitle           string
+	Kind, Class, Result   string
+	Severity, SevClass    string
+	Subject, AZ           string
+	Summary, Action       string
+	RequestID             string
+	NeedsAction, Resolved bool
 }
 
 type instanceRow struct {
@@ -381,22 +386,10 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 		sv.WouldMark = listIDs(ids)
 	}
 
-	// Recent events.
-	for _, e := range p.recent(st.Service.Name) {
-		er := eventRow{
-			At:        ago(now, e.First),
-			AtTitle:   e.First.UTC().Format(time.RFC3339),
-			Kind:      e.Kind,
-			Class:     eventClass(e.Kind),
-			Reason:    e.Reason,
-			Instances: listIDs(e.Instances),
-			Detail:    e.Detail,
-			RequestID: e.RequestID,
-		}
-		if e.Last.After(e.First) {
-			er.LastSeen = ago(now, e.Last)
-		}
-		sv.Events = append(sv.Events, er)
+	// Recent events, as the reporter made them, newest first.
+	sv.Events = make([]eventRow, len(st.Events))
+	for i := range st.Events {
+		sv.Events[i] = eventView(&st.Events[i], now)
 	}
 
 	sv.Badge = serviceBadge(&sv, counts[healer.Bad])
@@ -482,18 +475,55 @@ func serviceBadge(sv *serviceView, bad int) badge {
 	return badge{"ok", "healthy"}
 }
 
-func eventClass(kind string) string {
-	switch kind {
-	case string(healer.ResultMarked):
-		return "act"
-	case string(healer.ResultDryRun):
-		return "grace"
-	case string(healer.ResultFailed):
+func eventView(e *alerts.Event, now time.Time) eventRow {
+	return eventRow{
+		At: ago(now, e.Time), AtTitle: e.Time.UTC().Format(time.RFC3339),
+		Kind: string(e.Kind), Class: eventClass(e), Result: e.Labels["result"],
+		Severity: string(e.Severity), SevClass: severityClass(e.Severity),
+		Subject: e.Subject, AZ: e.AZ, Summary: e.Summary, Action: e.Action,
+		RequestID: e.RequestID, NeedsAction: e.NeedsAction, Resolved: e.Resolved,
+	}
+}
+
+// eventClass colours an event's kind: what needs a person red, an end
+// green, a mark by its result, a refusal amber.
+func eventClass(e *alerts.Event) string {
+	switch {
+	case e.NeedsAction:
 		return "bad"
-	case kindRefused:
+	case e.Resolved:
+		return "healthy"
+	case e.Kind == alerts.InstanceMarked:
+		switch healer.ActionResult(e.Labels["result"]) {
+		case healer.ResultMarked:
+			return "act"
+		case healer.ResultDryRun, healer.ResultStandby:
+			return "grace"
+		case healer.ResultFailed, healer.ResultNotApplied:
+			return "bad"
+		}
+		return "unknown"
+	case e.Kind == alerts.MarkRefused:
+		return "suspect"
+	}
+	return severityClass(e.Severity)
+}
+
+func severityClass(s alerts.Severity) string {
+	switch s {
+	case alerts.Critical:
+		return "bad"
+	case alerts.Warning:
 		return "suspect"
 	}
 	return "unknown"
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // listIDs joins ids, at most maxListedIDs of them.

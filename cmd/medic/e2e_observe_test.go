@@ -468,7 +468,7 @@ var pageReasonRE = regexp.MustCompile(`[0-9]+ consecutive failed probes \((last 
 
 // 5. The real binary's status page in headless Chromium: it shows the
 // broken instance with its reason, the service name with markup in it as
-// text, and a screenshot is kept.
+// text, the refusal among the recent events, and a screenshot is kept.
 func TestE2EStatusPageInChromium(t *testing.T) {
 	bin := testkit.Chromium(t)
 	const name = `web<b>x</b>`
@@ -495,6 +495,8 @@ func TestE2EStatusPageInChromium(t *testing.T) {
 		{"the broken instance", victim},
 		{"the service name as text", "web&lt;b&gt;x&lt;/b&gt;"},
 		{"the guard's refusal", "rate_limit"},
+		// The controller's reporter made the event; the page only shows it.
+		{"the refusal among the recent events", `<span class="tag suspect">mark_refused</span>`},
 	} {
 		if !strings.Contains(dom, want.s) {
 			t.Errorf("%s: DOM lacks %q", want.desc, want.s)

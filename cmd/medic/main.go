@@ -229,7 +229,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
 	}
-	var page *statuspage.Page   // fed every cycle's report, for its recent-events list
 	var watcher *limits.Watcher // set below, before anything runs
 	ec2c := ec2.NewFromConfig(awsCfg)
 	ctrl := controller.New(controller.Options{
@@ -240,7 +239,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Notifier:     notifier,
 		Logger:       logger,
 		Registerer:   reg,
-		OnReport:     func(service string, rep healer.Report, at time.Time) { page.Observe(service, rep, at) },
 		Preflight:    controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
 		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, lse, logger),
 		Zones:        ec2c,
@@ -249,7 +247,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	watcher = limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
 		Notifier: notifier, DryRun: f.dryRun, Groups: cfg.Groups()})
 
-	page = statuspage.New(ctrl, logger, statuspage.WithLimits(watcher))
+	page := statuspage.New(ctrl, logger, statuspage.WithLimits(watcher))
 	interval := time.Duration(0)
 	if f.autoReload {
 		interval = f.autoReloadInterval
