@@ -86,6 +86,13 @@ type promServer struct {
 // ruleFile every second, until the test ends.
 func promStart(t *testing.T, target, ruleFile string) *promServer {
 	t.Helper()
+	return promStartTargets(t, ruleFile, target)
+}
+
+// promStartTargets is promStart scraping every target (host:port) as job
+// "medic": the replicas of one deployment.
+func promStartTargets(t *testing.T, ruleFile string, targets ...string) *promServer {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Skip("prometheus is not installed (Debian package prometheus: apt-get install -y prometheus)")
@@ -100,8 +107,8 @@ rule_files: [%q]
 scrape_configs:
   - job_name: medic
     static_configs:
-      - targets: [%q]
-`, ruleFile, target)
+      - targets: %s
+`, ruleFile, promQuoted(targets))
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +125,15 @@ scrape_configs:
 			t.Fatalf("prometheus did not start:\n%s", p.out.String())
 		}
 	}
+}
+
+// promQuoted is a YAML flow list of strings.
+func promQuoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // promAnswer is the envelope of Prometheus's HTTP API.
