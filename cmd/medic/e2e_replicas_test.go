@@ -6,9 +6,7 @@ package main
 // count each instance and each fleet fact once.
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -33,33 +31,16 @@ var replicasEventRE = regexp.MustCompile(`\b(rate|increase|histogram_quantile|[a
 // its labels, job, instance and __name__ left out ("" for none).
 func replicasVector(t *testing.T, p *promServer, query string) map[string]float64 {
 	t.Helper()
-	a := p.get(t, "/api/v1/query", url.Values{"query": {query}})
-	if a.Status != "success" {
-		t.Fatalf("query %q: %s: %s", query, a.ErrorType, a.Error)
-	}
-	var d struct {
-		Result []struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal(a.Data, &d); err != nil {
-		t.Fatalf("query %q: %v", query, err)
-	}
 	out := map[string]float64{}
-	for _, r := range d.Result {
+	for _, r := range p.vector(t, query) {
 		var keys []string
-		for k, v := range r.Metric {
+		for k, v := range r.labels {
 			if k != "job" && k != "instance" && k != "__name__" {
 				keys = append(keys, k+"="+v)
 			}
 		}
 		sort.Strings(keys)
-		var v float64
-		if s, ok := r.Value[1].(string); ok {
-			fmt.Sscan(s, &v)
-		}
-		out[strings.Join(keys, ",")] = v
+		out[strings.Join(keys, ",")] = r.value
 	}
 	return out
 }
@@ -230,10 +211,10 @@ func TestE2ETwoReplicasDashboardsCountEachInstanceOnce(t *testing.T) {
 		both := replicasVector(t, prom, replicasVars(pq.Expr, ".+"))
 		one := replicasVector(t, prom, replicasVars(pq.Expr, only))
 		if replicasPerReplicaRE.MatchString(pq.Expr) {
-			bs := promSeriesCount(t, prom, replicasVars(pq.Expr, ".+"))
-			os := promSeriesCount(t, prom, replicasVars(pq.Expr, only))
-			if os > 0 && bs != 2*os {
-				t.Errorf("%s: %d series for both replicas, %d for the leader: want one per replica\n%s", where, bs, os, pq.Expr)
+			bs := len(prom.vector(t, replicasVars(pq.Expr, ".+")))
+			lone := len(prom.vector(t, replicasVars(pq.Expr, only)))
+			if lone > 0 && bs != 2*lone {
+				t.Errorf("%s: %d series for both replicas, %d for the leader: want one per replica\n%s", where, bs, lone, pq.Expr)
 			}
 			continue
 		}
@@ -282,12 +263,4 @@ func TestE2ETwoReplicasDashboardsCountEachInstanceOnce(t *testing.T) {
 	if n, _ := prom.value(t, `count(ALERTS{alertname="MedicGuardRefusing",instance!=""})`); n != 0 {
 		t.Errorf("MedicGuardRefusing carries a replica's instance label: one alert per replica")
 	}
-}
-
-// promSeriesCount runs an instant query and returns how many series came
-// back.
-func promSeriesCount(t *testing.T, p *promServer, query string) int {
-	t.Helper()
-	_, n := p.value(t, query)
-	return n
 }
