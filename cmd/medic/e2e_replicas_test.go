@@ -33,14 +33,7 @@ func replicasVector(t *testing.T, p *promServer, query string) map[string]float6
 	t.Helper()
 	out := map[string]float64{}
 	for _, r := range p.vector(t, query) {
-		var keys []string
-		for k, v := range r.labels {
-			if k != "job" && k != "instance" && k != "__name__" {
-				keys = append(keys, k+"="+v)
-			}
-		}
-		sort.Strings(keys)
-		out[strings.Join(keys, ",")] = r.value
+		out[dashboards.ReplicaFreeKey(r.labels)] = r.value
 	}
 	return out
 }
