@@ -141,6 +141,20 @@ func Undocumented(names []string, docs map[string]string) []string {
 	return missing
 }
 
+// ReplicaFreeKey names a series by its labels other than job, instance
+// (the replica) and __name__, sorted, as "k=v,k=v" ("" for none): the same
+// fact reported by two replicas has one key.
+func ReplicaFreeKey(labels map[string]string) string {
+	var keys []string
+	for k, v := range labels {
+		if k != "job" && k != "instance" && k != "__name__" {
+			keys = append(keys, k+"="+v)
+		}
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}
+
 // QueryResult is what Prometheus answered to one query.
 type QueryResult struct {
 	Query     string

@@ -187,14 +187,7 @@ func promQuery(t *testing.T, base, query string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
 	for _, r := range promSeries(t, base, query) {
-		var keys []string
-		for k, v := range r.labels {
-			if k != "job" && k != "instance" && k != "__name__" {
-				keys = append(keys, k+"="+v)
-			}
-		}
-		sort.Strings(keys)
-		out[strings.Join(keys, ",")] = r.value
+		out[dashboards.ReplicaFreeKey(r.labels)] = r.value
 	}
 	return out
 }

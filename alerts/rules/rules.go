@@ -293,6 +293,14 @@ func eventsIn(sel, window string) string {
 	return fmt.Sprintf("  (increase(%[1]s[%[2]s]) and %[1]s offset %[2]s)\n  or\n  (%[1]s unless %[1]s offset %[2]s)", sel, window)
 }
 
+// fleetFact aggregates expr with op (max or min) by job and labels: a fact
+// every replica of a deployment reports (leader and standbys judge the same
+// fleet and read the same quotas) makes one alert, not one per replica's
+// instance label.
+func fleetFact(op, labels, expr string) string {
+	return op + " by (job, " + labels + ") (" + expr + ")"
+}
+
 func (p Params) alert(name, expr, forDur, severity, summary, description string, extra ...string) Rule {
 	labels := map[string]string{"severity": severity}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -397,9 +405,9 @@ func (p Params) serviceAlerts() []Rule {
 			"long_window", w.long, "short_window", w.short))
 	}
 	rs = append(rs,
-		p.alert("MedicGuardRefusing", p.sel("medic_guard_refusing")+" == 1", "10m", Warning,
+		p.alert("MedicGuardRefusing", fleetFact("max", "service, reason", p.sel("medic_guard_refusing"))+" == 1", "10m", Warning,
 			"medic's guard has refused to heal service {{ $labels.service }} for 10 minutes ({{ $labels.reason }}).",
-			"The guard of medic at {{ $labels.instance }} has refused to mark bad instances of service {{ $labels.service }} "+
+			"The guard of medic (job {{ $labels.job }}) has refused to mark bad instances of service {{ $labels.service }} "+
 				"Unhealthy for 10 minutes, reason {{ $labels.reason }}. Bad instances stay in service until a person looks or "+
 				"the condition clears; see the runbook for what each reason means."),
 		p.alert("MedicHealRateHigh", fmt.Sprintf(
@@ -418,10 +426,12 @@ func (p Params) limitsAlerts() []Rule {
 	// Quota thresholds are medic's config (global, per-quota overrides):
 	// medic_quota_state says which one a quota crossed, so the alerts agree
 	// with medic's own notifications. The value shown is the headroom.
-	quotaLabels := "job, instance, service_code, quota_code, quota_name"
+	// Every replica reports the same quotas, groups and load balancers:
+	// each alert aggregates them away (fleetFact) so that a fact fires once.
+	quotaLabels := "service_code, quota_code, quota_name"
 	headroomAtState := func(state int) string {
-		return fmt.Sprintf("%s\nand on (%s)\n%s == %d",
-			p.sel("medic_quota_headroom_ratio"), quotaLabels, p.sel("medic_quota_state"), state)
+		return fleetFact("min", quotaLabels, fmt.Sprintf("\n  %s\n  and on (job, instance, %s)\n  %s == %d\n",
+			p.sel("medic_quota_headroom_ratio"), quotaLabels, p.sel("medic_quota_state"), state))
 	}
 	return []Rule{
 		p.alert("MedicQuotaHeadroomLow", headroomAtState(1), "15m", Info,
@@ -433,18 +443,18 @@ func (p Params) limitsAlerts() []Rule {
 			"Quota {{ $labels.quota_code }} ({{ $labels.quota_name }}) of {{ $labels.service_code }} has {{ $value | humanizePercentage }} "+
 				"headroom: its usage is at or above its critical threshold (default 95% used). Request an increase or free capacity before scaling needs it."),
 		p.alert("MedicQuotaExhaustionForecast", fmt.Sprintf("%s < %s",
-			p.sel("medic_quota_seconds_to_exhaustion", `method="peaks"`), num(p.ExhaustionHorizon.Seconds())),
+			fleetFact("min", quotaLabels+", method", p.sel("medic_quota_seconds_to_exhaustion", `method="peaks"`)), num(p.ExhaustionHorizon.Seconds())),
 			"1h", Warning,
 			"Quota {{ $labels.quota_name }} is forecast to run out in {{ $value | humanizeDuration }}.",
 			"At the current trend ({{ $labels.method }}), usage of quota {{ $labels.quota_code }} ({{ $labels.quota_name }}) of {{ $labels.service_code }} "+
 				"reaches its limit in {{ $value | humanizeDuration }} (horizon "+promDuration(p.ExhaustionHorizon)+"). "+
 				"Quota increases can take days: request one now."),
-		p.alert("MedicScaleOutNotFeasible", p.sel("medic_scale_out_feasible")+" == 0", "15m", Warning,
+		p.alert("MedicScaleOutNotFeasible", fleetFact("min", "asg", p.sel("medic_scale_out_feasible"))+" == 0", "15m", Warning,
 			"Auto Scaling group {{ $labels.asg }} cannot scale out to its MaxSize.",
 			"Growing Auto Scaling group {{ $labels.asg }} to its MaxSize would exceed a quota it draws on (vCPUs for its instance types, "+
 				"targets per load balancer, ...). It will fail when it tries, typically during a traffic peak."),
-		p.alert("MedicPrewarmNeeded", fmt.Sprintf("%s == 1\nunless on (job, instance, load_balancer)\n(%s >= on (job, instance, load_balancer) %s)",
-			p.sel("medic_prewarm_needed"), p.sel("medic_prewarm_applied_lcu"), p.sel("medic_prewarm_recommended_lcu")),
+		p.alert("MedicPrewarmNeeded", fleetFact("max", "load_balancer", fmt.Sprintf("\n  %s == 1\n  unless on (job, instance, load_balancer)\n  (%s >= on (job, instance, load_balancer) %s)\n",
+			p.sel("medic_prewarm_needed"), p.sel("medic_prewarm_applied_lcu"), p.sel("medic_prewarm_recommended_lcu"))),
 			"", Warning,
 			"Load balancer {{ $labels.load_balancer }} needs pre-warming and has no sufficient capacity reservation.",
 			"medic expects traffic to load balancer {{ $labels.load_balancer }} to grow faster than it can scale "+

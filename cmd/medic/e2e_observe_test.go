@@ -86,6 +86,13 @@ type promServer struct {
 // ruleFile every second, until the test ends.
 func promStart(t *testing.T, target, ruleFile string) *promServer {
 	t.Helper()
+	return promStartTargets(t, ruleFile, target)
+}
+
+// promStartTargets is promStart scraping every target (host:port) as job
+// "medic": the replicas of one deployment.
+func promStartTargets(t *testing.T, ruleFile string, targets ...string) *promServer {
+	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Skip("prometheus is not installed (Debian package prometheus: apt-get install -y prometheus)")
@@ -100,8 +107,8 @@ rule_files: [%q]
 scrape_configs:
   - job_name: medic
     static_configs:
-      - targets: [%q]
-`, ruleFile, target)
+      - targets: %s
+`, ruleFile, promQuoted(targets))
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +125,15 @@ scrape_configs:
 			t.Fatalf("prometheus did not start:\n%s", p.out.String())
 		}
 	}
+}
+
+// promQuoted is a YAML flow list of strings.
+func promQuoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // promAnswer is the envelope of Prometheus's HTTP API.
@@ -148,9 +164,14 @@ func (p *promServer) get(t *testing.T, path string, q url.Values) promAnswer {
 	return a
 }
 
-// value runs an instant query and returns the first sample's value and
-// how many series came back.
-func (p *promServer) value(t *testing.T, query string) (float64, int) {
+// promSample is one series of an instant query's answer.
+type promSample struct {
+	labels map[string]string
+	value  float64
+}
+
+// vector runs an instant query and returns its series.
+func (p *promServer) vector(t *testing.T, query string) []promSample {
 	t.Helper()
 	a := p.get(t, "/api/v1/query", url.Values{"query": {query}})
 	if a.Status != "success" {
@@ -158,17 +179,33 @@ func (p *promServer) value(t *testing.T, query string) (float64, int) {
 	}
 	var d struct {
 		Result []struct {
-			Value [2]any `json:"value"`
+			Metric map[string]string `json:"metric"`
+			Value  [2]any            `json:"value"`
 		} `json:"result"`
 	}
-	if err := json.Unmarshal(a.Data, &d); err != nil || len(d.Result) == 0 {
+	if err := json.Unmarshal(a.Data, &d); err != nil {
+		return nil
+	}
+	out := make([]promSample, 0, len(d.Result))
+	for _, r := range d.Result {
+		var v float64
+		if s, ok := r.Value[1].(string); ok {
+			fmt.Sscan(s, &v)
+		}
+		out = append(out, promSample{labels: r.Metric, value: v})
+	}
+	return out
+}
+
+// value runs an instant query and returns the first sample's value and
+// how many series came back.
+func (p *promServer) value(t *testing.T, query string) (float64, int) {
+	t.Helper()
+	ss := p.vector(t, query)
+	if len(ss) == 0 {
 		return 0, 0
 	}
-	var v float64
-	if s, ok := d.Result[0].Value[1].(string); ok {
-		fmt.Sscan(s, &v)
-	}
-	return v, len(d.Result)
+	return ss[0].value, len(ss)
 }
 
 // promWaitScrapes waits until Prometheus has scraped medic successfully at
