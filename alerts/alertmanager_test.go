@@ -244,7 +244,7 @@ func TestAlertmanagerReal(t *testing.T) {
 	}
 	if !strings.Contains(a.Annots["evidence"], "connection refused") ||
 		!strings.Contains(a.Annots["description"], "No action needed.") ||
-		a.Annots["runbook_url"] != "https://runbooks.example/medic.md#instance-marked" ||
+		a.Annots["runbook_url"] != "https://runbooks.example/medic.md#notification-instance-marked" ||
 		a.Annots["summary"] == "" || a.Annots["action"] == "" {
 		t.Errorf("annotations = %v", a.Annots)
 	}
