@@ -244,6 +244,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Preflight:    controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
 		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, lse, logger),
 		Zones:        ec2c,
+		Leads:        leads(lse),
 	})
 
 	watcher = limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
@@ -360,6 +361,16 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 		Logger: logger, Registerer: reg,
 	})
 	return healer.LeaderOnly(act, l, alog), l
+}
+
+// leads reports whether this replica leads: with a lease, while it holds
+// it; without one (or in a dry run), always. Only the leader notifies
+// conditions (controller.Options.Leads).
+func leads(l *lease.Lease) func() bool {
+	if l == nil {
+		return nil
+	}
+	return l.IsLeader
 }
 
 // zonalShifter is the ARC client: behind the dry-run wrapper with
