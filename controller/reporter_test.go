@@ -182,6 +182,9 @@ func TestReporter(t *testing.T) {
 					if e.NeedsAction != (e.Kind == alerts.ReplacementNotRecovered) {
 						t.Errorf("step %d: %s has NeedsAction %v", i, e.Kind, e.NeedsAction)
 					}
+					if st.standby && e.Kind.ToldByLeader() {
+						t.Errorf("step %d: a standby told %s, which alerts.Kind.ToldByLeader says only the leader tells", i, e.Kind)
+					}
 				}
 				if strings.Join(got, ",") != strings.Join(st.want, ",") {
 					t.Errorf("step %d (t+%s): events %v, want %v", i, st.at, got, st.want)

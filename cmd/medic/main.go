@@ -224,7 +224,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asg := autoscaling.NewFromConfig(awsCfg)
 	act, lse := actuator(f.dryRun, cfg.Global.Lease, asg, awsCfg, id, logger, reg)
 	notifier, err := alerts.NewDispatcher(alerts.Options{Config: cfg.Notifications, AWS: &awsCfg,
-		Logger: logger, Registerer: reg, ExternalURL: f.externalURL.String()})
+		Logger: logger, Registerer: reg, ExternalURL: f.externalURL.String(), Leads: leads(lse)})
 	if err != nil {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
@@ -365,7 +365,8 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 
 // leads reports whether this replica leads: with a lease, while it holds
 // it; without one (or in a dry run), always. Only the leader notifies
-// conditions (controller.Options.Leads).
+// conditions (controller.Options.Leads) and keeps their Alertmanager
+// alerts alive (alerts.Options.Leads).
 func leads(l *lease.Lease) func() bool {
 	if l == nil {
 		return nil
