@@ -28,15 +28,22 @@ func decodeAlerts(t *testing.T, b []byte) []alertmanagerAlert {
 	return as
 }
 
-// The sink's bookkeeping, against a recording server: fire, re-post,
-// resolve by Resolved and by an ending kind, expire after the TTL.
-func TestAlertmanagerSinkLifecycle(t *testing.T) {
+// recordedAlertmanagerSink is a sink posting to a recording server, on a
+// test clock at t0: resend every minute, TTL one hour.
+func recordedAlertmanagerSink(t *testing.T) (*testkit.Clock, *recorder, *alertmanagerSink) {
 	clock := testkit.NewClock(t0)
 	srv := newRecorder(t, nil)
 	s := newAlertmanagerSink(config.NotificationSink{
 		Name: "am", ResendInterval: config.Duration(time.Minute), AlertTTL: config.Duration(time.Hour),
 		Timeout: config.Duration(5 * time.Second),
 	}, []string{srv.URL}, "", http.DefaultClient, clock.Now)
+	return clock, srv, s
+}
+
+// The sink's bookkeeping, against a recording server: fire, re-post,
+// resolve by Resolved and by an ending kind, expire after the TTL.
+func TestAlertmanagerSinkLifecycle(t *testing.T) {
+	clock, srv, s := recordedAlertmanagerSink(t)
 	ctx := t.Context()
 	send := func(e Event) []alertmanagerAlert {
 		t.Helper()
@@ -125,12 +132,7 @@ func TestAlertmanagerSinkLifecycle(t *testing.T) {
 // tells (a former leader would fire again what the new leader resolved);
 // leading again, it re-posts them.
 func TestAlertmanagerStandbyKeepsNoConditionAlive(t *testing.T) {
-	clock := testkit.NewClock(t0)
-	srv := newRecorder(t, nil)
-	s := newAlertmanagerSink(config.NotificationSink{
-		Name: "am", ResendInterval: config.Duration(time.Minute), AlertTTL: config.Duration(time.Hour),
-		Timeout: config.Duration(5 * time.Second),
-	}, []string{srv.URL}, "", http.DefaultClient, clock.Now)
+	clock, srv, s := recordedAlertmanagerSink(t)
 	leading := true
 	s.leads = func() bool { return leading }
 	ctx := t.Context()
