@@ -11,7 +11,7 @@ LDFLAGS   := -X $(VERSIONPKG).Version=$(VERSION) -X $(VERSIONPKG).Revision=$(REV
 	-X $(VERSIONPKG).Branch=$(BRANCH) -X $(VERSIONPKG).BuildUser=$(BUILDUSER) -X $(VERSIONPKG).BuildDate=$(BUILDDATE)
 BIN       := bin/medic
 
-.PHONY: help build test e2e bench soak demo lint deps clean
+.PHONY: help build test fuzz e2e bench soak demo lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,17 @@ deps: ## install what the tests need (Debian packages; run as root)
 
 test: ## every test, with the race detector (needs moto_server, promtool, alertmanager, chromium: make deps)
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+FUZZTIME  ?= 10s
+
+fuzz: ## each fuzz test for 10 s (make fuzz FUZZTIME=1m for longer); seed corpora in <pkg>/testdata/fuzz
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  pkg=./$$(dirname $${f#./}); \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 e2e: ## only the end-to-end tests of the real binary against the AWS emulator
 	$(GO) test -race -count=1 -timeout 20m -run 'TestE2E' ./cmd/medic/

@@ -44,12 +44,15 @@ type alertmanagerSink struct {
 	ttl          time.Duration
 	client       *http.Client
 	now          func() time.Time
+	// leads reports whether this replica leads; nil: always (Options.Leads).
+	leads func() bool
 
 	mu     sync.Mutex
 	active map[string]*activeAlert
 }
 
 type activeAlert struct {
+	kind      Kind
 	alert     alertmanagerAlert
 	lastEvent time.Time
 }
@@ -160,7 +163,7 @@ func (s *alertmanagerSink) Send(ctx context.Context, e Event) error {
 		if old, ok := s.active[key]; ok {
 			a.StartsAt = old.alert.StartsAt
 		}
-		s.active[key] = &activeAlert{alert: a, lastEvent: now}
+		s.active[key] = &activeAlert{kind: e.Kind, alert: a, lastEvent: now}
 		s.evictLocked()
 		post = append(post, a)
 	}
@@ -234,14 +237,22 @@ func (s *alertmanagerSink) evictLocked() {
 }
 
 // Resend re-posts every active alert with a fresh endsAt, forgetting those
-// whose last event is older than the TTL.
+// whose last event is older than the TTL. A standby re-posts none of a kind
+// only the leader tells: it keeps them, to go on re-posting if it leads
+// again before a new event, and Alertmanager ends them at their endsAt
+// unless the leader tells them (it does, with the same labels, while the
+// condition holds).
 func (s *alertmanagerSink) Resend(ctx context.Context) error {
 	now := s.now()
+	standby := s.leads != nil && !s.leads()
 	s.mu.Lock()
 	keys := make([]string, 0, len(s.active))
 	for k, a := range s.active {
 		if now.Sub(a.lastEvent) >= s.ttl {
 			delete(s.active, k)
+			continue
+		}
+		if standby && a.kind.ToldByLeader() {
 			continue
 		}
 		keys = append(keys, k)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,15 +28,22 @@ func decodeAlerts(t *testing.T, b []byte) []alertmanagerAlert {
 	return as
 }
 
-// The sink's bookkeeping, against a recording server: fire, re-post,
-// resolve by Resolved and by an ending kind, expire after the TTL.
-func TestAlertmanagerSinkLifecycle(t *testing.T) {
+// recordedAlertmanagerSink is a sink posting to a recording server, on a
+// test clock at t0: resend every minute, TTL one hour.
+func recordedAlertmanagerSink(t *testing.T) (*testkit.Clock, *recorder, *alertmanagerSink) {
 	clock := testkit.NewClock(t0)
 	srv := newRecorder(t, nil)
 	s := newAlertmanagerSink(config.NotificationSink{
 		Name: "am", ResendInterval: config.Duration(time.Minute), AlertTTL: config.Duration(time.Hour),
 		Timeout: config.Duration(5 * time.Second),
 	}, []string{srv.URL}, "", http.DefaultClient, clock.Now)
+	return clock, srv, s
+}
+
+// The sink's bookkeeping, against a recording server: fire, re-post,
+// resolve by Resolved and by an ending kind, expire after the TTL.
+func TestAlertmanagerSinkLifecycle(t *testing.T) {
+	clock, srv, s := recordedAlertmanagerSink(t)
 	ctx := t.Context()
 	send := func(e Event) []alertmanagerAlert {
 		t.Helper()
@@ -118,6 +127,53 @@ func TestAlertmanagerSinkLifecycle(t *testing.T) {
 
 // startAlertmanager runs the Debian package's Alertmanager on a free
 // loopback port with a minimal config, until the test ends.
+// TestAlertmanagerStandbyKeepsNoConditionAlive: a replica that does not
+// lead re-posts its own actions' alerts but no condition only the leader
+// tells (a former leader would fire again what the new leader resolved);
+// leading again, it re-posts them.
+func TestAlertmanagerStandbyKeepsNoConditionAlive(t *testing.T) {
+	clock, srv, s := recordedAlertmanagerSink(t)
+	leading := true
+	s.leads = func() bool { return leading }
+	ctx := t.Context()
+	for _, e := range []Event{sampleEvents()["marked"], {Kind: EndpointFailing, Service: "web", Severity: Warning, Summary: "endpoint fails"}} {
+		if err := s.Send(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resent := func() []string {
+		t.Helper()
+		n := srv.count()
+		clock.Advance(time.Minute)
+		if err := s.Resend(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if srv.count() == n {
+			return nil
+		}
+		var names []string
+		for _, a := range decodeAlerts(t, srv.body(srv.count()-1)) {
+			names = append(names, a.Labels["alertname"])
+		}
+		sort.Strings(names)
+		return names
+	}
+	for _, step := range []struct {
+		desc    string
+		leading bool
+		want    []string
+	}{
+		{desc: "leading: both", leading: true, want: []string{"MedicEndpointFailing", "MedicInstanceMarked"}},
+		{desc: "standby: its mark only", leading: false, want: []string{"MedicInstanceMarked"}},
+		{desc: "leading again: both", leading: true, want: []string{"MedicEndpointFailing", "MedicInstanceMarked"}},
+	} {
+		leading = step.leading
+		if got := resent(); !slices.Equal(got, step.want) {
+			t.Errorf("%s: re-posted %v, want %v", step.desc, got, step.want)
+		}
+	}
+}
+
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus-alertmanager")
@@ -244,7 +300,7 @@ func TestAlertmanagerReal(t *testing.T) {
 	}
 	if !strings.Contains(a.Annots["evidence"], "connection refused") ||
 		!strings.Contains(a.Annots["description"], "No action needed.") ||
-		a.Annots["runbook_url"] != "https://runbooks.example/medic.md#instance-marked" ||
+		a.Annots["runbook_url"] != "https://runbooks.example/medic.md#notification-instance-marked" ||
 		a.Annots["summary"] == "" || a.Annots["action"] == "" {
 		t.Errorf("annotations = %v", a.Annots)
 	}

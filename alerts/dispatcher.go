@@ -40,6 +40,11 @@ type Options struct {
 	// sent to Alertmanager carry it as their generatorURL; empty leaves
 	// generatorURL out.
 	ExternalURL string
+	// Leads reports whether this replica leads (with a lease: holds it);
+	// nil: always. A standby's Alertmanager sinks keep alive no alert of a
+	// kind only the leader tells (Kind.ToldByLeader): the leader does, and
+	// a former leader's would fire again what the new leader resolved.
+	Leads func() bool
 }
 
 // Dispatcher is the Notifier of medic: it deduplicates and digests events,
@@ -52,6 +57,7 @@ type Dispatcher struct {
 	drainTimeout time.Duration
 	tick         time.Duration
 	externalURL  string
+	leads        func() bool
 	m            *metrics
 
 	mu      sync.Mutex
@@ -120,6 +126,7 @@ func NewDispatcher(o Options) (*Dispatcher, error) {
 		drainTimeout: o.DrainTimeout,
 		tick:         o.TickInterval,
 		externalURL:  o.ExternalURL,
+		leads:        o.Leads,
 	}
 	if d.logger == nil {
 		d.logger = log.NewNopLogger()
@@ -165,6 +172,9 @@ func (d *Dispatcher) Update(cfg config.Notifications) error {
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if am, ok := b.sink.(*alertmanagerSink); ok {
+			am.leads = d.leads
 		}
 		bs = append(bs, b)
 	}

@@ -135,6 +135,17 @@ type Notifier interface {
 	Notify(Event)
 }
 
+// ToldByLeader reports whether, with a lease, only the leading replica
+// tells events of kind k: the conditions of a service the heal loop
+// reports (controller.Options.Leads), which every replica sees alike.
+func (k Kind) ToldByLeader() bool {
+	switch k {
+	case EndpointFailing, EndpointRecovered, MarkRefused, ServiceSlow, VantageProblem:
+		return true
+	}
+	return false
+}
+
 // Discard is a Notifier that drops everything.
 type Discard struct{}
 

@@ -331,6 +331,9 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
+// runbookLink is where a message of kind k points: base (docs/runbook.md
+// as the sink's runbook_url serves it) at the heading "### Notification:
+// <kind in words>", or base as it is when it already names an anchor.
 func runbookLink(base string, k Kind) string {
 	if base == "" {
 		return ""
@@ -338,7 +341,12 @@ func runbookLink(base string, k Kind) string {
 	if strings.Contains(base, "#") {
 		return base
 	}
-	return base + "#" + strings.ReplaceAll(string(k), "_", "-")
+	return base + "#" + runbookAnchor(k)
+}
+
+// runbookAnchor is the GitHub anchor of k's section in docs/runbook.md.
+func runbookAnchor(k Kind) string {
+	return "notification-" + strings.ReplaceAll(string(k), "_", "-")
 }
 
 // Secrets that could reach a message through evidence or names: the user

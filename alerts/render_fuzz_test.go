@@ -36,7 +36,7 @@ func FuzzRenderers(f *testing.F) {
 		check("text subject", subj, maxFieldRunes, false)
 		check("text body", body, maxTextRunes, false)
 		check("title", Title(e), maxFieldRunes+len("ACTION NEEDED: medic · web · "), false)
-		check("slack", RenderSlack(e, runbook).Text, maxMessageRunes+len("\n<"+runbook+"#instance-marked|Runbook>"), true)
+		check("slack", RenderSlack(e, runbook).Text, maxMessageRunes+len("\n<"+runbook+"#notification-instance-marked|Runbook>"), true)
 		for k, v := range alertAnnotations(e, runbook) {
 			if k != "runbook_url" {
 				check("annotation "+k, v, maxDescriptionRunes, false)

@@ -56,6 +56,10 @@ type Options struct {
 	// Nil: zonal shifts are only reported.
 	ZonalShifter healer.ZonalShifter
 	Zones        ZoneLister
+	// Leads reports whether this replica leads (with a lease: holds it).
+	// Conditions (endpoint failing, refusals, findings) are notified only
+	// while it does, so replicas do not notify them twice. Nil: always.
+	Leads func() bool
 }
 
 // Controller owns the discovery loop, the probe scheduler and one heal
@@ -132,7 +136,7 @@ func New(o Options) *Controller {
 		seeded:      map[string]bool{},
 		readyReason: "no discovery has completed yet",
 	}
-	c.outcomes = newReporter(o.Notifier, o.Registerer)
+	c.outcomes = newReporter(o.Notifier, o.Leads, o.Registerer)
 	c.sched = probes.NewScheduler(probes.Options{
 		MaxConcurrent: o.Config.Global.MaxConcurrentProbes,
 		Logger:        o.Logger,

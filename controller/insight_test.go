@@ -14,7 +14,7 @@ import (
 func TestReporterTellsInsightEpisodesOnce(t *testing.T) {
 	svc := config.Service{Name: "web"}
 	rec := &recorder{}
-	r := newReporter(rec, nil)
+	r := newReporter(rec, nil, nil)
 	slow := healer.LatencyReport{Finding: healer.FindingServiceSlow, Reason: "the median is 600ms"}
 	fine := healer.LatencyReport{Finding: healer.FindingNone, Reason: "no outlier"}
 	lb := healer.Vantage{Verdict: healer.VantageLBOrRouting, Evidence: "the endpoint fails while 6 instances pass"}

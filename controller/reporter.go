@@ -30,8 +30,18 @@ const maxEvents = 50
 // the outcome of each replacement. It remembers just enough between cycles
 // to report changes, not every cycle, and keeps the last maxEvents events
 // of each service (Controller.Statuses hands them to the status page).
+//
+// With a lease, the conditions it tells of (endpoint failing, refusals, a
+// slow service, a vantage verdict) are told only by the leading replica,
+// so two replicas do not tell people everything twice: leads reports
+// whether this replica leads now. A standby leaves what it has told as it
+// was, so on becoming leader it tells what still holds (and the end of
+// what it told before and has ended since); a condition that starts and
+// ends while it stands by is never told by it. Its own marks and their
+// replacements it tells whatever its standing (a standby marks nothing).
 type reporter struct {
 	notifier     alerts.Notifier
+	leads        func() bool
 	replacements *prometheus.CounterVec
 
 	mu sync.Mutex // services heal side by side
@@ -57,9 +67,15 @@ type pendingReplacement struct {
 	goodSince time.Time
 }
 
-func newReporter(n alerts.Notifier, reg prometheus.Registerer) *reporter {
+// newReporter sends to n; leads (nil: always) reports whether this
+// replica leads.
+func newReporter(n alerts.Notifier, leads func() bool, reg prometheus.Registerer) *reporter {
+	if leads == nil {
+		leads = func() bool { return true }
+	}
 	r := &reporter{
 		notifier: n,
+		leads:    leads,
 		replacements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "medic_replacements_total",
 			Help: "Replacements medic watched after marking an instance, by outcome (recovered, not_recovered).",
@@ -131,6 +147,17 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 		verdicts[v.Instance.ID] = v
 	}
 
+	if r.leads() {
+		r.observeConditions(svc, rep, ep, state, verdicts, now)
+	}
+	r.observeMarks(svc, snap, rep, ep, state, verdicts, now)
+}
+
+// observeConditions tells the conditions of one service that changed
+// since this replica last told them: the endpoint failing or passing
+// again, a refusal starting or clearing, the insight findings.
+func (r *reporter) observeConditions(svc config.Service, rep healer.Report, ep healer.EndpointState, state string,
+	verdicts map[string]healer.Verdict, now time.Time) {
 	// Endpoint failing / recovered, on change only.
 	if ep.Configured {
 		failing := !ep.Healthy
@@ -176,7 +203,12 @@ func (r *reporter) observe(svc config.Service, snap discovery.Snapshot, rep heal
 	}
 	r.refusing[svc.Name] = now2
 	r.observeInsight(svc, rep, state, now)
+}
 
+// observeMarks tells this replica's marks of one service and watches each
+// replacement until it recovers or the deadline passes.
+func (r *reporter) observeMarks(svc config.Service, snap discovery.Snapshot, rep healer.Report, ep healer.EndpointState,
+	state string, verdicts map[string]healer.Verdict, now time.Time) {
 	// Marks: report each, and watch its replacement.
 	ids := make([]string, 0, len(rep.Outcomes))
 	for id := range rep.Outcomes {

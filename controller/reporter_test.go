@@ -51,6 +51,7 @@ type step struct {
 	outcomes  map[string]healer.Outcome
 	refusals  []healer.Refusal
 	endpoint  healer.EndpointState
+	standby   bool // with a lease, this replica does not lead in this cycle
 	want      []string
 	// page is what the status page gets of the cycle (pageKinds), in
 	// order; nil: the events sent, and nothing else.
@@ -147,13 +148,49 @@ func TestReporter(t *testing.T) {
 				{at: 20*time.Second + recoveryWindow, instances: []healer.Verdict{inst("i-5", healer.Healthy)}, endpoint: up},
 			},
 			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+		{desc: "a standby tells no condition; on leading it tells what still holds, then its end",
+			steps: []step{
+				{at: 0, standby: true, endpoint: down, instances: []healer.Verdict{inst("i-1", healer.Bad)},
+					refusals: []healer.Refusal{{Reason: healer.MaxUnhealthy, Detail: "3 of 6 bad", Instances: []string{"i-1"}}}},
+				{at: time.Second, endpoint: down, instances: []healer.Verdict{inst("i-1", healer.Bad)},
+					refusals: []healer.Refusal{{Reason: healer.MaxUnhealthy, Detail: "3 of 6 bad", Instances: []string{"i-1"}}},
+					want:     []string{"endpoint_failing", "mark_refused"}},
+				{at: 2 * time.Second, endpoint: up, instances: []healer.Verdict{inst("i-1", healer.Healthy)},
+					want: []string{"endpoint_recovered/resolved", "mark_refused/resolved"}},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+		{desc: "a condition that starts and ends while standing by is never told",
+			steps: []step{
+				{at: 0, standby: true, endpoint: down},
+				{at: time.Second, standby: true, endpoint: up},
+				{at: 2 * time.Second, endpoint: up},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+		{desc: "a leader that lost the lease tells the end of what it told only when it leads again",
+			steps: []step{
+				{at: 0, endpoint: down, want: []string{"endpoint_failing"}},
+				{at: time.Second, standby: true, endpoint: up},
+				{at: 2 * time.Second, endpoint: up, want: []string{"endpoint_recovered/resolved"}},
+			},
+			wantReplaced: map[string]float64{"recovered": 0, "not_recovered": 0}},
+		{desc: "its own mark's replacement is told after the lease is lost",
+			steps: []step{
+				{at: 0, instances: []healer.Verdict{inst("i-1", healer.Bad), inst("i-2", healer.Healthy)}, outcomes: marked, endpoint: up,
+					want: []string{"instance_marked"}},
+				{at: 15 * time.Second, standby: true, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Healthy)}, endpoint: up},
+				{at: 17 * time.Second, standby: true, instances: []healer.Verdict{inst("i-2", healer.Healthy), inst("i-3", healer.Healthy)}, endpoint: up,
+					want: []string{"replacement_recovered"}},
+			},
+			wantReplaced: map[string]float64{"recovered": 1, "not_recovered": 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
 			rec := &recorder{}
 			reg := prometheus.NewRegistry()
-			r := newReporter(rec, reg)
+			standby := false
+			r := newReporter(rec, func() bool { return !standby }, reg)
 			for i, st := range tc.steps {
+				standby = st.standby
 				rep := healer.Report{Verdicts: st.instances, Outcomes: st.outcomes, RequestID: "req",
 					Decision: healer.Decision{Refusals: st.refusals}}
 				var snap discovery.Snapshot
@@ -188,6 +225,9 @@ func TestReporter(t *testing.T) {
 					if e.NeedsAction != (e.Kind == alerts.ReplacementNotRecovered) {
 						t.Errorf("step %d: %s has NeedsAction %v", i, e.Kind, e.NeedsAction)
 					}
+					if st.standby && e.Kind.ToldByLeader() {
+						t.Errorf("step %d: a standby told %s, which alerts.Kind.ToldByLeader says only the leader tells", i, e.Kind)
+					}
 				}
 				if strings.Join(got, ",") != strings.Join(st.want, ",") {
 					t.Errorf("step %d (t+%s): events %v, want %v", i, st.at, got, st.want)
@@ -214,7 +254,7 @@ func TestReporter(t *testing.T) {
 // shifts send theirs), and every one is sent on.
 func TestReporterRecentEvents(t *testing.T) {
 	rec := &recorder{}
-	r := newReporter(rec, nil)
+	r := newReporter(rec, nil, nil)
 	r.Notify(alerts.Event{Kind: alerts.ZonalShift, Service: "api", Subject: "us-east-1a"})
 	for i := range maxEvents + 10 {
 		r.Notify(alerts.Event{Kind: alerts.InstanceMarked, Service: "web", Time: t0.Add(time.Duration(i) * time.Second)})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medic-sre/medic/alerts/rules"
+	"github.com/medic-sre/medic/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite medic.rules.yml from rules.Default()")
@@ -148,13 +149,14 @@ func TestEveryAlertIsDocumentedAndTested(t *testing.T) {
 			t.Errorf("%s has no alert_rule_test for %s", testFile, a)
 		}
 	}
+	anchors := testkit.MarkdownAnchors(t, runbook)
 	for _, g := range rules.Generate(rules.Default()).Groups {
 		for _, r := range g.Rules {
 			if r.Alert == "" {
 				continue
 			}
-			if want := "#" + strings.ToLower(r.Alert); !strings.HasSuffix(r.Annotations["runbook_url"], want) {
-				t.Errorf("%s: runbook_url %q does not end in %q", r.Alert, r.Annotations["runbook_url"], want)
+			if _, anchor, _ := strings.Cut(r.Annotations["runbook_url"], "#"); !anchors[anchor] {
+				t.Errorf("%s: runbook_url %q: docs/runbook.md has no heading with anchor %q", r.Alert, r.Annotations["runbook_url"], anchor)
 			}
 			switch r.Labels["severity"] {
 			case rules.Info, rules.Warning, rules.Critical:

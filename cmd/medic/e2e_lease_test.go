@@ -7,8 +7,11 @@ package main
 // counted (SetInstanceHealth calls).
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,5 +146,91 @@ func TestE2EFailoverNewLeaderMarksOnce(t *testing.T) {
 	w.assertOnlyUnhealthy(victim)
 	if len(b.logsWith("msg", "took over the lease from another holder")) != 1 {
 		t.Error("b did not log its takeover once")
+	}
+}
+
+// hookEvents is a webhook receiver counting the events it gets by kind
+// ("/resolved" added to a resolution), from every replica alike.
+type hookEvents struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func startHook(t *testing.T) (*hookEvents, string) {
+	h := &hookEvents{counts: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Kind     string `json:"kind"`
+			Resolved bool   `json:"resolved"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&p); err == nil {
+			if p.Resolved {
+				p.Kind += "/resolved"
+			}
+			h.mu.Lock()
+			h.counts[p.Kind]++
+			h.mu.Unlock()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return h, srv.URL + "/hook"
+}
+
+func (h *hookEvents) count(kind string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[kind]
+}
+
+// Two replicas under the lease, one webhook: the endpoint failing is told
+// once, by the leader, though both replicas see it; when the leader dies
+// the new leader tells it once more (it still holds), and its recovery
+// once.
+func TestE2ETwoReplicasTellAConditionOnce(t *testing.T) {
+	hook, hookURL := startHook(t)
+	w := newWorld(t, fleetOpts{PerAZ: 1})
+	w.createLeaseTable()
+	t.Setenv("MEDIC_E2E_HOOK_URL", hookURL)
+	cfg := w.writeConfig("medic.yml", leaseConfig(w.config(cfgOpts{}))+`notifications:
+  sinks:
+    - {name: hook, type: webhook, url_env: MEDIC_E2E_HOOK_URL}
+`)
+	a := w.startMedic(cfg)
+	a.waitMetric(20*time.Second, eq(1), "medic_lease_leader")
+	b := w.startMedic(cfg)
+	b.waitReady()
+	b.waitJudged(svc, "healthy", len(w.instances()), 30*time.Second)
+	if v := b.metrics().val("medic_lease_leader"); v != 0 {
+		t.Fatalf("b leads (%v) while a does", v)
+	}
+
+	w.lb.setStatus(http.StatusServiceUnavailable)
+	eventually(t, 20*time.Second, "endpoint_failing told", func() (bool, string) {
+		return hook.count("endpoint_failing") >= 1, "not yet"
+	})
+	// b sees the failure too, for several cycles, and tells nothing.
+	b.waitMetric(10*time.Second, eq(0), "medic_service_endpoint_success", "service", svc)
+	b.waitProbes(svc, 5*len(w.instances()), 15*time.Second)
+	if n := hook.count("endpoint_failing"); n != 1 {
+		t.Fatalf("endpoint_failing told %d times by two replicas, want 1 (the leader's)", n)
+	}
+
+	// a dies holding the lease: b leads after its expiry and tells what
+	// still holds, once.
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	b.waitMetric(15*time.Second, eq(1), "medic_lease_leader")
+	eventually(t, 10*time.Second, "the new leader tells the failing endpoint", func() (bool, string) {
+		return hook.count("endpoint_failing") == 2, "not yet"
+	})
+	w.lb.setStatus(http.StatusOK)
+	eventually(t, 20*time.Second, "endpoint_recovered told", func() (bool, string) {
+		return hook.count("endpoint_recovered/resolved") >= 1, "not yet"
+	})
+	b.waitProbes(svc, 3*len(w.instances()), 15*time.Second)
+	if n, r := hook.count("endpoint_failing"), hook.count("endpoint_recovered/resolved"); n != 2 || r != 1 {
+		t.Errorf("endpoint_failing told %d times (want 2: a, then b on taking over), recovered %d (want 1)", n, r)
 	}
 }

@@ -224,7 +224,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asg := autoscaling.NewFromConfig(awsCfg)
 	act, lse := actuator(f.dryRun, cfg.Global.Lease, asg, awsCfg, id, logger, reg)
 	notifier, err := alerts.NewDispatcher(alerts.Options{Config: cfg.Notifications, AWS: &awsCfg,
-		Logger: logger, Registerer: reg, ExternalURL: f.externalURL.String()})
+		Logger: logger, Registerer: reg, ExternalURL: f.externalURL.String(), Leads: leads(lse)})
 	if err != nil {
 		level.Error(logger).Log(logkeys.Msg, "cannot set up notifications", logkeys.Err, err)
 		return 1
@@ -242,6 +242,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Preflight:    controller.NewPreflightFacts(ec2c, asg, func() limits.Snapshot { return watcher.Snapshot() }),
 		ZonalShifter: zonalShifter(arczonalshift.NewFromConfig(awsCfg), f.dryRun, lse, logger),
 		Zones:        ec2c,
+		Leads:        leads(lse),
 	})
 
 	watcher = limits.New(limits.Options{Config: cfg.Limits, AWS: awsCfg, Logger: logger, Registerer: reg,
@@ -358,6 +359,17 @@ func actuator(dryRun bool, lc *config.Lease, asg *autoscaling.Client, awsCfg aws
 		Logger: logger, Registerer: reg,
 	})
 	return healer.LeaderOnly(act, l, alog), l
+}
+
+// leads reports whether this replica leads: with a lease, while it holds
+// it; without one (or in a dry run), always. Only the leader notifies
+// conditions (controller.Options.Leads) and keeps their Alertmanager
+// alerts alive (alerts.Options.Leads).
+func leads(l *lease.Lease) func() bool {
+	if l == nil {
+		return nil
+	}
+	return l.IsLeader
 }
 
 // zonalShifter is the ARC client: behind the dry-run wrapper with
