@@ -563,7 +563,8 @@ func (w *Watcher) srcGroups(watch map[string]bool) func(context.Context, *gather
 		for r := range lts {
 			info, err := w.launchTemplate(ctx, r)
 			if err != nil {
-				ltErr[r] = fmt.Sprintf("launch template %s%s could not be read: %v", r.id, r.name, err)
+				_, why := Describe(err)
+				ltErr[r] = fmt.Sprintf("launch template %s%s could not be read: %s", r.id, r.name, why)
 				continue
 			}
 			lts[r] = info
@@ -741,7 +742,8 @@ func (w *Watcher) addRequired(ctx context.Context, gi *groupInfo, req any, weigh
 		err = errors.New("no instance type matches them")
 	}
 	if err != nil {
-		gi.spec.Unresolved = fmt.Sprintf("attribute-based instance requirements could not be resolved: %v", err)
+		_, why := Describe(err) // brief: the page shows no SDK wrapping
+		gi.spec.Unresolved = "attribute-based instance requirements could not be resolved: " + why
 		return
 	}
 	for _, t := range types {
