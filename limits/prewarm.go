@@ -75,6 +75,11 @@ type lbMemory struct {
 	decreases []time.Time
 	// failures counts medic's requests that failed in a row.
 	failures int
+	// awaiting: medic made a request whose outcome (provisioned or
+	// failed) it has not seen yet. A failed state counts as a new failure
+	// only then, so a failure seen again is not counted twice, and one
+	// that AWS reports at once (no pending seen) is still counted.
+	awaiting bool
 	// pendingSince is when the reservation was first seen pending.
 	pendingSince time.Time
 }
@@ -495,12 +500,17 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	st.StepDone = true
 	level.Info(w.logger).Log(logkeys.Msg, "capacity reservation changed", logkeys.LoadBalancer, lb.Name, logkeys.Operation, st.Step.Op,
 		logkeys.Count, st.Step.Units, logkeys.DryRun, w.dryRun)
-	// Read back once: the state is followed at the next refreshes.
+	// Read back once: the state is followed at the next refreshes. A
+	// failed state read at once may still be the previous request's: the
+	// outcome of this one is counted from the next refresh on.
+	mem.pendingSince, mem.awaiting = time.Time{}, false
 	if c, err := w.describeReservation(ctx, lb.ARN); err == nil {
-		mem.pendingSince = time.Time{}
-		w.track(mem, c, now)
+		if c.state != "failed" {
+			w.track(mem, c, now)
+		}
 		st.setReservation(c)
 	}
+	mem.awaiting = true
 	return nil
 }
 
@@ -513,13 +523,15 @@ func (w *Watcher) track(mem *lbMemory, cur reservation, now time.Time) {
 			mem.pendingSince = now
 		}
 	case "failed":
-		if !mem.pendingSince.IsZero() || mem.failures == 0 {
+		if mem.awaiting || mem.failures == 0 {
 			mem.failures++
 		}
+		mem.awaiting = false
 		mem.pendingSince = time.Time{}
 	default:
 		mem.pendingSince = time.Time{}
 		mem.failures = 0
+		mem.awaiting = false
 	}
 }
 

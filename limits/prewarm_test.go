@@ -167,6 +167,9 @@ type fakeReservations struct {
 	// failProvision: the next this many accepted changes end failed.
 	failProvision int
 	failed        bool
+	// failAtOnce: a failing change is failed at the first read, never
+	// seen pending (AWS may refuse capacity at once).
+	failAtOnce bool
 }
 
 func (f *fakeReservations) DescribeCapacityReservation(_ context.Context, in *elbv2.DescribeCapacityReservationInput, _ ...func(*elbv2.Options)) (*elbv2.DescribeCapacityReservationOutput, error) {
@@ -212,6 +215,9 @@ func (f *fakeReservations) ModifyCapacityReservation(_ context.Context, in *elbv
 	f.failed = f.failProvision > 0
 	if f.failed {
 		f.failProvision--
+		if f.failAtOnce {
+			f.pendingReads = 0
+		}
 	}
 	if aws.ToBool(in.ResetCapacityReservation) {
 		f.modifies = append(f.modifies, "reset")
@@ -358,31 +364,41 @@ func TestReservationFailedThenPerson(t *testing.T) {
 	cfg := startMoto(t)
 	base := time.Now().UTC().Truncate(time.Minute)
 	seedLBMetrics(t, newCW(cfg), base)
-	now := base.Add(time.Hour + time.Minute) // in the lead time
-	rec := &recorder{}
-	fake := &fakeReservations{units: map[string]int32{}, decreasesLeft: 2, failProvision: 100}
-	l := prewarmConfig(base, true, 30)
-	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
-	w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: func() time.Time { return now }})
-	w.c.reservation = fake
-	ctx := context.Background()
-	var e PrewarmStatus
-	for i := 0; i < 5; i++ {
-		e = lbStatus(t, w.RefreshOnce(ctx), "event")
-		if e.Applied != 0 {
-			t.Fatalf("refresh %d: a pending or failed reservation counted as applied: %+v", i, e)
-		}
-		now = now.Add(5 * time.Minute)
-	}
-	if got := fake.calls(); len(got) != 3 {
-		t.Errorf("want the first request and two retries (max_retries 3 failures), got %v", got)
-	}
-	if !e.Step.NeedsPerson || e.ReservationState != "failed" || !strings.Contains(e.Step.Why, "failed 3 times (insufficient capacity (fake))") {
-		t.Errorf("after three failures: %+v", e.Step)
-	}
-	ev := rec.find(alerts.PrewarmNeeded, "event")
-	if len(ev) == 0 || !ev[len(ev)-1].NeedsAction || !strings.Contains(ev[len(ev)-1].Action, "needs a person") {
-		t.Errorf("no event asking for a person: %+v", ev)
+	for _, c := range []struct {
+		desc       string
+		failAtOnce bool
+	}{
+		{desc: "pending, then failed", failAtOnce: false},
+		{desc: "failed at once, never seen pending: each request still counted once", failAtOnce: true},
+	} {
+		t.Run(c.desc, func(t *testing.T) {
+			now := base.Add(time.Hour + time.Minute) // in the lead time
+			rec := &recorder{}
+			fake := &fakeReservations{units: map[string]int32{}, decreasesLeft: 2, failProvision: 100, failAtOnce: c.failAtOnce}
+			l := prewarmConfig(base, true, 30)
+			l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
+			w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: func() time.Time { return now }})
+			w.c.reservation = fake
+			ctx := context.Background()
+			var e PrewarmStatus
+			for i := 0; i < 6; i++ {
+				e = lbStatus(t, w.RefreshOnce(ctx), "event")
+				if e.Applied != 0 {
+					t.Fatalf("refresh %d: a pending or failed reservation counted as applied: %+v", i, e)
+				}
+				now = now.Add(5 * time.Minute)
+			}
+			if got := fake.calls(); len(got) != 3 {
+				t.Errorf("want the first request and two retries (max_retries 3 failures), got %v", got)
+			}
+			if !e.Step.NeedsPerson || e.ReservationState != "failed" || !strings.Contains(e.Step.Why, "failed 3 times (insufficient capacity (fake))") {
+				t.Errorf("after three failures: %+v", e.Step)
+			}
+			ev := rec.find(alerts.PrewarmNeeded, "event")
+			if len(ev) == 0 || !ev[len(ev)-1].NeedsAction || !strings.Contains(ev[len(ev)-1].Action, "needs a person") {
+				t.Errorf("no event asking for a person: %+v", ev)
+			}
+		})
 	}
 }
 
