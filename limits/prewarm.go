@@ -317,7 +317,7 @@ func (w *Watcher) prewarm(ctx context.Context, cfg config.Limits, g *gathered, n
 	for _, lb := range pw.LoadBalancers {
 		st := assessLB(pw, lb, recent[lb.Name], wins[winOf[lb.Name]][lb.Name], now)
 		if lb.Type != "classic" {
-			if err := w.reserve(ctx, pw, lb, &st, now); err != nil {
+			if err := w.reserve(ctx, pw, lb, &st, now, regionLCUQuota(g, lb.Type)); err != nil {
 				resErr = append(resErr, err.Error())
 			}
 		}
@@ -418,7 +418,7 @@ func assessLB(pw config.Prewarm, lb config.PrewarmLoadBalancer, recent, lastWeek
 // after it — within the ceiling, AWS's rules (PlanReservation) and the
 // daily decrease limit. A change is read back once; its state is followed
 // at each refresh (pending → provisioned or failed), never waited on.
-func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.PrewarmLoadBalancer, st *PrewarmStatus, now time.Time) error {
+func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.PrewarmLoadBalancer, st *PrewarmStatus, now time.Time, quota ReservationRules) error {
 	if lb.Type == "network" {
 		tls, err := w.tlsListener(ctx, lb.ARN)
 		if err != nil {
@@ -474,7 +474,8 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	}
 	st.Step = PlanReservation(want, ReservationNow{Units: cur.units, State: cur.state, Reason: cur.reason, PendingFor: pendingFor,
 		Failures: mem.failures, MedicSet: mem.setUnits > 0 && mem.setUnits == cur.units},
-		ReservationRules{DecreasesLeft: left, MaxRetries: pw.MaxRetries, ProvisionTimeout: pw.ProvisionTimeout.D()})
+		ReservationRules{DecreasesLeft: left, MaxRetries: pw.MaxRetries, ProvisionTimeout: pw.ProvisionTimeout.D(),
+			RegionQuota: quota.RegionQuota, RegionQuotaKnown: quota.RegionQuotaKnown, RegionQuotaName: quota.RegionQuotaName})
 	if st.Step.Op == "none" {
 		return nil
 	}
@@ -512,6 +513,32 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	}
 	mem.awaiting = true
 	return nil
+}
+
+// reservedLCUQuotas are AWS's quotas on reserved LCUs per Region, by load
+// balancer type. The ALB code is on AWS's page "Quotas for your
+// Application Load Balancers"; the NLB code comes from public listings
+// only (unverified: if wrong, the quota is simply unknown and not checked).
+var reservedLCUQuotas = map[string][2]string{
+	"application": {"elasticloadbalancing/L-8A66D0E6", "Reserved Application Load Balancer Capacity Units (LCU) per Region"},
+	"network":     {"elasticloadbalancing/L-723DCCB6", "Reserved Network Load Balancer Capacity Units (LCU) per Region"},
+}
+
+// regionLCUQuota reads the Region's reserved-LCU quota for lbType from
+// what Service Quotas said this refresh (applied value, else AWS's
+// default); unknown when it said nothing.
+func regionLCUQuota(g *gathered, lbType string) ReservationRules {
+	q, ok := reservedLCUQuotas[lbType]
+	if !ok {
+		return ReservationRules{}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, found := g.sqApplied[q[0]]
+	if !found {
+		v, found = g.sqDefault[q[0]]
+	}
+	return ReservationRules{RegionQuota: int(v), RegionQuotaKnown: found, RegionQuotaName: q[1]}
 }
 
 // track follows a reservation's state in medic's memory: when it became
