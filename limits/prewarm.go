@@ -89,15 +89,19 @@ type lbMetric struct {
 	period     int32 // seconds; 300 unless said
 }
 
+// PeakLCUs is read as per-minute sums, the busiest minute deciding: AWS's
+// page "Monitor Load Balancer Capacity Unit reservation" compares "the
+// per-minute Sum of PeakLCUs" with the reservation (a 5-minute Maximum
+// would see one data point, not the load balancer's total).
 func lbMetrics(t string) (ns string, ms []lbMetric) {
 	switch t {
 	case "application":
 		return "AWS/ApplicationELB", []lbMetric{{"RequestCount", "Sum", 0}, {"NewConnectionCount", "Sum", 0}, {"ActiveConnectionCount", "Sum", 0},
-			{"ProcessedBytes", "Sum", 0}, {"RuleEvaluations", "Sum", 0}, {"PeakLCUs", "Maximum", 0}, {"RejectedConnectionCount", "Sum", 0}, {"HTTPCode_ELB_5XX_Count", "Sum", 0}}
+			{"ProcessedBytes", "Sum", 0}, {"RuleEvaluations", "Sum", 0}, {"PeakLCUs", "Sum", 60}, {"RejectedConnectionCount", "Sum", 0}, {"HTTPCode_ELB_5XX_Count", "Sum", 0}}
 	case "network":
 		// ProcessedBytes per minute: AWS sizes NLB reservations on the
 		// busiest minute's throughput.
-		return "AWS/NetworkELB", []lbMetric{{"NewFlowCount", "Sum", 0}, {"ActiveFlowCount", "Maximum", 0}, {"ProcessedBytes", "Sum", 60}, {"PeakLCUs", "Maximum", 0}}
+		return "AWS/NetworkELB", []lbMetric{{"NewFlowCount", "Sum", 0}, {"ActiveFlowCount", "Maximum", 0}, {"ProcessedBytes", "Sum", 60}, {"PeakLCUs", "Sum", 60}}
 	}
 	return "AWS/ELB", []lbMetric{{"RequestCount", "Sum", 0}, {"SurgeQueueLength", "Maximum", 0}, {"SpilloverCount", "Sum", 0}}
 }

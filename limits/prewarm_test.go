@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -459,4 +460,26 @@ func requestCertificate(t *testing.T) string {
 		t.Fatalf("RequestCertificate: %v %+v (HTTP %d)", err, out, resp.StatusCode)
 	}
 	return out.CertificateArn
+}
+
+// TestPeakLCUsPerMinuteSum: PeakLCUs is summed per minute (AWS compares
+// "the per-minute Sum of PeakLCUs" with the reservation), the busiest
+// minute deciding: two data points of one minute (12 and 8) are 20 LCU,
+// more than another minute's 15 — a 5-minute Maximum would say 15.
+func TestPeakLCUsPerMinuteSum(t *testing.T) {
+	cfg := startMoto(t)
+	now := time.Now().UTC().Truncate(time.Minute)
+	m := now.Add(-20 * time.Minute)
+	putLB(t, newCW(cfg), "AWS/ApplicationELB", "LoadBalancer", "app/gradual/1111111111111111", "PeakLCUs",
+		[]time.Time{m.Add(10 * time.Second), m.Add(40 * time.Second), m.Add(2 * time.Minute)}, []float64{12, 8, 15})
+	l := prewarmConfig(now, false, 0)
+	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[:1]
+	w := New(Options{Config: l, AWS: cfg, Now: func() time.Time { return now }})
+	e := lbStatus(t, w.RefreshOnce(context.Background()), "gradual")
+	if e.PeakLCU != 20 {
+		t.Errorf("PeakLCU %g, want 20 (the busiest minute's sum)", e.PeakLCU)
+	}
+	if e.Sizing.Units != int(math.Ceil(20*l.Prewarm.Headroom-1e-9)) || !strings.Contains(strings.Join(e.Sizing.Steps, "\n"), "PeakLCUs: 20 LCU decides") {
+		t.Errorf("sizing: %+v", e.Sizing)
+	}
 }
