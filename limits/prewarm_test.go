@@ -3,9 +3,9 @@ package limits
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"os"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
