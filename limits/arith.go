@@ -333,6 +333,21 @@ type ReservationRules struct {
 	DecreasesLeft    int
 	MaxRetries       int
 	ProvisionTimeout time.Duration
+	// RegionQuota is AWS's quota on reserved LCUs per Region (default
+	// 0: every account must ask for it), when Service Quotas says it.
+	RegionQuota      int
+	RegionQuotaKnown bool
+	RegionQuotaName  string
+}
+
+// overRegionQuota says why want cannot be requested: more than the
+// Region's reserved-LCU quota allows (the request would fail).
+func (rules ReservationRules) overRegionQuota(want int) (string, bool) {
+	if !rules.RegionQuotaKnown || want <= rules.RegionQuota {
+		return "", false
+	}
+	return fmt.Sprintf("%d LCU wanted, but AWS's quota %q is %d: not requested (it would fail); request a quota increase first",
+		want, rules.RegionQuotaName, rules.RegionQuota), true
 }
 
 // PlanReservation decides the next reservation change from the units
@@ -342,7 +357,9 @@ type ReservationRules struct {
 //     timeout a person is needed;
 //  2. failed while units are wanted: request again, up to MaxRetries
 //     failures in a row; then a person is needed;
-//  3. more wanted than reserved: increase (AWS allows any number);
+//  3. more wanted than reserved: increase (AWS allows any number), unless
+//     it is more than the Region's reserved-LCU quota (known from Service
+//     Quotas): then a person is needed to raise the quota first;
 //  4. less wanted: only a reservation medic made is lowered or reset, and
 //     only while a decrease is left today.
 func PlanReservation(want int, r ReservationNow, rules ReservationRules) ReservationStep {
@@ -358,12 +375,18 @@ func PlanReservation(want int, r ReservationNow, rules ReservationRules) Reserva
 		if want == 0 {
 			return ReservationStep{Op: "none", Units: cur, Why: fmt.Sprintf("reservation failed (%s); none wanted now", r.Reason)}
 		}
+		if why, over := rules.overRegionQuota(want); over {
+			return ReservationStep{Op: "none", Units: cur, NeedsPerson: true, Why: fmt.Sprintf("reservation failed (%s); %s", r.Reason, why)}
+		}
 		if r.Failures >= rules.MaxRetries {
 			return ReservationStep{Op: "none", Units: cur, NeedsPerson: true,
 				Why: fmt.Sprintf("reservation of %d LCU failed %d times (%s): not retried again", want, r.Failures, r.Reason)}
 		}
 		return ReservationStep{Op: "increase", Units: want,
 			Why: fmt.Sprintf("reservation failed (%s): request %d LCU again, retry %d of %d", r.Reason, want, r.Failures+1, rules.MaxRetries)}
+	}
+	if why, over := rules.overRegionQuota(want); over && want > cur {
+		return ReservationStep{Op: "none", Units: cur, NeedsPerson: true, Why: why}
 	}
 	switch {
 	case want > cur:

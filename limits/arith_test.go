@@ -186,6 +186,11 @@ func TestPhaseOf(t *testing.T) {
 func TestPlanReservation(t *testing.T) {
 	rules := ReservationRules{DecreasesLeft: 2, MaxRetries: 3, ProvisionTimeout: 4 * time.Hour}
 	none := func(left int) ReservationRules { r := rules; r.DecreasesLeft = left; return r }
+	quota := func(n int) ReservationRules {
+		r := rules
+		r.RegionQuota, r.RegionQuotaKnown, r.RegionQuotaName = n, true, "Reserved Application Load Balancer Capacity Units (LCU) per Region"
+		return r
+	}
 	for _, tc := range []struct {
 		desc      string
 		want      int
@@ -211,6 +216,12 @@ func TestPlanReservation(t *testing.T) {
 		{"failed twice: the last retry", 30, ReservationNow{Units: 30, State: "failed", Failures: 2}, rules, "increase", 30, false},
 		{"failed three times: a person", 30, ReservationNow{Units: 30, State: "failed", Failures: 3}, rules, "none", 30, true},
 		{"failed, none wanted: left", 0, ReservationNow{Units: 30, State: "failed", Failures: 1}, rules, "none", 30, false},
+		{"Region quota unknown: increase", 30, ReservationNow{State: "none"}, rules, "increase", 30, false},
+		{"Region quota 0 (AWS's default): a person, no request", 30, ReservationNow{State: "none"}, quota(0), "none", 0, true},
+		{"exactly the Region quota: increase", 30, ReservationNow{State: "none"}, quota(30), "increase", 30, false},
+		{"one over the Region quota: a person", 31, ReservationNow{Units: 10, State: "provisioned", MedicSet: true}, quota(30), "none", 10, true},
+		{"over the Region quota, lowering: allowed", 20, ReservationNow{Units: 40, State: "provisioned", MedicSet: true}, quota(10), "decrease", 20, false},
+		{"failed and over the Region quota: a person, no retry", 30, ReservationNow{Units: 30, State: "failed", Failures: 1}, quota(0), "none", 30, true},
 	} {
 		got := PlanReservation(tc.want, tc.r, tc.rules)
 		if got.Op != tc.wantOp || got.Units != tc.wantUnits || got.NeedsPerson != tc.person {

@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,56 @@ func TestFamilyQuotasInCatalogue(t *testing.T) {
 				t.Errorf("family %s: quota %s missing or without a describe source: %+v", f.Name, code, d)
 			}
 		}
+	}
+}
+
+func TestVCPUUsage(t *testing.T) {
+	vc := map[string]int{"m5.large": 2, "c5.4xlarge": 16, "p5.48xlarge": 192, "g5.xlarge": 4, "mac2.metal": 12}
+	std, stdSpot := "ec2/L-1216C47A", "ec2/L-34B43A08"
+	for _, c := range []struct {
+		desc    string
+		ins     []instanceUse
+		reqs    []spotRequestUse
+		want    map[string]float64
+		wantErr string
+	}{
+		{desc: "nothing running", want: map[string]float64{}},
+		{desc: "On-Demand only", ins: []instanceUse{{"m5.large", ""}, {"c5.4xlarge", ""}}, want: map[string]float64{std: 18}},
+		{desc: "Spot instance on the Spot quota, never On-Demand", ins: []instanceUse{{"m5.large", ""}, {"c5.4xlarge", "spot"}},
+			want: map[string]float64{std: 2, stdSpot: 16}},
+		{desc: "open request counts before it is fulfilled", reqs: []spotRequestUse{{"c5.4xlarge", "open"}},
+			want: map[string]float64{stdSpot: 16}},
+		{desc: "active request not counted twice: its instance is", ins: []instanceUse{{"c5.4xlarge", "spot"}},
+			reqs: []spotRequestUse{{"c5.4xlarge", "active"}}, want: map[string]float64{stdSpot: 16}},
+		{desc: "closed, cancelled, failed, disabled requests count nothing",
+			reqs: []spotRequestUse{{"m5.large", "closed"}, {"m5.large", "cancelled"}, {"m5.large", "failed"}, {"m5.large", "disabled"}},
+			want: map[string]float64{}},
+		{desc: "open and running together", ins: []instanceUse{{"m5.large", "spot"}, {"m5.large", "spot"}},
+			reqs: []spotRequestUse{{"m5.large", "open"}, {"m5.large", "open"}, {"m5.large", "active"}}, want: map[string]float64{stdSpot: 8}},
+		{desc: "open P5 request on the P5 Spot quota", reqs: []spotRequestUse{{"p5.48xlarge", "open"}},
+			want: map[string]float64{"ec2/L-C4BD4855": 192}},
+		{desc: "open G request on the G and VT Spot quota", reqs: []spotRequestUse{{"g5.xlarge", "open"}},
+			want: map[string]float64{"ec2/L-3819A6DF": 4}},
+		{desc: "open request without a launch type is skipped", reqs: []spotRequestUse{{"", "open"}}, want: map[string]float64{}},
+		{desc: "scheduled instance and mac draw on no watched quota", ins: []instanceUse{{"m5.large", "scheduled"}, {"mac2.metal", ""}},
+			want: map[string]float64{}},
+		{desc: "unknown vCPUs of a running type fail", ins: []instanceUse{{"z1d.large", ""}}, wantErr: "z1d.large"},
+		{desc: "unknown vCPUs of an open request fail", reqs: []spotRequestUse{{"z1d.large", "open"}}, wantErr: "z1d.large"},
+	} {
+		t.Run(c.desc, func(t *testing.T) {
+			got, err := vcpuUsage(c.ins, c.reqs, vc)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
 	}
 }

@@ -75,6 +75,11 @@ type lbMemory struct {
 	decreases []time.Time
 	// failures counts medic's requests that failed in a row.
 	failures int
+	// awaiting: medic made a request whose outcome (provisioned or
+	// failed) it has not seen yet. A failed state counts as a new failure
+	// only then, so a failure seen again is not counted twice, and one
+	// that AWS reports at once (no pending seen) is still counted.
+	awaiting bool
 	// pendingSince is when the reservation was first seen pending.
 	pendingSince time.Time
 }
@@ -84,15 +89,19 @@ type lbMetric struct {
 	period     int32 // seconds; 300 unless said
 }
 
+// PeakLCUs is read as per-minute sums, the busiest minute deciding: AWS's
+// page "Monitor Load Balancer Capacity Unit reservation" compares "the
+// per-minute Sum of PeakLCUs" with the reservation (a 5-minute Maximum
+// would see one data point, not the load balancer's total).
 func lbMetrics(t string) (ns string, ms []lbMetric) {
 	switch t {
 	case "application":
 		return "AWS/ApplicationELB", []lbMetric{{"RequestCount", "Sum", 0}, {"NewConnectionCount", "Sum", 0}, {"ActiveConnectionCount", "Sum", 0},
-			{"ProcessedBytes", "Sum", 0}, {"RuleEvaluations", "Sum", 0}, {"PeakLCUs", "Maximum", 0}, {"RejectedConnectionCount", "Sum", 0}, {"HTTPCode_ELB_5XX_Count", "Sum", 0}}
+			{"ProcessedBytes", "Sum", 0}, {"RuleEvaluations", "Sum", 0}, {"PeakLCUs", "Sum", 60}, {"RejectedConnectionCount", "Sum", 0}, {"HTTPCode_ELB_5XX_Count", "Sum", 0}}
 	case "network":
 		// ProcessedBytes per minute: AWS sizes NLB reservations on the
 		// busiest minute's throughput.
-		return "AWS/NetworkELB", []lbMetric{{"NewFlowCount", "Sum", 0}, {"ActiveFlowCount", "Maximum", 0}, {"ProcessedBytes", "Sum", 60}, {"PeakLCUs", "Maximum", 0}}
+		return "AWS/NetworkELB", []lbMetric{{"NewFlowCount", "Sum", 0}, {"ActiveFlowCount", "Maximum", 0}, {"ProcessedBytes", "Sum", 60}, {"PeakLCUs", "Sum", 60}}
 	}
 	return "AWS/ELB", []lbMetric{{"RequestCount", "Sum", 0}, {"SurgeQueueLength", "Maximum", 0}, {"SpilloverCount", "Sum", 0}}
 }
@@ -312,7 +321,7 @@ func (w *Watcher) prewarm(ctx context.Context, cfg config.Limits, g *gathered, n
 	for _, lb := range pw.LoadBalancers {
 		st := assessLB(pw, lb, recent[lb.Name], wins[winOf[lb.Name]][lb.Name], now)
 		if lb.Type != "classic" {
-			if err := w.reserve(ctx, pw, lb, &st, now); err != nil {
+			if err := w.reserve(ctx, pw, lb, &st, now, regionLCUQuota(g, lb.Type)); err != nil {
 				resErr = append(resErr, err.Error())
 			}
 		}
@@ -413,7 +422,7 @@ func assessLB(pw config.Prewarm, lb config.PrewarmLoadBalancer, recent, lastWeek
 // after it — within the ceiling, AWS's rules (PlanReservation) and the
 // daily decrease limit. A change is read back once; its state is followed
 // at each refresh (pending → provisioned or failed), never waited on.
-func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.PrewarmLoadBalancer, st *PrewarmStatus, now time.Time) error {
+func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.PrewarmLoadBalancer, st *PrewarmStatus, now time.Time, quota ReservationRules) error {
 	if lb.Type == "network" {
 		tls, err := w.tlsListener(ctx, lb.ARN)
 		if err != nil {
@@ -469,7 +478,8 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	}
 	st.Step = PlanReservation(want, ReservationNow{Units: cur.units, State: cur.state, Reason: cur.reason, PendingFor: pendingFor,
 		Failures: mem.failures, MedicSet: mem.setUnits > 0 && mem.setUnits == cur.units},
-		ReservationRules{DecreasesLeft: left, MaxRetries: pw.MaxRetries, ProvisionTimeout: pw.ProvisionTimeout.D()})
+		ReservationRules{DecreasesLeft: left, MaxRetries: pw.MaxRetries, ProvisionTimeout: pw.ProvisionTimeout.D(),
+			RegionQuota: quota.RegionQuota, RegionQuotaKnown: quota.RegionQuotaKnown, RegionQuotaName: quota.RegionQuotaName})
 	if st.Step.Op == "none" {
 		return nil
 	}
@@ -495,13 +505,44 @@ func (w *Watcher) reserve(ctx context.Context, pw config.Prewarm, lb config.Prew
 	st.StepDone = true
 	level.Info(w.logger).Log(logkeys.Msg, "capacity reservation changed", logkeys.LoadBalancer, lb.Name, logkeys.Operation, st.Step.Op,
 		logkeys.Count, st.Step.Units, logkeys.DryRun, w.dryRun)
-	// Read back once: the state is followed at the next refreshes.
+	// Read back once: the state is followed at the next refreshes. A
+	// failed state read at once may still be the previous request's: the
+	// outcome of this one is counted from the next refresh on.
+	mem.pendingSince, mem.awaiting = time.Time{}, false
 	if c, err := w.describeReservation(ctx, lb.ARN); err == nil {
-		mem.pendingSince = time.Time{}
-		w.track(mem, c, now)
+		if c.state != "failed" {
+			w.track(mem, c, now)
+		}
 		st.setReservation(c)
 	}
+	mem.awaiting = true
 	return nil
+}
+
+// reservedLCUQuotas are AWS's quotas on reserved LCUs per Region, by load
+// balancer type. The ALB code is on AWS's page "Quotas for your
+// Application Load Balancers"; the NLB code comes from public listings
+// only (unverified: if wrong, the quota is simply unknown and not checked).
+var reservedLCUQuotas = map[string][2]string{
+	"application": {"elasticloadbalancing/L-8A66D0E6", "Reserved Application Load Balancer Capacity Units (LCU) per Region"},
+	"network":     {"elasticloadbalancing/L-723DCCB6", "Reserved Network Load Balancer Capacity Units (LCU) per Region"},
+}
+
+// regionLCUQuota reads the Region's reserved-LCU quota for lbType from
+// what Service Quotas said this refresh (applied value, else AWS's
+// default); unknown when it said nothing.
+func regionLCUQuota(g *gathered, lbType string) ReservationRules {
+	q, ok := reservedLCUQuotas[lbType]
+	if !ok {
+		return ReservationRules{}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, found := g.sqApplied[q[0]]
+	if !found {
+		v, found = g.sqDefault[q[0]]
+	}
+	return ReservationRules{RegionQuota: int(v), RegionQuotaKnown: found, RegionQuotaName: q[1]}
 }
 
 // track follows a reservation's state in medic's memory: when it became
@@ -513,13 +554,15 @@ func (w *Watcher) track(mem *lbMemory, cur reservation, now time.Time) {
 			mem.pendingSince = now
 		}
 	case "failed":
-		if !mem.pendingSince.IsZero() || mem.failures == 0 {
+		if mem.awaiting || mem.failures == 0 {
 			mem.failures++
 		}
+		mem.awaiting = false
 		mem.pendingSince = time.Time{}
 	default:
 		mem.pendingSince = time.Time{}
 		mem.failures = 0
+		mem.awaiting = false
 	}
 }
 

@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -167,6 +168,9 @@ type fakeReservations struct {
 	// failProvision: the next this many accepted changes end failed.
 	failProvision int
 	failed        bool
+	// failAtOnce: a failing change is failed at the first read, never
+	// seen pending (AWS may refuse capacity at once).
+	failAtOnce bool
 }
 
 func (f *fakeReservations) DescribeCapacityReservation(_ context.Context, in *elbv2.DescribeCapacityReservationInput, _ ...func(*elbv2.Options)) (*elbv2.DescribeCapacityReservationOutput, error) {
@@ -212,6 +216,9 @@ func (f *fakeReservations) ModifyCapacityReservation(_ context.Context, in *elbv
 	f.failed = f.failProvision > 0
 	if f.failed {
 		f.failProvision--
+		if f.failAtOnce {
+			f.pendingReads = 0
+		}
 	}
 	if aws.ToBool(in.ResetCapacityReservation) {
 		f.modifies = append(f.modifies, "reset")
@@ -358,31 +365,41 @@ func TestReservationFailedThenPerson(t *testing.T) {
 	cfg := startMoto(t)
 	base := time.Now().UTC().Truncate(time.Minute)
 	seedLBMetrics(t, newCW(cfg), base)
-	now := base.Add(time.Hour + time.Minute) // in the lead time
-	rec := &recorder{}
-	fake := &fakeReservations{units: map[string]int32{}, decreasesLeft: 2, failProvision: 100}
-	l := prewarmConfig(base, true, 30)
-	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
-	w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: func() time.Time { return now }})
-	w.c.reservation = fake
-	ctx := context.Background()
-	var e PrewarmStatus
-	for i := 0; i < 5; i++ {
-		e = lbStatus(t, w.RefreshOnce(ctx), "event")
-		if e.Applied != 0 {
-			t.Fatalf("refresh %d: a pending or failed reservation counted as applied: %+v", i, e)
-		}
-		now = now.Add(5 * time.Minute)
-	}
-	if got := fake.calls(); len(got) != 3 {
-		t.Errorf("want the first request and two retries (max_retries 3 failures), got %v", got)
-	}
-	if !e.Step.NeedsPerson || e.ReservationState != "failed" || !strings.Contains(e.Step.Why, "failed 3 times (insufficient capacity (fake))") {
-		t.Errorf("after three failures: %+v", e.Step)
-	}
-	ev := rec.find(alerts.PrewarmNeeded, "event")
-	if len(ev) == 0 || !ev[len(ev)-1].NeedsAction || !strings.Contains(ev[len(ev)-1].Action, "needs a person") {
-		t.Errorf("no event asking for a person: %+v", ev)
+	for _, c := range []struct {
+		desc       string
+		failAtOnce bool
+	}{
+		{desc: "pending, then failed", failAtOnce: false},
+		{desc: "failed at once, never seen pending: each request still counted once", failAtOnce: true},
+	} {
+		t.Run(c.desc, func(t *testing.T) {
+			now := base.Add(time.Hour + time.Minute) // in the lead time
+			rec := &recorder{}
+			fake := &fakeReservations{units: map[string]int32{}, decreasesLeft: 2, failProvision: 100, failAtOnce: c.failAtOnce}
+			l := prewarmConfig(base, true, 30)
+			l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[2:3]
+			w := New(Options{Config: l, AWS: cfg, Notifier: rec, Now: func() time.Time { return now }})
+			w.c.reservation = fake
+			ctx := context.Background()
+			var e PrewarmStatus
+			for i := 0; i < 6; i++ {
+				e = lbStatus(t, w.RefreshOnce(ctx), "event")
+				if e.Applied != 0 {
+					t.Fatalf("refresh %d: a pending or failed reservation counted as applied: %+v", i, e)
+				}
+				now = now.Add(5 * time.Minute)
+			}
+			if got := fake.calls(); len(got) != 3 {
+				t.Errorf("want the first request and two retries (max_retries 3 failures), got %v", got)
+			}
+			if !e.Step.NeedsPerson || e.ReservationState != "failed" || !strings.Contains(e.Step.Why, "failed 3 times (insufficient capacity (fake))") {
+				t.Errorf("after three failures: %+v", e.Step)
+			}
+			ev := rec.find(alerts.PrewarmNeeded, "event")
+			if len(ev) == 0 || !ev[len(ev)-1].NeedsAction || !strings.Contains(ev[len(ev)-1].Action, "needs a person") {
+				t.Errorf("no event asking for a person: %+v", ev)
+			}
+		})
 	}
 }
 
@@ -443,4 +460,26 @@ func requestCertificate(t *testing.T) string {
 		t.Fatalf("RequestCertificate: %v %+v (HTTP %d)", err, out, resp.StatusCode)
 	}
 	return out.CertificateArn
+}
+
+// TestPeakLCUsPerMinuteSum: PeakLCUs is summed per minute (AWS compares
+// "the per-minute Sum of PeakLCUs" with the reservation), the busiest
+// minute deciding: two data points of one minute (12 and 8) are 20 LCU,
+// more than another minute's 15 — a 5-minute Maximum would say 15.
+func TestPeakLCUsPerMinuteSum(t *testing.T) {
+	cfg := startMoto(t)
+	now := time.Now().UTC().Truncate(time.Minute)
+	m := now.Add(-20 * time.Minute)
+	putLB(t, newCW(cfg), "AWS/ApplicationELB", "LoadBalancer", "app/gradual/1111111111111111", "PeakLCUs",
+		[]time.Time{m.Add(10 * time.Second), m.Add(40 * time.Second), m.Add(2 * time.Minute)}, []float64{12, 8, 15})
+	l := prewarmConfig(now, false, 0)
+	l.Prewarm.LoadBalancers = l.Prewarm.LoadBalancers[:1]
+	w := New(Options{Config: l, AWS: cfg, Now: func() time.Time { return now }})
+	e := lbStatus(t, w.RefreshOnce(context.Background()), "gradual")
+	if e.PeakLCU != 20 {
+		t.Errorf("PeakLCU %g, want 20 (the busiest minute's sum)", e.PeakLCU)
+	}
+	if e.Sizing.Units != int(math.Ceil(20*l.Prewarm.Headroom-1e-9)) || !strings.Contains(strings.Join(e.Sizing.Steps, "\n"), "PeakLCUs: 20 LCU decides") {
+		t.Errorf("sizing: %+v", e.Sizing)
+	}
 }

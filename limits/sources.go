@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -54,6 +55,16 @@ type groupInfo struct {
 	lts        []ltUse
 	lcName     string
 	targetARNs []string
+	// reqs are the attribute-based requirements of mixed-instances
+	// overrides, each with its weight (Auto Scaling launches any type
+	// they allow, instead of the launch template's type).
+	reqs []reqUse
+}
+
+// reqUse is one override's attribute-based requirements and weight.
+type reqUse struct {
+	req    *astypes.InstanceRequirements
+	weight float64
 }
 
 type ltRef struct{ id, name, version string }
@@ -63,6 +74,9 @@ type ltRef struct{ id, name, version string }
 type ltUse struct {
 	ref    ltRef
 	weight float64
+	// marketOnly: only the template's market counts (the group's
+	// overrides give attribute-based requirements instead of its types).
+	marketOnly bool
 }
 
 // ltInfo is what a launch template version says about what it launches.
@@ -274,15 +288,14 @@ func (w *Watcher) srcSQDefault(svc string) func(context.Context, *gathered) erro
 
 // --- usage sources ---
 
-// srcInstances sums the vCPUs of running and pending instances by the
-// quota they draw on: On-Demand by family, Spot by family (Spot charged to
-// Spot quotas, never to On-Demand).
+// srcInstances sums the vCPUs of running and pending instances, and of
+// open Spot requests, by the quota they draw on: On-Demand by family, Spot
+// by family (Spot charged to Spot quotas, never to On-Demand). AWS counts
+// an open Spot request against the Spot quota until it is fulfilled
+// ("Spot Instance quotas", EC2 User Guide); once active, its instance is
+// counted instead.
 func (w *Watcher) srcInstances(ctx context.Context, g *gathered) error {
-	type tm struct {
-		t string
-		m Market
-	}
-	count := map[tm]int{}
+	var ins []instanceUse
 	p := ec2.NewDescribeInstancesPaginator(w.c.ec2, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(1000),
 		Filters: []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}}}})
 	err := eachPage(ctx, w.call, "ec2:DescribeInstances", p.HasMorePages,
@@ -290,40 +303,44 @@ func (w *Watcher) srcInstances(ctx context.Context, g *gathered) error {
 		func(out *ec2.DescribeInstancesOutput) {
 			for _, r := range out.Reservations {
 				for _, in := range r.Instances {
-					m := OnDemand
-					switch in.InstanceLifecycle {
-					case ec2types.InstanceLifecycleTypeSpot:
-						m = Spot
-					case "":
-					default: // scheduled (retired): not a vCPU quota medic watches
-						continue
-					}
-					count[tm{string(in.InstanceType), m}]++
+					ins = append(ins, instanceUse{Type: string(in.InstanceType), Lifecycle: string(in.InstanceLifecycle)})
 				}
 			}
 		})
 	if err != nil {
 		return err
 	}
-	types := make([]string, 0, len(count))
-	for k := range count {
-		types = append(types, k.t)
+	var reqs []spotRequestUse
+	sp := ec2.NewDescribeSpotInstanceRequestsPaginator(w.c.ec2, &ec2.DescribeSpotInstanceRequestsInput{MaxResults: aws.Int32(1000),
+		Filters: []ec2types.Filter{{Name: aws.String("state"), Values: []string{"open"}}}})
+	err = eachPage(ctx, w.call, "ec2:DescribeSpotInstanceRequests", sp.HasMorePages,
+		func(ctx context.Context) (*ec2.DescribeSpotInstanceRequestsOutput, error) { return sp.NextPage(ctx) },
+		func(out *ec2.DescribeSpotInstanceRequestsOutput) {
+			for _, r := range out.SpotInstanceRequests {
+				u := spotRequestUse{State: string(r.State)}
+				if r.LaunchSpecification != nil {
+					u.Type = string(r.LaunchSpecification.InstanceType)
+				}
+				reqs = append(reqs, u)
+			}
+		})
+	if err != nil {
+		return err
+	}
+	types := make([]string, 0, len(ins)+len(reqs))
+	for _, in := range ins {
+		types = append(types, in.Type)
+	}
+	for _, r := range reqs {
+		types = append(types, r.Type)
 	}
 	vc, err := w.vcpus(ctx, types)
 	if err != nil {
 		return err
 	}
-	byQuota := map[string]float64{}
-	for k, n := range count {
-		key, _ := QuotaFor(k.t, k.m)
-		if key == "" {
-			continue // mac (Dedicated Hosts) and the like: no vCPU quota
-		}
-		v, ok := vc[k.t]
-		if !ok {
-			return fmt.Errorf("vCPUs of instance type %s unknown", k.t)
-		}
-		byQuota[key] += float64(v * n)
+	byQuota, err := vcpuUsage(ins, reqs, vc)
+	if err != nil {
+		return err
 	}
 	g.set(func() {
 		for _, d := range vcpuQuotas() {
@@ -331,6 +348,57 @@ func (w *Watcher) srcInstances(ctx context.Context, g *gathered) error {
 		}
 	})
 	return nil
+}
+
+// instanceUse is a running or pending instance: its type and its
+// InstanceLifecycle ("" On-Demand, "spot", "scheduled").
+type instanceUse struct{ Type, Lifecycle string }
+
+// spotRequestUse is a Spot Instance request: its launch type and state
+// (open, active, closed, cancelled, failed, disabled).
+type spotRequestUse struct{ Type, State string }
+
+// vcpuUsage sums vCPUs by vCPU quota key: On-Demand instances on the
+// On-Demand quotas, Spot instances and open Spot requests on the Spot
+// quotas. Active requests are not counted (their instance is), nor
+// closed, cancelled, failed or disabled ones; scheduled instances (retired)
+// and families without a vCPU quota (mac) draw on no quota medic watches.
+func vcpuUsage(ins []instanceUse, reqs []spotRequestUse, vcpus map[string]int) (map[string]float64, error) {
+	byQuota := map[string]float64{}
+	add := func(t string, m Market) error {
+		key, _ := QuotaFor(t, m)
+		if key == "" {
+			return nil
+		}
+		v, ok := vcpus[t]
+		if !ok {
+			return fmt.Errorf("vCPUs of instance type %s unknown", t)
+		}
+		byQuota[key] += float64(v)
+		return nil
+	}
+	for _, in := range ins {
+		m := OnDemand
+		switch ec2types.InstanceLifecycleType(in.Lifecycle) {
+		case ec2types.InstanceLifecycleTypeSpot:
+			m = Spot
+		case "":
+		default:
+			continue
+		}
+		if err := add(in.Type, m); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range reqs {
+		if r.State != string(ec2types.SpotInstanceStateOpen) || r.Type == "" {
+			continue
+		}
+		if err := add(r.Type, Spot); err != nil {
+			return nil, err
+		}
+	}
+	return byQuota, nil
 }
 
 // vcpus returns the default vCPUs of instance types, cached for the
@@ -495,7 +563,8 @@ func (w *Watcher) srcGroups(watch map[string]bool) func(context.Context, *gather
 		for r := range lts {
 			info, err := w.launchTemplate(ctx, r)
 			if err != nil {
-				ltErr[r] = fmt.Sprintf("launch template %s%s could not be read: %v", r.id, r.name, err)
+				_, why := Describe(err)
+				ltErr[r] = fmt.Sprintf("launch template %s%s could not be read: %s", r.id, r.name, why)
 				continue
 			}
 			lts[r] = info
@@ -577,7 +646,8 @@ func readGroup(a astypes.AutoScalingGroup) *groupInfo {
 			gi.spec.Types = append(gi.spec.Types, TypeOption{Type: *o.InstanceType, Weight: w})
 			typed = true
 		case o.InstanceRequirements != nil:
-			gi.spec.Unresolved = "attribute-based instance requirements in the mixed-instances overrides: resolved from the launch template's requirements only"
+			gi.reqs = append(gi.reqs, reqUse{req: o.InstanceRequirements, weight: w})
+			typed = true
 		}
 		if r, ok := ref(o.LaunchTemplateSpecification); ok && o.InstanceType == nil {
 			gi.lts = append(gi.lts, ltUse{ref: r, weight: w})
@@ -585,6 +655,11 @@ func readGroup(a astypes.AutoScalingGroup) *groupInfo {
 	}
 	if !typed && hasBase {
 		gi.lts = append(gi.lts, ltUse{ref: base, weight: 1})
+	}
+	if len(gi.reqs) > 0 && hasBase {
+		// The template still says the market (Spot); its own type or
+		// requirements are replaced by the overrides' requirements.
+		gi.lts = append(gi.lts, ltUse{ref: base, weight: 1, marketOnly: true})
 	}
 	return gi
 }
@@ -644,43 +719,54 @@ func (w *Watcher) resolveTypes(ctx context.Context, gi *groupInfo, lts map[ltRef
 		if info.spot && len(gi.lts) == 1 && gi.spec.OnDemandPercent == 100 && gi.spec.OnDemandBase == 0 {
 			gi.spec.AllSpot = true
 		}
+		if u.marketOnly {
+			continue
+		}
 		for _, t := range info.types {
 			gi.spec.Types = append(gi.spec.Types, TypeOption{Type: t, Weight: u.weight})
 		}
 		if info.requirements != nil && len(info.types) == 0 {
-			types, err := w.typesFor(ctx, info.requirements)
-			if err != nil {
-				gi.spec.Unresolved = fmt.Sprintf("attribute-based instance requirements could not be resolved: %v", err)
-				continue
-			}
-			for _, t := range types {
-				gi.spec.Types = append(gi.spec.Types, TypeOption{Type: t, Weight: u.weight})
-			}
+			w.addRequired(ctx, gi, info.requirements, u.weight)
 		}
+	}
+	for _, r := range gi.reqs {
+		w.addRequired(ctx, gi, r.req, r.weight)
+	}
+}
+
+// addRequired adds to a group the types attribute-based requirements
+// (a launch template's or an override's) allow, or says why it cannot.
+func (w *Watcher) addRequired(ctx context.Context, gi *groupInfo, req any, weight float64) {
+	types, err := w.typesFor(ctx, req)
+	if err == nil && len(types) == 0 {
+		err = errors.New("no instance type matches them")
+	}
+	if err != nil {
+		_, why := Describe(err) // brief: the page shows no SDK wrapping
+		gi.spec.Unresolved = "attribute-based instance requirements could not be resolved: " + why
+		return
+	}
+	for _, t := range types {
+		gi.spec.Types = append(gi.spec.Types, TypeOption{Type: t, Weight: weight})
 	}
 }
 
 // typesFor lists the instance types attribute-based requirements allow
 // (x86_64 and arm64, HVM: the architectures Auto Scaling chooses from).
-func (w *Watcher) typesFor(ctx context.Context, req *ec2types.InstanceRequirements) ([]string, error) {
+// req is a launch template's (ec2) or an override's (autoscaling)
+// InstanceRequirements: both carry the same fields under the same names
+// as the call's InstanceRequirementsRequest, so every field is carried
+// over, not a chosen few.
+func (w *Watcher) typesFor(ctx context.Context, req any) ([]string, error) {
 	var out []string
-	r := &ec2types.InstanceRequirementsRequest{}
-	if req.VCpuCount != nil {
-		r.VCpuCount = &ec2types.VCpuCountRangeRequest{Min: req.VCpuCount.Min, Max: req.VCpuCount.Max}
+	r, err := requirementsRequest(req)
+	if err != nil {
+		return nil, err
 	}
-	if req.MemoryMiB != nil {
-		r.MemoryMiB = &ec2types.MemoryMiBRequest{Min: req.MemoryMiB.Min, Max: req.MemoryMiB.Max}
-	}
-	r.AllowedInstanceTypes = req.AllowedInstanceTypes
-	r.ExcludedInstanceTypes = req.ExcludedInstanceTypes
-	r.InstanceGenerations = req.InstanceGenerations
-	r.CpuManufacturers = req.CpuManufacturers
-	r.BurstablePerformance = req.BurstablePerformance
-	r.AcceleratorTypes = req.AcceleratorTypes
 	p := ec2.NewGetInstanceTypesFromInstanceRequirementsPaginator(w.c.ec2, &ec2.GetInstanceTypesFromInstanceRequirementsInput{
 		ArchitectureTypes:   []ec2types.ArchitectureType{ec2types.ArchitectureTypeX8664, ec2types.ArchitectureTypeArm64},
 		VirtualizationTypes: []ec2types.VirtualizationType{ec2types.VirtualizationTypeHvm}, InstanceRequirements: r})
-	err := eachPage(ctx, w.call, "ec2:GetInstanceTypesFromInstanceRequirements", p.HasMorePages,
+	err = eachPage(ctx, w.call, "ec2:GetInstanceTypesFromInstanceRequirements", p.HasMorePages,
 		func(ctx context.Context) (*ec2.GetInstanceTypesFromInstanceRequirementsOutput, error) {
 			return p.NextPage(ctx)
 		},
@@ -690,6 +776,23 @@ func (w *Watcher) typesFor(ctx context.Context, req *ec2types.InstanceRequiremen
 			}
 		})
 	return out, err
+}
+
+// requirementsRequest carries an InstanceRequirements over into the
+// request form GetInstanceTypesFromInstanceRequirements takes.
+func requirementsRequest(req any) (*ec2types.InstanceRequirementsRequest, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("instance requirements: %w", err)
+	}
+	r := &ec2types.InstanceRequirementsRequest{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("instance requirements: %w", err)
+	}
+	if r.VCpuCount == nil || r.MemoryMiB == nil {
+		return nil, errors.New("instance requirements lack vCPU count or memory (both required)")
+	}
+	return r, nil
 }
 
 // subnetFree reads the free addresses of subnets.
