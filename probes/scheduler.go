@@ -155,6 +155,7 @@ func (s *Scheduler) Update(targets []Target) {
 			next[t.Key] = e
 			continue
 		}
+		t.prep = &prepared{}
 		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t), index: -1}
 		e.phase = phaseOf(t.Key, e.interval)
 		e.m = s.m.handlesFor(t.Service, e.scope)
@@ -201,6 +202,7 @@ func (s *Scheduler) Update(targets []Target) {
 func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 	old := e.target
 	e.target = t
+	e.target.prep = &prepared{}
 	if scope := scopeOf(t); t.Service != old.Service || scope != e.scope {
 		e.scope = scope
 		e.m = s.m.handlesFor(t.Service, scope)
