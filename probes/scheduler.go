@@ -394,6 +394,11 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 
 // work runs probes until jobs is closed, giving back a token after each.
 func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan struct{}) {
+	// Each probe's context (its timeout) hangs off this worker's own
+	// child of ctx: registering it with ctx itself would make every probe
+	// of every worker take ctx's one lock, twice.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for j := range jobs {
 		s.probe(ctx, j)
 		<-tokens
