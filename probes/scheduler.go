@@ -490,6 +490,18 @@ func (s *Scheduler) History(key string) []Result {
 	return e.history()
 }
 
+// Last returns the target's latest result, without copying its history;
+// false for an unknown Key or a target not probed yet.
+func (s *Scheduler) Last(key string) (Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil || e.n == 0 {
+		return Result{}, false
+	}
+	return e.hist[(e.n-1)%historySize].result(), true
+}
+
 // Histories returns a copy of the History of each of keys that is
 // scheduled, by Key: the cost is that of the keys asked for, not of every
 // target. A target not probed yet maps to an empty slice; an unknown Key is
