@@ -634,8 +634,7 @@ func (q *queue) remove(i int) {
 	n := len(h) - 1
 	e := h[i].e
 	if i != n {
-		h[i] = h[n]
-		h[i].e.index = i
+		h.put(i, h[n])
 	}
 	h[n] = qitem{}
 	*q = h[:n]
@@ -672,10 +671,14 @@ func (q queue) up(j int) {
 		if q[p].due <= it.due {
 			break
 		}
-		q[j] = q[p]
-		q[j].e.index = j
+		q.put(j, q[p])
 		j = p
 	}
+	q.put(j, it)
+}
+
+// put places it at j and tells its entry.
+func (q queue) put(j int, it qitem) {
 	q[j] = it
 	it.e.index = j
 }
@@ -699,11 +702,9 @@ func (q queue) down(i int) bool {
 		if q[m].due >= it.due {
 			break
 		}
-		q[j] = q[m]
-		q[j].e.index = j
+		q.put(j, q[m])
 		j = m
 	}
-	q[j] = it
-	it.e.index = j
+	q.put(j, it)
 	return j > i
 }
