@@ -581,8 +581,13 @@ type Status struct {
 	Service  config.Service
 	Snapshot discovery.Snapshot
 	Report   healer.Report
-	Probes   map[string][]probes.Result // by target key
-	Targets  []probes.Target
+	// Probes holds each target's History by key when Results is nil (a
+	// Status built by hand); Statuses leaves it nil and sets Results, so a
+	// page reads only the histories it shows. Read through History and
+	// Last, which pick the one that is set.
+	Probes  map[string][]probes.Result
+	Results ProbeResults
+	Targets []probes.Target
 	// Zonal is the service's last zonal shift decision (zero before one).
 	Zonal healer.ZonalDecision
 	// Events are the service's last events, newest first: every event the
@@ -591,9 +596,39 @@ type Status struct {
 	Events []alerts.Event
 }
 
+// ProbeResults reads targets' recent probe results on demand, by key:
+// *probes.Scheduler.
+type ProbeResults interface {
+	History(key string) []probes.Result
+	Last(key string) (probes.Result, bool)
+}
+
+// History is the target's recent probe results, oldest first (nil when
+// none).
+func (st *Status) History(key string) []probes.Result {
+	if st.Results != nil {
+		return st.Results.History(key)
+	}
+	return st.Probes[key]
+}
+
+// Last is the target's latest probe result; false when it has none.
+func (st *Status) Last(key string) (probes.Result, bool) {
+	if st.Results != nil {
+		return st.Results.Last(key)
+	}
+	h := st.Probes[key]
+	if len(h) == 0 {
+		return probes.Result{}, false
+	}
+	return h[len(h)-1], true
+}
+
 // Statuses returns every configured service's status, sorted by name.
+// Probe results are not copied: each Status reads them from the scheduler
+// as the page needs them (Results), so a page of a few rows costs a few
+// histories, not one per target.
 func (c *Controller) Statuses() []Status {
-	all := c.sched.Snapshot()
 	byService := map[string][]probes.Target{}
 	c.mu.Lock()
 	probing := c.probing
@@ -606,11 +641,7 @@ func (c *Controller) Statuses() []Status {
 	out := make([]Status, 0, len(c.cfg.Services))
 	for _, svc := range c.cfg.Services {
 		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name],
-			Targets: byService[svc.Name], Probes: make(map[string][]probes.Result, len(byService[svc.Name])),
-			Zonal: c.zonal.decision(svc.Name)}
-		for _, t := range st.Targets {
-			st.Probes[t.Key] = all[t.Key]
-		}
+			Targets: byService[svc.Name], Results: c.sched, Zonal: c.zonal.decision(svc.Name)}
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Service.Name < out[j].Service.Name })

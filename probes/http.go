@@ -32,37 +32,28 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	defer func() { r.Duration = time.Since(r.Start) }()
 	p := t.Settings
 
-	timeout := timeoutOf(p)
+	plan, reason, err := planFor(t)
+	if plan == nil {
+		r.Reason = reason
+		if err != nil {
+			level.Debug(logger).Log(logkeys.Msg, "probe failed", logkeys.Reason, r.Reason, logkeys.Err, err)
+		}
+		return r
+	}
+	timeout := plan.timeout
 	pctx, cancel := context.WithTimeout(withAllowed(ctx, t.Allowed), timeout)
 	defer cancel()
+	req := plan.req.WithContext(pctx)
 
-	method := p.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	req, err := http.NewRequestWithContext(pctx, method, probeURL(t), nil)
-	if err != nil {
-		r.Reason = "bad request: " + innermost(err)
-		return r
-	}
-	req.Header.Set("User-Agent", userAgent)
-	for k, vs := range p.RequestHeader() { // headers and headers_from_env secrets
-		if strings.EqualFold(k, "Host") {
-			req.Host = vs[0]
-			continue
+	client := plan.client
+	if client == nil {
+		rt, err := transportFor(t)
+		if err != nil {
+			r.Reason = err.Error()
+			level.Debug(logger).Log(logkeys.Msg, "probe failed", logkeys.Reason, r.Reason, logkeys.Err, err)
+			return r
 		}
-		req.Header[k] = vs
-	}
-
-	rt, err := transportFor(t)
-	if err != nil {
-		r.Reason = err.Error()
-		level.Debug(logger).Log(logkeys.Msg, "probe failed", logkeys.Reason, r.Reason, logkeys.Err, err)
-		return r
-	}
-	client := http.Client{Transport: rt, CheckRedirect: checkRedirect}
-	if !p.FollowRedirects {
-		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		client = clientFor(p.FollowRedirects, rt)
 	}
 
 	resp, err := client.Do(req)

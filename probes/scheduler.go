@@ -1,7 +1,6 @@
 package probes
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -155,13 +154,14 @@ func (s *Scheduler) Update(targets []Target) {
 			next[t.Key] = e
 			continue
 		}
+		t.prep = &prepared{}
 		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t), index: -1}
 		e.phase = phaseOf(t.Key, e.interval)
 		e.m = s.m.handlesFor(t.Service, e.scope)
 		e.series = seriesKeyOf(t, e.scope)
 		e.labels = labelPairs(e.series, e.scope)
 		s.schedule(e, now)
-		heap.Push(&s.queue, qitem{due: s.due(e), e: e})
+		s.queue.push(qitem{due: s.due(e), e: e})
 		next[t.Key] = e
 		added = append(added, t.Key)
 	}
@@ -170,7 +170,7 @@ func (s *Scheduler) Update(targets []Target) {
 			continue
 		}
 		e.removed = true
-		heap.Remove(&s.queue, e.index)
+		s.queue.remove(e.index)
 		removed = append(removed, k)
 		forget = append(forget, k)
 	}
@@ -201,6 +201,7 @@ func (s *Scheduler) Update(targets []Target) {
 func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 	old := e.target
 	e.target = t
+	e.target.prep = &prepared{}
 	if scope := scopeOf(t); t.Service != old.Service || scope != e.scope {
 		e.scope = scope
 		e.m = s.m.handlesFor(t.Service, scope)
@@ -215,7 +216,7 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
 		e.phase = phaseOf(t.Key, iv)
 		if e.index >= 0 {
 			s.schedule(e, now)
-			heap.Fix(&s.queue, e.index)
+			s.queue.fix(e.index)
 		}
 	}
 }
@@ -287,7 +288,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.schedule(it.e, now)
 		}
 	}
-	heap.Init(&s.queue)
+	s.queue.init()
 	s.mu.Unlock()
 
 	level.Info(s.logger).Log(logkeys.Msg, "probe scheduler started", logkeys.Count, s.workers)
@@ -362,7 +363,7 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			e.m.concurrency.Add(float64(late / e.interval))
 			s.self.skip(now, int(late/e.interval))
 			s.schedule(e, now)
-			heap.Fix(&s.queue, e.index)
+			s.queue.fix(e.index)
 		default:
 			if !held {
 				select {
@@ -392,6 +393,11 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 
 // work runs probes until jobs is closed, giving back a token after each.
 func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan struct{}) {
+	// Each probe's context (its timeout) hangs off this worker's own
+	// child of ctx: registering it with ctx itself would make every probe
+	// of every worker take ctx's one lock, twice.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for j := range jobs {
 		s.probe(ctx, j)
 		<-tokens
@@ -483,6 +489,18 @@ func (s *Scheduler) History(key string) []Result {
 	return e.history()
 }
 
+// Last returns the target's latest result, without copying its history;
+// false for an unknown Key or a target not probed yet.
+func (s *Scheduler) Last(key string) (Result, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil || e.n == 0 {
+		return Result{}, false
+	}
+	return e.hist[(e.n-1)%historySize].result(), true
+}
+
 // Histories returns a copy of the History of each of keys that is
 // scheduled, by Key: the cost is that of the keys asked for, not of every
 // target. A target not probed yet maps to an empty slice; an unknown Key is
@@ -546,8 +564,14 @@ func (s *Scheduler) due(e *entry) time.Duration { return e.next.Sub(s.epoch) }
 // dispatch, so catching up costs one step per missed slot at most.
 func (s *Scheduler) advance(e *entry) {
 	e.base = e.base.Add(e.interval)
-	s.setNext(e, e.base.Add(jitter(e.interval)))
-	heap.Fix(&s.queue, e.index)
+	e.next = e.base.Add(jitter(e.interval))
+	s.advanceTo(e)
+}
+
+// advanceTo puts e, whose next was just set, in its place in the queue.
+func (s *Scheduler) advanceTo(e *entry) {
+	s.setNext(e, e.next)
+	s.queue.fix(e.index)
 }
 
 // nextSlot returns the first time after now that is phase past a multiple
@@ -586,7 +610,10 @@ func intervalOf(t Target) time.Duration {
 }
 
 // queue is a min-heap of entries by next due time. Each item carries its
-// entry's due time, so comparisons touch only the queue's own array.
+// entry's due time, so comparisons touch only the queue's own array; an
+// entry's index is written once per level an item moves (no swaps). The
+// heap is 4-ary: half the levels of a binary one, and the dispatcher's
+// usual move (the earliest entry to the back) crosses every level.
 type queue []qitem
 
 type qitem struct {
@@ -594,23 +621,90 @@ type qitem struct {
 	e   *entry
 }
 
-func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].due < q[j].due }
-func (q queue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].e.index = i
-	q[j].e.index = j
-}
-func (q *queue) Push(x any) {
-	it := x.(qitem)
-	it.e.index = len(*q)
+const queueArity = 4
+
+func (q *queue) push(it qitem) {
 	*q = append(*q, it)
+	q.up(len(*q) - 1)
 }
-func (q *queue) Pop() any {
-	old := *q
-	it := old[len(old)-1]
-	old[len(old)-1] = qitem{}
-	*q = old[:len(old)-1]
-	it.e.index = -1
-	return it
+
+// remove takes the item at i out of the queue; its entry's index becomes -1.
+func (q *queue) remove(i int) {
+	h := *q
+	n := len(h) - 1
+	e := h[i].e
+	if i != n {
+		h.put(i, h[n])
+	}
+	h[n] = qitem{}
+	*q = h[:n]
+	e.index = -1
+	if i != n {
+		q.fix(i)
+	}
+}
+
+// fix restores the order after the due time at i changed.
+func (q queue) fix(i int) {
+	if !q.down(i) {
+		q.up(i)
+	}
+}
+
+// init orders the whole queue and sets every entry's index.
+func (q queue) init() {
+	for i := range q {
+		q[i].e.index = i
+	}
+	if len(q) < 2 {
+		return
+	}
+	for i := (len(q) - 2) / queueArity; i >= 0; i-- {
+		q.down(i)
+	}
+}
+
+func (q queue) up(j int) {
+	it := q[j]
+	for j > 0 {
+		p := (j - 1) / queueArity
+		if q[p].due <= it.due {
+			break
+		}
+		q.put(j, q[p])
+		j = p
+	}
+	q.put(j, it)
+}
+
+// put places it at j and tells its entry.
+func (q queue) put(j int, it qitem) {
+	q[j] = it
+	it.e.index = j
+}
+
+// down moves the item at i towards the leaves; it reports whether it moved.
+func (q queue) down(i int) bool {
+	it := q[i]
+	n := len(q)
+	j := i
+	for {
+		c := queueArity*j + 1
+		if c >= n {
+			break
+		}
+		m := c
+		for k := c + 1; k < min(c+queueArity, n); k++ {
+			if q[k].due < q[m].due {
+				m = k
+			}
+		}
+		if q[m].due >= it.due {
+			break
+		}
+		q.put(j, q[m])
+		j = m
+	}
+	q.put(j, it)
+	return j > i
 }

@@ -273,6 +273,9 @@ func TestSchedulerHistory(t *testing.T) {
 	if h := s.History("t"); len(h) != 0 {
 		t.Fatalf("History before any probe = %v, want empty", h)
 	}
+	if _, ok := s.Last("t"); ok {
+		t.Fatal("Last before any probe reports a result")
+	}
 	stop := startScheduler(t, s)
 	waitFor(t, 30*time.Second, "20 results", func() bool { return rc.get("t") >= 20 })
 	stop()
@@ -290,6 +293,12 @@ func TestSchedulerHistory(t *testing.T) {
 	}
 	if snap := s.Snapshot(); !slices.Equal(snap["t"], s.History("t")) {
 		t.Errorf("Snapshot[t] differs from History(t)")
+	}
+	if last, ok := s.Last("t"); !ok || last != s.History("t")[historySize-1] {
+		t.Errorf("Last(t) = %v, %t; want the newest of History(t)", last, ok)
+	}
+	if _, ok := s.Last("unknown"); ok {
+		t.Error("Last of an unknown key reports a result")
 	}
 	if s.History("unknown") != nil {
 		t.Error("History of an unknown key is not nil")

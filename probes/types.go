@@ -26,6 +26,10 @@ type Target struct {
 	// Allowed bounds where the probe may connect; an address outside every
 	// prefix fails the probe without a packet sent. Empty allows any.
 	Allowed []config.Prefix
+
+	// prep is what this target's probes reuse (request, client); set by
+	// the Scheduler, nil for a Target built by hand (built per probe).
+	prep *prepared
 }
 
 // Result is the outcome of one probe.

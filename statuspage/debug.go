@@ -35,7 +35,7 @@ func (p *Page) serveDebug(w http.ResponseWriter, key string) {
 		return
 	}
 	bw := bufio.NewWriter(w)
-	writeDebug(bw, st, t, st.Probes[t.Key], now)
+	writeDebug(bw, st, t, st.History(t.Key), now)
 	if err := bw.Flush(); err != nil {
 		level.Debug(p.logger).Log(logkeys.Msg, "writing the debug view failed", logkeys.Target, key, logkeys.Err, err)
 	}

@@ -347,3 +347,48 @@ func TestPageHidesQueryValues(t *testing.T) {
 		t.Errorf("the debug view shows the query value, or not the redacted URL:\n%s", debug)
 	}
 }
+
+// countingResults serves a Status's probe results the way the scheduler
+// does (controller.ProbeResults), counting the histories read.
+type countingResults struct {
+	m         map[string][]probes.Result
+	histories int
+}
+
+func (c *countingResults) History(key string) []probes.Result { c.histories++; return c.m[key] }
+func (c *countingResults) Last(key string) (probes.Result, bool) {
+	h := c.m[key]
+	if len(h) == 0 {
+		return probes.Result{}, false
+	}
+	return h[len(h)-1], true
+}
+
+func TestPageReadsHistoriesOfShownRowsOnly(t *testing.T) {
+	for _, tc := range []struct {
+		desc          string
+		all           bool
+		wantHistories int
+	}{
+		{desc: "capped page: the 25 rows shown and the endpoint", wantHistories: 26},
+		{desc: "all=1: every instance and the endpoint", all: true, wantHistories: 1001},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			want, got := bigStatuses(1000), bigStatuses(1000)
+			res := &countingResults{m: got[0].Probes}
+			got[0].Probes, got[0].Results = nil, res
+			path := "/"
+			if tc.all {
+				path = "/?all=1"
+			}
+			_, wantBody := get(t, newTestPage(&fakeSource{sts: want}, WithMaxRows(25)), http.MethodGet, path)
+			_, gotBody := get(t, newTestPage(&fakeSource{sts: got}, WithMaxRows(25)), http.MethodGet, path)
+			if gotBody != wantBody {
+				t.Error("the page read through Results differs from the page read from Probes")
+			}
+			if res.histories != tc.wantHistories {
+				t.Errorf("histories read = %d, want %d", res.histories, tc.wantHistories)
+			}
+		})
+	}
+}

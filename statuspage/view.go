@@ -71,11 +71,11 @@ type serviceView struct {
 
 // staticRank orders static targets worst first: failing, not probed yet,
 // passing.
-func staticRank(h []probes.Result) int {
+func staticRank(last probes.Result, probed bool) int {
 	switch {
-	case len(h) == 0:
+	case !probed:
 		return 1
-	case !h[len(h)-1].Success:
+	case !last.Success:
 		return 0
 	}
 	return 2
@@ -230,7 +230,7 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 		case t.InstanceID != "":
 			keyByID[t.InstanceID] = t.Key
 		case sv.Endpoint == nil && st.Service.Endpoint != "" && t.Address == st.Service.Endpoint:
-			row := targetView(t, st.Probes[t.Key], now)
+			row := targetView(t, st.History(t.Key), now)
 			sv.Endpoint = &row
 		default:
 			statics = append(statics, t)
@@ -241,19 +241,32 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 	}
 	// Static targets: worst first and capped like the instances, so that
 	// a page of 50,000 static targets renders the few that matter.
-	sort.SliceStable(statics, func(i, j int) bool {
-		a, b := staticRank(st.Probes[statics[i].Key]), staticRank(st.Probes[statics[j].Key])
-		if a != b {
-			return a < b
+	// Ranked from each target's last result, read once: the histories are
+	// read for the rows shown only.
+	type ranked struct {
+		t    *probes.Target
+		rank int
+	}
+	rs := make([]ranked, len(statics))
+	for i, t := range statics {
+		last, ok := st.Last(t.Key)
+		rs[i] = ranked{t, staticRank(last, ok)}
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		if rs[i].rank != rs[j].rank {
+			return rs[i].rank < rs[j].rank
 		}
-		return statics[i].Address < statics[j].Address
+		return rs[i].t.Address < rs[j].t.Address
 	})
+	for i := range rs {
+		statics[i] = rs[i].t
+	}
 	if !all && p.maxRows > 0 && len(statics) > p.maxRows {
 		sv.HiddenStatics = len(statics) - p.maxRows
 		statics = statics[:p.maxRows]
 	}
 	for _, t := range statics {
-		sv.Statics = append(sv.Statics, targetView(t, st.Probes[t.Key], now))
+		sv.Statics = append(sv.Statics, targetView(t, st.History(t.Key), now))
 	}
 
 	// Instances: the last cycle's verdicts, then snapshot instances it did
@@ -343,7 +356,7 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 		fillLatency(r, rep.Insight)
 		if key, ok := keyByID[r.ID]; ok {
 			r.Key = key
-			h := st.Probes[key]
+			h := st.History(key)
 			writeStrip(&sb, h)
 			if len(h) > 0 {
 				r.LastProbe = ago(now, h[len(h)-1].Start)

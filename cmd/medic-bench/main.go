@@ -14,11 +14,14 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -383,6 +386,14 @@ func schedule(o opts) error {
 	fmt.Printf("schedule: %d targets at %s, %s measured after %s\n", n, o.interval, dur, o.interval+o.warmup)
 	fmt.Printf("  probes %.0f (%.0f/s, %.0f failed), slots skipped %.0f\n", probes, probes/c1.at.Sub(c0.at).Seconds(), s1.failed-s0.failed, skipped)
 	fmt.Printf("  started within 250 ms of slot: %.2f%%   (target >= 99%%)\n", onTime)
+	// Where lateness comes from: the lateness buckets, and the workers
+	// the probes kept busy (probes/s × mean probe duration, Little's law)
+	// against the pool.
+	fmt.Printf("  lateness, share of probes started within: %s\n", lateShares(s0, s1))
+	rate := probes / c1.at.Sub(c0.at).Seconds()
+	meanDur := (s1.latencySum - s0.latencySum) / probes
+	fmt.Printf("  mean probe duration %.1f ms: %.0f workers busy on average of max_concurrent_probes %d\n",
+		meanDur*1000, rate*meanDur, cmp.Or(o.medicWorkers, 512))
 	fmt.Printf("  RSS idle %.1f MiB, loaded %.1f MiB (peak %.1f): %.0f B/target above idle   (target <= 4096)\n",
 		mib(idle), mib(c1.rss), mib(peak), float64(c1.rss-idle)/float64(n))
 	fmt.Printf("  CPU %.3f ms/probe (%.0f%% of one core)\n", (c1.cpu-c0.cpu).Seconds()*1000/probes,
@@ -390,6 +401,29 @@ func schedule(o opts) error {
 	fmt.Printf("  /metrics scrape: %s (%d KiB, %d series)   (target <= 500ms)\n", durs(scrapes), scrapeBytes>>10, s1.series)
 	fmt.Printf("  status page:     %s (%d KiB)   (target <= 200ms)\n", durs(pages), pageBytes>>10)
 	return nil
+}
+
+// lateShares prints the cumulative share of probes started within each
+// lateness bucket bound between the two scrapes.
+func lateShares(s0, s1 scrape) string {
+	total := s1.lateCount - s0.lateCount
+	if total <= 0 {
+		return "no probes"
+	}
+	les := slices.Collect(maps.Keys(s1.lateLE))
+	slices.SortFunc(les, func(a, b string) int {
+		x, _ := strconv.ParseFloat(a, 64)
+		y, _ := strconv.ParseFloat(b, 64)
+		return cmp.Compare(x, y)
+	})
+	var out []string
+	for _, le := range les {
+		if le == "+Inf" {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%ss %.1f%%", le, 100*(s1.lateLE[le]-s0.lateLE[le])/total))
+	}
+	return strings.Join(out, ", ")
 }
 
 func durs(ds []time.Duration) string {

@@ -80,16 +80,18 @@ func sampleOf(pid int) (sample, error) {
 type scrape struct {
 	took                  time.Duration
 	bytes                 int
-	series                int     // sample lines
-	probes, failed        float64 // medic_probes_total, all series; failure only
-	skipped               float64 // medic_probe_skipped_total{reason="concurrency"}
-	lateCount, lateOnTime float64 // medic_probe_lateness_seconds: _count, le="0.25"
+	series                int                // sample lines
+	probes, failed        float64            // medic_probes_total, all series; failure only
+	skipped               float64            // medic_probe_skipped_total{reason="concurrency"}
+	lateCount, lateOnTime float64            // medic_probe_lateness_seconds: _count, le="0.25"
+	lateLE                map[string]float64 // medic_probe_lateness_seconds buckets, by le
+	latencySum            float64            // medic_probe_latency_seconds_sum, all series
 	goroutines            float64
 	targets               float64 // medic_probe_targets
 }
 
 func scrapeMetrics(base string) (scrape, error) {
-	var s scrape
+	s := scrape{lateLE: map[string]float64{}}
 	t0 := time.Now()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -129,8 +131,14 @@ func scrapeMetrics(base string) (scrape, error) {
 			s.skipped += val
 		case name == "medic_probe_lateness_seconds_count":
 			s.lateCount += val
-		case strings.HasPrefix(name, "medic_probe_lateness_seconds_bucket{") && strings.Contains(name, `le="0.25"`):
-			s.lateOnTime += val
+		case strings.HasPrefix(name, "medic_probe_lateness_seconds_bucket{"):
+			le := strings.TrimSuffix(strings.TrimPrefix(name, `medic_probe_lateness_seconds_bucket{le="`), `"}`)
+			s.lateLE[le] += val
+			if le == "0.25" {
+				s.lateOnTime += val
+			}
+		case strings.HasPrefix(name, "medic_probe_latency_seconds_sum{"):
+			s.latencySum += val
 		case name == "go_goroutines":
 			s.goroutines = val
 		case strings.HasPrefix(name, "medic_probe_targets{"):
