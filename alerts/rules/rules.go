@@ -386,6 +386,14 @@ func (p Params) leaseAlerts() []Rule {
 				"({{ $value | humanizePercentage }} of them over the last 5 minutes). A PutItem that fails is a missed renewal or takeover: "+
 				"a leader that cannot renew stops acting duration/5 before its lease expires, and a replica that can never write never leads. "+
 				"If no replica can write, MedicNoLeader follows."),
+		p.alert("MedicLeaseItemInvalid", fmt.Sprintf("max by (job) (increase(%s[10m])) > 0",
+			p.sel("medic_lease_invalid_items_total")),
+			"", Warning,
+			"medic found the lease item of job {{ $labels.job }} invalid and took it over.",
+			"A medic replica of job {{ $labels.job }} read the lease item with an expiry more than 2 × duration ahead in the last 10 minutes: "+
+				"either someone wrote the item by hand (a forged item would freeze every replica until it expires), or the clock of the replica "+
+				"that wrote it is far ahead. medic took the item over with a new generation, so an old leader's marks are fenced off. "+
+				"Find who can write the lease table and check the replicas' clocks."),
 	}
 }
 
