@@ -14,7 +14,7 @@ func TestLeaseDefaults(t *testing.T) {
 	const services = `
 services:
 	- name: web
-		static_targets: [10.0.0.5:8080]
+		static_targets: [web.example.com:8080]
 `
 	tests := []struct {
 		desc   string
