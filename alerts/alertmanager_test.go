@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -188,63 +186,10 @@ func startAlertmanager(t *testing.T) string {
 	if err := os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The free port may be taken by someone else before Alertmanager binds
-	// it: then it exits, and another port is tried.
-	for try := 1; ; try++ {
-		base, ok, logs := runAlertmanager(t, bin, cfg, filepath.Join(dir, fmt.Sprint("data", try)))
-		if ok {
-			return base
-		}
-		if try == 3 {
-			t.Fatalf("alertmanager did not start:\n%s", logs)
-		}
-	}
-}
-
-// runAlertmanager starts one Alertmanager and waits until it is ready
-// (ok) or has exited (not ok, with its output).
-func runAlertmanager(t *testing.T, bin, cfg, storage string) (base string, ok bool, output string) {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.path="+storage,
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-		"--log.level=warn",
-	)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var logs testkit.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", logs.String())
-		}
+	return testkit.StartDaemon(t, "alertmanager", bin, func(addr, data string) []string {
+		return []string{"--config.file=" + cfg, "--storage.path=" + data, "--web.listen-address=" + addr,
+			"--cluster.listen-address=", "--log.level=warn"}
 	})
-	base = "http://" + addr
-	dead := false
-	waitFor(t, "alertmanager to be ready", func() bool {
-		select {
-		case <-exited:
-			dead = true
-			return true
-		default:
-		}
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base, !dead, logs.String()
 }
 
 // gettableAlert is the part of GET /api/v2/alerts the test reads.

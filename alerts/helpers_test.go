@@ -106,17 +106,6 @@ func refusedURL(t *testing.T) string {
 	return "http://" + addr + "/hook"
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // fastRetry retries quickly so tests do not wait on backoff.
 var fastRetry = config.NotificationRetry{MaxAttempts: 3, InitialInterval: config.Duration(time.Millisecond), MaxInterval: config.Duration(5 * time.Millisecond)}
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,49 +134,9 @@ func startPrometheus(t *testing.T, jobs map[string][]string) string {
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for try := 1; ; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data", try)),
-			"--web.listen-address="+addr, "--log.level=warn")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		})
-		base := "http://" + addr
-		ready, dead := false, false
-		for i := 0; i < 600 && !ready && !dead; i++ {
-			select {
-			case <-exited: // the port was taken: try another
-				dead = true
-				continue
-			default:
-			}
-			if resp, err := http.Get(base + "/-/ready"); err == nil {
-				resp.Body.Close()
-				ready = resp.StatusCode == http.StatusOK
-			}
-			if !ready {
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-		if ready {
-			return base
-		}
-		if try == 3 {
-			t.Fatalf("prometheus did not start")
-		}
-	}
+	return testkit.StartDaemon(t, "prometheus", bin, func(addr, data string) []string {
+		return []string{"--config.file=" + cfg, "--storage.tsdb.path=" + data, "--web.listen-address=" + addr, "--log.level=warn"}
+	})
 }
 
 // promQuery runs an instant query and returns each series' value by its
