@@ -23,7 +23,7 @@ const issueExample = "HTTP/1.1 200 OK\r\n<!channel> re-login now <https://evil.e
 // probeReason runs the real HTTP prober once against addr.
 func probeReason(t *testing.T, addr string) string {
 	t.Helper()
-	r := probes.Probers["http"](t.Context(), probes.Target{Address: addr, Settings: config.Probe{
+	r := probes.Probers["http"](t.Context(), probes.Target{Address: addr, Settings: &config.Probe{
 		Type: "http", Scheme: "http", Path: "/healthz", Timeout: config.Duration(2 * time.Second),
 	}}, log.NewNopLogger())
 	if r.Success {

@@ -89,7 +89,7 @@ type Controller struct {
 	updMu sync.Mutex // serialises updateTargets
 
 	mu          sync.Mutex
-	probing     []probes.Target // the scheduler's targets, as last handed over; never modified
+	probing     map[string][]probes.Target // the scheduler's targets by service, as last handed over; never modified
 	runCtx      context.Context // set by Run; nil before
 	stopped     bool            // Run is returning: no new loops
 	loopWG      sync.WaitGroup
@@ -506,17 +506,18 @@ func (c *Controller) targets() []probes.Target {
 	}
 	ts := make([]probes.Target, 0, n)
 	allowed := c.cfg.Global.AllowedNetworks
-	for _, svc := range c.cfg.Services {
+	for i := range c.cfg.Services {
+		svc := &c.cfg.Services[i] // its probe settings are shared by its targets
 		if svc.Endpoint != "" {
 			ts = append(ts, probes.Target{
 				Key: endpointKey(svc.Name), Service: svc.Name, Address: svc.Endpoint,
-				Settings: svc.EndpointProbe, Allowed: allowed,
+				Settings: &svc.EndpointProbe, Allowed: allowed,
 			})
 		}
 		for _, st := range svc.StaticTargets {
 			ts = append(ts, probes.Target{
 				Key: svc.Name + "/static/" + st, Service: svc.Name, Address: st,
-				Settings: svc.InstanceProbe, Allowed: allowed,
+				Settings: &svc.InstanceProbe, Allowed: allowed,
 			})
 		}
 		snap, ok := c.snapshots[svc.Name]
@@ -537,7 +538,7 @@ func (c *Controller) targets() []probes.Target {
 			ts = append(ts, probes.Target{
 				Key: instanceKey(svc.Name, in.ID), Service: svc.Name, InstanceID: in.ID, AZ: in.AZ,
 				Address:  netip.AddrPortFrom(in.PrivateIP, uint16(svc.InstanceProbe.Port)).String(),
-				Settings: svc.InstanceProbe, Allowed: allowed,
+				Settings: &svc.InstanceProbe, Allowed: allowed,
 			})
 		}
 	}
@@ -550,10 +551,27 @@ func (c *Controller) updateTargets() {
 	c.updMu.Lock()
 	defer c.updMu.Unlock()
 	ts := c.targets()
+	by := byService(ts)
 	c.mu.Lock()
-	c.probing = ts
+	c.probing = by
 	c.mu.Unlock()
 	c.sched.Update(ts)
+}
+
+// byService cuts ts, which lists each service's targets together, into
+// one sub-slice per service (no copy), so that a status page is not a
+// regrouping of every target.
+func byService(ts []probes.Target) map[string][]probes.Target {
+	by := map[string][]probes.Target{}
+	for i := 0; i < len(ts); {
+		j := i + 1
+		for j < len(ts) && ts[j].Service == ts[i].Service {
+			j++
+		}
+		by[ts[i].Service] = ts[i:j:j]
+		i = j
+	}
+	return by
 }
 
 func endpointKey(service string) string     { return service + "/endpoint" }
@@ -629,19 +647,12 @@ func (st *Status) Last(key string) (probes.Result, bool) {
 // as the page needs them (Results), so a page of a few rows costs a few
 // histories, not one per target.
 func (c *Controller) Statuses() []Status {
-	byService := map[string][]probes.Target{}
-	c.mu.Lock()
-	probing := c.probing
-	c.mu.Unlock()
-	for _, t := range probing {
-		byService[t.Service] = append(byService[t.Service], t)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Status, 0, len(c.cfg.Services))
 	for _, svc := range c.cfg.Services {
 		st := Status{Service: svc, Snapshot: c.snapshots[svc.Name], Report: c.reports[svc.Name],
-			Targets: byService[svc.Name], Results: c.sched, Zonal: c.zonal.decision(svc.Name)}
+			Targets: c.probing[svc.Name], Results: c.sched, Zonal: c.zonal.decision(svc.Name)}
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Service.Name < out[j].Service.Name })

@@ -214,7 +214,7 @@ func TestCycleOnObservedResults(t *testing.T) {
 	}
 	h.Cycle(ctx, in()) // takes the policy
 	observe := func(id string, ok bool) bool {
-		return h.Observe("web", probes.Target{Key: "web/" + id, Service: "web", InstanceID: id, Settings: probe},
+		return h.Observe("web", probes.Target{Key: "web/" + id, Service: "web", InstanceID: id, Settings: &probe},
 			probes.Result{Start: clk.Now(), Success: ok, Reason: map[bool]string{false: "timeout"}[ok]})
 	}
 	for i := range 3 {

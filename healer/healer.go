@@ -874,7 +874,7 @@ func (h *Healer) Observe(service string, t probes.Target, r probes.Result) (wake
 		return !seen || prev != r.Success
 	}
 	p := o.params
-	p.Interval, p.Timeout = t.Settings.Interval.D(), t.Settings.Timeout.D()
+	p.Interval, p.Timeout = t.Probe().Interval.D(), t.Probe().Timeout.D()
 	d := o.dets[t.InstanceID]
 	if d == nil {
 		d = &Detector{}

@@ -25,8 +25,8 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // probeSettings returns what config.Load would fill in, changed by mods.
-func probeSettings(mods ...func(*config.Probe)) config.Probe {
-	p := config.Probe{
+func probeSettings(mods ...func(*config.Probe)) *config.Probe {
+	p := &config.Probe{
 		Type:         "http",
 		Scheme:       "http",
 		Path:         "/",
@@ -37,7 +37,7 @@ func probeSettings(mods ...func(*config.Probe)) config.Probe {
 		MaxBodyBytes: 64 << 10,
 	}
 	for _, m := range mods {
-		m(&p)
+		m(p)
 	}
 	return p
 }

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -30,7 +31,7 @@ const userAgent = "medic-probe/1"
 func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	r.Start = time.Now()
 	defer func() { r.Duration = time.Since(r.Start) }()
-	p := t.Settings
+	p := t.Probe()
 
 	plan, reason, err := planFor(t)
 	if plan == nil {
@@ -43,7 +44,7 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	timeout := plan.timeout
 	pctx, cancel := context.WithTimeout(withAllowed(ctx, t.Allowed), timeout)
 	defer cancel()
-	req := plan.req.WithContext(pctx)
+	req := plan.request(pctx, &t)
 
 	client := plan.client
 	if client == nil {
@@ -56,7 +57,16 @@ func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 		client = clientFor(p.FollowRedirects, rt)
 	}
 
-	resp, err := client.Do(req)
+	var resp *http.Response
+	if plan.direct != nil {
+		resp, err = plan.direct.RoundTrip(req)
+		// As http.Client does: an HTTP answer to a TLS hello is named.
+		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+	} else {
+		resp, err = client.Do(req)
+	}
 	if err != nil {
 		var refused *redirectRefusedError
 		if errors.As(err, &refused) {
@@ -232,7 +242,7 @@ func printableScheme(s string) string {
 
 // drain reads what is left of a bounded body so a kept-alive connection
 // can be reused; a fresh connection is closed unread.
-func drain(p config.Probe, body io.Reader) {
+func drain(p *config.Probe, body io.Reader) {
 	if p.KeepAlive {
 		io.Copy(io.Discard, body)
 	}
@@ -251,11 +261,11 @@ func probeURL(t Target) string {
 	if strings.Contains(t.Address, "://") {
 		return t.Address
 	}
-	scheme := t.Settings.Scheme
+	scheme := t.Probe().Scheme
 	if scheme == "" {
 		scheme = "http"
 	}
-	path := t.Settings.Path
+	path := t.Probe().Path
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}

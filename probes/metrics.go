@@ -32,10 +32,12 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	skipped  *prometheus.CounterVec
 	lateness prometheus.Histogram
+	handles  map[group]*handles // guarded by the Scheduler's mu
 }
 
 func newMetrics() *metrics {
 	return &metrics{
+		handles: map[group]*handles{},
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "medic_probes_total",
 			Help: "Probes run, by result (success or failure).",
@@ -67,22 +69,31 @@ var latenessBuckets = func() []float64 {
 	return b
 }()
 
-// handles are an entry's own children of the vectors, looked up once per
-// (service, scope) rather than hashed on every probe.
+// handles are the children of the vectors for one (service, scope),
+// looked up once and shared by its entries rather than hashed on every
+// probe.
 type handles struct {
 	ok, fail             prometheus.Counter
 	latency              prometheus.Observer
 	overlap, concurrency prometheus.Counter
 }
 
-func (m *metrics) handlesFor(service, scope string) handles {
-	return handles{
+// handlesFor returns the handles of (service, scope), made on first use
+// and kept until dropHandles.
+func (m *metrics) handlesFor(service, scope string) *handles {
+	g := group{service, scope}
+	if h := m.handles[g]; h != nil {
+		return h
+	}
+	h := &handles{
 		ok:          m.probes.WithLabelValues(service, scope, "success"),
 		fail:        m.probes.WithLabelValues(service, scope, "failure"),
 		latency:     m.latency.WithLabelValues(service, scope),
 		overlap:     m.skipped.WithLabelValues(service, "overlap"),
 		concurrency: m.skipped.WithLabelValues(service, "concurrency"),
 	}
+	m.handles[g] = h
+	return h
 }
 
 var (
@@ -103,7 +114,7 @@ var (
 // values in label-name order: az, instance_id, service).
 type seriesKey struct{ az, instance, service string }
 
-func seriesKeyOf(t Target, scope string) seriesKey {
+func seriesKeyOf(t *Target, scope string) seriesKey {
 	if scope == scopeEndpoint {
 		return seriesKey{service: t.Service}
 	}
@@ -126,15 +137,32 @@ func (k seriesKey) compare(o seriesKey) int {
 // Label names, shared by every entry's label pairs (never written).
 var labelAZ, labelInstance, labelService = "az", "instance_id", "service"
 
-// labelPairs builds an entry's label pairs once, sorted by name as the
-// registry wants them; every scrape reuses them.
-func labelPairs(k seriesKey, scope string) []*dto.LabelPair {
-	pair := func(n *string, v string) *dto.LabelPair { return &dto.LabelPair{Name: n, Value: &v} }
+// labels builds an entry's label pairs once, sorted by name as the
+// registry wants them; every scrape reuses them. The service and az pairs
+// are shared by the entries of one Update (a few thousand targets share a
+// handful of values); only the instance pair is the entry's own.
+func (pp preparer) labels(k seriesKey, scope string) []*dto.LabelPair {
 	if scope == scopeEndpoint {
-		return []*dto.LabelPair{pair(&labelService, k.service)}
+		return []*dto.LabelPair{pp.pair(&labelService, k.service)}
 	}
-	return []*dto.LabelPair{pair(&labelAZ, k.az), pair(&labelInstance, k.instance), pair(&labelService, k.service)}
+	return []*dto.LabelPair{pp.pair(&labelAZ, k.az), newPair(&labelInstance, k.instance), pp.pair(&labelService, k.service)}
 }
+
+func newPair(name *string, v string) *dto.LabelPair { return &dto.LabelPair{Name: name, Value: &v} }
+
+// pair returns the shared pair of (name, v). Shared pairs are never
+// written: the registry reads them.
+func (pp preparer) pair(name *string, v string) *dto.LabelPair {
+	k := pairKey{*name, v}
+	p := pp.pairs[k]
+	if p == nil {
+		p = newPair(name, v)
+		pp.pairs[k] = p
+	}
+	return p
+}
+
+type pairKey struct{ name, value string }
 
 // gauge is one per-target sample. Its labels are the entry's, shared and
 // never written.
@@ -176,7 +204,7 @@ func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
 	var prev *entry
 	for _, e := range s.order {
 		counts[group{e.target.Service, e.scope}]++
-		if e.n == 0 || (prev != nil && prev.scope == e.scope && prev.series == e.series) {
+		if e.n == 0 || (prev != nil && prev.scope == e.scope && prev.series() == e.series()) {
 			continue
 		}
 		prev = e

@@ -35,7 +35,7 @@ const (
 	fallbackMaxBodyBytes = 64 << 10
 )
 
-func timeoutOf(p config.Probe) time.Duration {
+func timeoutOf(p *config.Probe) time.Duration {
 	if d := p.Timeout.D(); d > 0 {
 		return d
 	}

@@ -82,7 +82,7 @@ func TestHTTPProber(t *testing.T) {
 	tests := []struct {
 		desc     string
 		address  string // default: the server's host:port
-		settings config.Probe
+		settings *config.Probe
 		allowed  []config.Prefix
 		wantOK   bool
 		reason   string // exact, when not wantOK
@@ -248,7 +248,7 @@ func TestHTTPProberTLS(t *testing.T) {
 	tests := []struct {
 		desc     string
 		address  string
-		settings config.Probe
+		settings *config.Probe
 		wantOK   bool
 		reason   string
 	}{

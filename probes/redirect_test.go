@@ -103,7 +103,7 @@ func TestRedirectChain(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 
-	follow := func(path string, mods ...func(*config.Probe)) config.Probe {
+	follow := func(path string, mods ...func(*config.Probe)) *config.Probe {
 		return probeSettings(append([]func(*config.Probe){func(p *config.Probe) {
 			p.Path = path
 			p.FollowRedirects = true
@@ -114,7 +114,7 @@ func TestRedirectChain(t *testing.T) {
 	tests := []struct {
 		desc     string
 		address  string
-		settings config.Probe
+		settings *config.Probe
 		wantOK   bool
 		reason   string
 		wantSeen string // the last request the bad instance served, when set

@@ -88,13 +88,15 @@ type entry struct {
 	index    int       // in the queue
 	busy     bool      // a probe of this target is in flight
 	removed  bool
-	m        handles
-	series   seriesKey // its per-target series' labels
+	m        *handles // shared with the entries of its (service, scope)
 	labels   []*dto.LabelPair
 
 	hist [historySize]record // ring; the newest is hist[(n-1)%historySize]
 	n    int                 // results recorded
 }
+
+// series is the labels of the entry's per-target series.
+func (e *entry) series() seriesKey { return seriesKeyOf(&e.target, e.scope) }
 
 type job struct {
 	e    *entry
@@ -141,25 +143,25 @@ func (s *Scheduler) Update(targets []Target) {
 	before := s.groups()
 	next := make(map[string]*entry, len(targets))
 	var added, removed, forget []string
+	pp := newPreparer()
 	for _, t := range targets {
+		t.prep = pp.prepare(t)
 		if e, ok := next[t.Key]; ok {
-			s.retarget(e, t, now)
+			s.retarget(e, t, now, pp)
 			continue
 		}
 		if e, ok := s.entries[t.Key]; ok {
-			if e.target.Settings.KeepAlive && !t.Settings.KeepAlive {
+			if e.target.Probe().KeepAlive && !t.Probe().KeepAlive {
 				forget = append(forget, t.Key)
 			}
-			s.retarget(e, t, now)
+			s.retarget(e, t, now, pp)
 			next[t.Key] = e
 			continue
 		}
-		t.prep = &prepared{}
 		e := &entry{target: t, scope: scopeOf(t), interval: intervalOf(t), index: -1}
 		e.phase = phaseOf(t.Key, e.interval)
 		e.m = s.m.handlesFor(t.Service, e.scope)
-		e.series = seriesKeyOf(t, e.scope)
-		e.labels = labelPairs(e.series, e.scope)
+		e.labels = pp.labels(e.series(), e.scope)
 		s.schedule(e, now)
 		s.queue.push(qitem{due: s.due(e), e: e})
 		next[t.Key] = e
@@ -197,18 +199,16 @@ func (s *Scheduler) Update(targets []Target) {
 	}
 }
 
-// retarget gives a kept entry its new Target.
-func (s *Scheduler) retarget(e *entry, t Target, now time.Time) {
-	old := e.target
+// retarget gives a kept entry its new Target (with a new prepared).
+func (s *Scheduler) retarget(e *entry, t Target, now time.Time, pp preparer) {
+	old := e.series()
 	e.target = t
-	e.target.prep = &prepared{}
-	if scope := scopeOf(t); t.Service != old.Service || scope != e.scope {
+	if scope := scopeOf(t); t.Service != old.service || scope != e.scope {
 		e.scope = scope
 		e.m = s.m.handlesFor(t.Service, scope)
 	}
-	if k := seriesKeyOf(t, e.scope); k != e.series {
-		e.series = k
-		e.labels = labelPairs(k, e.scope)
+	if k := e.series(); k != old {
+		e.labels = pp.labels(k, e.scope)
 		s.relabelled = true
 	}
 	if iv := intervalOf(t); iv != e.interval {
@@ -232,7 +232,7 @@ func (s *Scheduler) sortOrder() {
 		if a.scope != b.scope {
 			return strings.Compare(a.scope, b.scope)
 		}
-		if c := a.series.compare(b.series); c != 0 {
+		if c := a.series().compare(b.series()); c != 0 {
 			return c
 		}
 		return strings.Compare(a.target.Key, b.target.Key) // duplicates: a stable winner
@@ -263,6 +263,7 @@ func (s *Scheduler) dropSeries(before map[group]bool) {
 		if after[g] {
 			continue
 		}
+		delete(s.m.handles, g)
 		s.m.probes.DeletePartialMatch(prometheus.Labels{"service": g.service, "scope": g.scope})
 		s.m.latency.DeletePartialMatch(prometheus.Labels{"service": g.service, "scope": g.scope})
 		if !services[g.service] {
@@ -409,10 +410,7 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 	start := s.now()
 	var r Result
 	if ctx.Err() == nil {
-		// Built per probe rather than kept per target: two small
-		// allocations a probe weigh less than 200 bytes a target.
-		logger := log.With(s.logger, logkeys.Service, j.t.Service, logkeys.Target, j.t.Key)
-		r = runProber(ctx, j.t, logger)
+		r = runProber(ctx, j.t, &targetLogger{base: s.logger, t: &j.t})
 	}
 	r.Start = start
 	r.Lateness = start.Sub(j.slot)
@@ -450,10 +448,23 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 	}
 }
 
+// targetLogger logs with a target's service and key. Made per probe, it
+// costs one small allocation; the context (log.With copies the base
+// logger's) is built only when a line is logged, which a passing probe
+// never does.
+type targetLogger struct {
+	base log.Logger
+	t    *Target
+}
+
+func (l *targetLogger) Log(keyvals ...any) error {
+	return log.With(l.base, logkeys.Service, l.t.Service, logkeys.Target, l.t.Key).Log(keyvals...)
+}
+
 // runProber calls the target's prober, turning an unknown type or a panic
 // into a failed Result.
 func runProber(ctx context.Context, t Target, logger log.Logger) (r Result) {
-	typ := t.Settings.Type
+	typ := t.Probe().Type
 	if typ == "" {
 		typ = "http"
 	}
@@ -603,7 +614,7 @@ func jitter(interval time.Duration) time.Duration {
 }
 
 func intervalOf(t Target) time.Duration {
-	if d := t.Settings.Interval.D(); d > 0 {
+	if d := t.Probe().Interval.D(); d > 0 {
 		return d
 	}
 	return fallbackInterval

@@ -24,7 +24,7 @@ func probeTCP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 		r.Reason = "bad address " + t.Address
 		return r
 	}
-	timeout := timeoutOf(t.Settings)
+	timeout := timeoutOf(t.Probe())
 	pctx, cancel := context.WithTimeout(withAllowed(ctx, t.Allowed), timeout)
 	defer cancel()
 	conn, err := dialer.DialContext(pctx, "tcp", addr)

@@ -20,7 +20,7 @@ type tlsKey struct {
 }
 
 func tlsKeyOf(t Target) tlsKey {
-	tc := t.Settings.TLS
+	tc := t.Probe().TLS
 	return tlsKey{insecure: tc.InsecureSkipVerify, serverName: tc.ServerName, caFile: tc.CAFile}
 }
 
@@ -71,14 +71,14 @@ func transportFor(t Target) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca_file %s: %w", key.caFile, unwrapPathErr(err))
 	}
-	interval := t.Settings.Interval.D()
+	interval := t.Probe().Interval.D()
 	if interval <= 0 {
 		interval = fallbackInterval
 	}
 
 	transports.mu.Lock()
 	defer transports.mu.Unlock()
-	if !t.Settings.KeepAlive {
+	if !t.Probe().KeepAlive {
 		if c := transports.fresh[key]; c != nil && c.caStamp == stamp {
 			return c.rt, nil
 		}
@@ -137,6 +137,14 @@ func newTransport(key tlsKey, keepAlive bool, idle time.Duration) (*http.Transpo
 		MaxIdleConnsPerHost:    1,
 		IdleConnTimeout:        idle,
 		MaxResponseHeaderBytes: 64 << 10,
+		// A probe's request is a few hundred bytes and its answer is read
+		// once: 4 KiB buffers each way (the default) were half of all
+		// that a probe allocated. Longer lines are still read whole.
+		WriteBufferSize: 1 << 10,
+		ReadBufferSize:  1 << 10,
+		// No Accept-Encoding: a health check reads the body as sent, like
+		// a load balancer's; asking for gzip cost a header map per probe.
+		DisableCompression: true,
 	}, nil
 }
 

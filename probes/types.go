@@ -21,8 +21,10 @@ type Target struct {
 	AZ         string
 	// Address is a URL for endpoint probes, host:port for instance and
 	// static targets.
-	Address  string
-	Settings config.Probe
+	Address string
+	// Settings are the probe's settings, shared by every target of a
+	// service (read only); read through Probe, which is never nil.
+	Settings *config.Probe
 	// Allowed bounds where the probe may connect; an address outside every
 	// prefix fails the probe without a packet sent. Empty allows any.
 	Allowed []config.Prefix
@@ -30,6 +32,18 @@ type Target struct {
 	// prep is what this target's probes reuse (request, client); set by
 	// the Scheduler, nil for a Target built by hand (built per probe).
 	prep *prepared
+}
+
+// noSettings is Probe's answer for a Target built without settings.
+var noSettings config.Probe
+
+// Probe returns t's settings: the zero Probe (every default) when t has
+// none.
+func (t *Target) Probe() *config.Probe {
+	if t.Settings == nil {
+		return &noSettings
+	}
+	return t.Settings
 }
 
 // Result is the outcome of one probe.

@@ -83,7 +83,7 @@ func writeDebug(w *bufio.Writer, st *controller.Status, t *probes.Target, h []pr
 		fmt.Fprintf(w, "Kind:     static target (probed, never acted on)\n")
 	}
 	fmt.Fprintf(w, "Address:  %s\n", config.RedactURL(t.Address))
-	s := t.Settings
+	s := t.Probe()
 	typ := s.Type
 	if typ == "" {
 		typ = "http"

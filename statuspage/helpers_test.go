@@ -109,7 +109,7 @@ func demoStatuses() []controller.Status {
 		},
 	}
 	epKey := "web/endpoint"
-	st.Targets = append(st.Targets, probes.Target{Key: epKey, Service: "web", Address: web.Endpoint, Settings: web.EndpointProbe})
+	st.Targets = append(st.Targets, probes.Target{Key: epKey, Service: "web", Address: web.Endpoint, Settings: &web.EndpointProbe})
 	st.Probes[epKey] = history(end, 16, 0)
 	ids := []string{"i-0a11", "i-0a12", "i-0bad", "i-0b21", "i-0b22", "i-0b23"}
 	for n, id := range ids {
@@ -145,7 +145,7 @@ func demoStatuses() []controller.Status {
 		st.Report.Verdicts = append(st.Report.Verdicts, vd)
 		key := "web/" + id
 		st.Targets = append(st.Targets, probes.Target{Key: key, Service: "web", InstanceID: id, AZ: az,
-			Address: netip.AddrPortFrom(in.PrivateIP, 8080).String(), Settings: web.InstanceProbe})
+			Address: netip.AddrPortFrom(in.PrivateIP, 8080).String(), Settings: &web.InstanceProbe})
 		st.Probes[key] = h
 	}
 
@@ -167,7 +167,7 @@ func demoStatuses() []controller.Status {
 		ev.Report.Verdicts = append(ev.Report.Verdicts, healer.Verdict{Instance: in, State: healer.Bad, Reason: evilReason, Since: end.Add(-2 * time.Second)})
 		key := evilService + "/" + id
 		ev.Targets = append(ev.Targets, probes.Target{Key: key, Service: evilService, InstanceID: id, AZ: in.AZ,
-			Address: netip.AddrPortFrom(in.PrivateIP, 8080).String(), Settings: evil.InstanceProbe})
+			Address: netip.AddrPortFrom(in.PrivateIP, 8080).String(), Settings: &evil.InstanceProbe})
 		h := history(end, 4, 2)
 		h[3].Reason = `body did not match <img src=x onerror="document.body.dataset.pwned=1">`
 		ev.Probes[key] = h

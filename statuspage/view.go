@@ -1,9 +1,11 @@
 package statuspage
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -241,25 +243,21 @@ func (p *Page) buildService(st *controller.Status, idx int, now time.Time, all b
 	}
 	// Static targets: worst first and capped like the instances, so that
 	// a page of 50,000 static targets renders the few that matter.
-	// Ranked from each target's last result, read once: the histories are
-	// read for the rows shown only.
-	type ranked struct {
-		t    *probes.Target
-		rank int
-	}
-	rs := make([]ranked, len(statics))
-	for i, t := range statics {
+	// Ranked from each target's last result, read once, into one bucket
+	// per rank; each bucket by address. The histories are read for the
+	// rows shown only.
+	var buckets [3][]*probes.Target
+	for _, t := range statics {
 		last, ok := st.Last(t.Key)
-		rs[i] = ranked{t, staticRank(last, ok)}
+		r := staticRank(last, ok)
+		buckets[r] = append(buckets[r], t)
 	}
-	sort.SliceStable(rs, func(i, j int) bool {
-		if rs[i].rank != rs[j].rank {
-			return rs[i].rank < rs[j].rank
-		}
-		return rs[i].t.Address < rs[j].t.Address
-	})
-	for i := range rs {
-		statics[i] = rs[i].t
+	statics = statics[:0]
+	for _, b := range buckets {
+		slices.SortFunc(b, func(x, y *probes.Target) int {
+			return cmp.Or(strings.Compare(x.Address, y.Address), strings.Compare(x.Key, y.Key))
+		})
+		statics = append(statics, b...)
 	}
 	if !all && p.maxRows > 0 && len(statics) > p.maxRows {
 		sv.HiddenStatics = len(statics) - p.maxRows

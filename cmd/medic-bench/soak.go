@@ -69,8 +69,13 @@ func soak(o opts) error {
 		}
 	}
 	fmt.Printf("soak: %d targets at %s for %s, targets swapped every %s (%d swaps)\n", n, interval, dur, o.churn, phase)
-	fmt.Printf("  RSS %.1f -> %.1f MiB, slope %+.2f MiB/hour\n", rss[0], rss[len(rss)-1], slope(ts, rss))
-	fmt.Printf("  goroutines %.0f -> %.0f, slope %+.1f /hour\n", gor[0], gor[len(gor)-1], slope(ts, gor))
+	// The first quarter is warm-up (the heap grows to its GC goal); the
+	// slopes that show a leak are those of the rest.
+	w := len(ts) / 4
+	fmt.Printf("  RSS %.1f -> %.1f MiB, slope %+.2f MiB/hour (after the first quarter: %+.2f MiB/hour)\n",
+		rss[0], rss[len(rss)-1], slope(ts, rss), slope(ts[w:], rss[w:]))
+	fmt.Printf("  goroutines %.0f -> %.0f, slope %+.1f /hour (after the first quarter: %+.1f /hour)\n",
+		gor[0], gor[len(gor)-1], slope(ts, gor), slope(ts[w:], gor[w:]))
 	fmt.Printf("  /metrics series at the end of each phase of set A: %v (must not grow)\n", seriesA)
 	return nil
 }
