@@ -26,8 +26,8 @@ const userAgent = "medic-probe/1"
 // Redirects are returned as they are (and judged against ExpectStatus)
 // unless FollowRedirects, and then followed only on the same origin (see
 // checkRedirect). Without KeepAlive every probe opens a fresh
-// connection; with it, each target keeps one idle connection (see
-// keepAliveTransport).
+// connection; with it, each target's connection stays open between its
+// probes (see transportFor).
 func probeHTTP(ctx context.Context, t Target, logger log.Logger) (r Result) {
 	r.Start = time.Now()
 	defer func() { r.Duration = time.Since(r.Start) }()

@@ -51,6 +51,9 @@ func withAllowed(ctx context.Context, allowed []config.Prefix) context.Context {
 	if len(allowed) == 0 {
 		return ctx
 	}
+	if cur, _ := ctx.Value(allowedKey{}).([]config.Prefix); len(cur) == len(allowed) && &cur[0] == &allowed[0] {
+		return ctx // set already, by the scheduler's worker
+	}
 	return context.WithValue(ctx, allowedKey{}, allowed)
 }
 

@@ -212,7 +212,7 @@ func TestHTTPConnectionReuse(t *testing.T) {
 				p.KeepAlive = tc.keepAlive
 				p.BodyMustMatch = mustRegexp("ok")
 			})}
-			t.Cleanup(func() { forgetTransport(target.Key) })
+			t.Cleanup(closeIdle)
 			for i := range tc.probes {
 				if r := Probers["http"](context.Background(), target, log.NewNopLogger()); !r.Success {
 					t.Fatalf("probe %d failed: %s", i, r.Reason)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/medic-sre/medic/config"
 	"github.com/medic-sre/medic/internal/logkeys"
 )
 
@@ -135,14 +136,15 @@ func NewScheduler(o Options) *Scheduler {
 // Update replaces the set of targets at once. A Key already scheduled keeps
 // its history and its slots; its new settings apply from its next probe (a
 // changed interval moves it to the new grid). Keys not in targets stop:
-// their history, their per-target series and their keep-alive connection
-// are dropped. When a Key appears twice the last one wins.
+// their history and their per-target series are dropped (a keep-alive
+// connection closes at its idle timeout). When a Key appears twice the last
+// one wins.
 func (s *Scheduler) Update(targets []Target) {
 	s.mu.Lock()
 	now := s.now()
 	before := s.groups()
 	next := make(map[string]*entry, len(targets))
-	var added, removed, forget []string
+	var added, removed []string
 	pp := newPreparer()
 	for _, t := range targets {
 		t.prep = pp.prepare(t)
@@ -151,9 +153,6 @@ func (s *Scheduler) Update(targets []Target) {
 			continue
 		}
 		if e, ok := s.entries[t.Key]; ok {
-			if e.target.Probe().KeepAlive && !t.Probe().KeepAlive {
-				forget = append(forget, t.Key)
-			}
 			s.retarget(e, t, now, pp)
 			next[t.Key] = e
 			continue
@@ -174,7 +173,6 @@ func (s *Scheduler) Update(targets []Target) {
 		e.removed = true
 		s.queue.remove(e.index)
 		removed = append(removed, k)
-		forget = append(forget, k)
 	}
 	s.entries = next
 	if len(added) > 0 || len(removed) > 0 || s.relabelled {
@@ -184,9 +182,6 @@ func (s *Scheduler) Update(targets []Target) {
 	s.dropSeries(before)
 	s.mu.Unlock()
 
-	for _, k := range forget {
-		forgetTransport(k)
-	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -329,32 +324,70 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			return
 		}
 		s.mu.Lock()
-		if len(s.queue) == 0 {
+		e, wait := s.top(s.now())
+		if e == nil {
+			s.mu.Unlock()
+			switch {
+			case wait < 0: // no targets
+				select {
+				case <-s.wake:
+				case <-ctx.Done():
+					return
+				}
+			case wait > 0:
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-s.wake:
+					timer.Stop()
+				case <-ctx.Done():
+					return
+				}
+			}
+			continue
+		}
+		if !held {
+			select {
+			case tokens <- struct{}{}:
+				held = true
+			default:
+			}
+		}
+		if !held {
 			s.mu.Unlock()
 			select {
-			case <-s.wake:
+			case tokens <- struct{}{}:
+				held = true
 			case <-ctx.Done():
 				return
 			}
-			continue
+			continue // the queue may have changed meanwhile
+		}
+		held = false
+		jobs <- s.take(e)
+		s.mu.Unlock()
+	}
+}
+
+// maxSkips bounds the skipped slots top handles under one hold of mu.
+const maxSkips = 64
+
+// top returns the entry at the top of the queue when its slot is due and
+// a worker may take it (take), after counting and passing the slots that
+// must be skipped: the target's previous probe still running (overlap), or
+// no worker within a whole interval (concurrency). Otherwise it returns
+// how long until the top is due: negative when there are no targets, zero
+// when it stopped after maxSkips (call it again). Called with mu held.
+func (s *Scheduler) top(now time.Time) (*entry, time.Duration) {
+	for range maxSkips {
+		if len(s.queue) == 0 {
+			return nil, -1
 		}
 		e := s.queue[0].e
-		now := s.now()
 		if wait := e.next.Sub(now); wait > 0 {
-			s.mu.Unlock()
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-s.wake:
-				timer.Stop()
-			case <-ctx.Done():
-				return
-			}
-			continue
+			return nil, wait
 		}
-
-		slot := e.next
-		switch late := now.Sub(slot); {
+		switch late := now.Sub(e.next); {
 		case e.busy:
 			e.m.overlap.Inc()
 			s.advance(e)
@@ -366,51 +399,69 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 			s.schedule(e, now)
 			s.queue.fix(e.index)
 		default:
-			if !held {
-				select {
-				case tokens <- struct{}{}:
-					held = true
-				default:
-				}
-			}
-			if !held {
-				s.mu.Unlock()
-				select {
-				case tokens <- struct{}{}:
-					held = true
-				case <-ctx.Done():
-					return
-				}
-				continue // the queue may have changed meanwhile
-			}
-			held = false
-			e.busy = true
-			jobs <- job{e: e, t: e.target, slot: slot}
-			s.advance(e)
+			return e, 0
 		}
-		s.mu.Unlock()
 	}
+	return nil, 0
 }
 
-// work runs probes until jobs is closed, giving back a token after each.
+// take marks e, just returned by top, as probing and moves it to its
+// following slot. Called with mu held.
+func (s *Scheduler) take(e *entry) job {
+	j := job{e: e, t: e.target, slot: e.next}
+	e.busy = true
+	s.advance(e)
+	return j
+}
+
+// work runs probes until jobs is closed, giving back its token when no
+// slot is due.
 func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan struct{}) {
 	// Each probe's context (its timeout) hangs off this worker's own
 	// child of ctx: registering it with ctx itself would make every probe
 	// of every worker take ctx's one lock, twice.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The targets of a config share one allowed_networks list: the
+	// context carrying it is made once per list, not once per probe.
+	actx, allowed := ctx, []config.Prefix(nil)
+	tl := &targetLogger{base: s.logger}
 	for j := range jobs {
-		s.probe(ctx, j)
+		// Then, keeping its token, the worker takes the next slot that is
+		// due itself: under load a worker goes from probe to probe, like a
+		// plain loop, rather than through the dispatcher and a wake-up.
+		for {
+			pctx := ctx
+			if a := j.t.Allowed; len(a) > 0 {
+				if len(a) != len(allowed) || &a[0] != &allowed[0] {
+					actx, allowed = withAllowed(ctx, a), a
+				}
+				pctx = actx
+			}
+			tl.t = &j.t
+			s.probe(pctx, j, tl)
+			if ctx.Err() != nil {
+				break
+			}
+			s.mu.Lock()
+			e, _ := s.top(s.now())
+			if e == nil {
+				s.mu.Unlock()
+				break
+			}
+			j = s.take(e)
+			s.mu.Unlock()
+		}
 		<-tokens
 	}
 }
 
 // probe runs one job and records its result.
-func (s *Scheduler) probe(ctx context.Context, j job) {
+func (s *Scheduler) probe(ctx context.Context, j job, tl *targetLogger) {
 	start := s.now()
 	var r Result
 	if ctx.Err() == nil {
-		r = runProber(ctx, j.t, &targetLogger{base: s.logger, t: &j.t})
+		r = runProber(ctx, j.t, tl)
 	}
 	r.Start = start
 	r.Lateness = start.Sub(j.slot)
@@ -448,10 +499,9 @@ func (s *Scheduler) probe(ctx context.Context, j job) {
 	}
 }
 
-// targetLogger logs with a target's service and key. Made per probe, it
-// costs one small allocation; the context (log.With copies the base
-// logger's) is built only when a line is logged, which a passing probe
-// never does.
+// targetLogger logs with a target's service and key. One per worker, set
+// to each probe's target; the context (log.With copies the base logger's)
+// is built only when a line is logged, which a passing probe never does.
 type targetLogger struct {
 	base log.Logger
 	t    *Target

@@ -71,7 +71,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.churn, "churn", time.Minute, "soak: how often targets come and go")
 	fs.StringVar(&o.sizes, "sizes", "1000,10000,50000", "scale: target counts")
 	fs.IntVar(&o.rate, "rate", 1000, "scale: probes per second at every size (interval = targets / rate)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write medic's CPU profile over the measuring window here (needs medic's --debug.pprof)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write medic's CPU profile over the measuring window here (saturation: the plain loop's beside it, in FILE.loop)")
 	fs.StringVar(&o.allocProfile, "allocprofile", "", "write medic's allocation profile (since start) at the end of the measuring window here (needs --debug.pprof)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -141,8 +141,14 @@ func (o opts) medicArgs() []string {
 // profile fetches medic's CPU profile over d into o.cpuProfile; run it in
 // a goroutine at the start of the measuring window.
 func (o opts) profile(base string, d time.Duration) chan error {
+	return o.profileTo(o.cpuProfile, base, d)
+}
+
+// profileTo fetches the CPU profile over d of the program serving base
+// into path (nothing when path is empty).
+func (o opts) profileTo(path, base string, d time.Duration) chan error {
 	done := make(chan error, 1)
-	if o.cpuProfile == "" {
+	if path == "" {
 		done <- nil
 		return done
 	}
@@ -153,7 +159,7 @@ func (o opts) profile(base string, d time.Duration) chan error {
 			return
 		}
 		defer resp.Body.Close()
-		f, err := os.Create(o.cpuProfile)
+		f, err := os.Create(path)
 		if err != nil {
 			done <- err
 			return
@@ -207,7 +213,7 @@ func saturation(o opts) error {
 		return err
 	}
 	defer medic.stop()
-	loop, lbase, err := startLoop(o.loop, o.dir, ts, o.loopWorkers, o.keepAlive)
+	loop, lbase, err := startLoop(o.loop, o.dir, ts, o.loopWorkers, o.keepAlive, o.cpuProfile != "")
 	if err != nil {
 		return err
 	}
@@ -220,6 +226,7 @@ func saturation(o opts) error {
 	}
 	failed0 := satFailed
 	prof := o.profile(mbase, o.measure)
+	lprof := o.profileTo(loopProfile(o.cpuProfile), lbase, o.measure)
 	time.Sleep(o.measure)
 	m1, l1, mc1, lc1, err := satSample(medic, loop, mbase, lbase)
 	if err != nil {
@@ -227,6 +234,9 @@ func saturation(o opts) error {
 	}
 	if err := <-prof; err != nil {
 		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := <-lprof; err != nil {
+		return fmt.Errorf("plain loop's cpu profile: %w", err)
 	}
 	if err := o.allocs(mbase); err != nil {
 		return fmt.Errorf("alloc profile: %w", err)
@@ -249,6 +259,15 @@ func saturation(o opts) error {
 		"medic/loop", mRate/lRate, mCPU/lCPU)
 	fmt.Printf("  medic probes failed in the window: %.0f of %.0f\n", satFailed-failed0, mc1-mc0)
 	return nil
+}
+
+// loopProfile is where the plain loop's CPU profile goes beside medic's
+// (path.loop); none without medic's.
+func loopProfile(path string) string {
+	if path == "" {
+		return ""
+	}
+	return path + ".loop"
 }
 
 func satSample(medic, loop *proc, mbase, lbase string) (m, l sample, mc, lc float64, err error) {

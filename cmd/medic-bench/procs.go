@@ -194,7 +194,7 @@ func startMedic(bin, config, dir string, extra ...string) (*proc, string, error)
 }
 
 // startLoop runs the plain-loop baseline on the targets of ts.
-func startLoop(bin, dir string, ts targetSet, workers int, keepAlive bool) (*proc, string, error) {
+func startLoop(bin, dir string, ts targetSet, workers int, keepAlive, pprof bool) (*proc, string, error) {
 	var all []string
 	for _, s := range ts.services {
 		all = append(all, s...)
@@ -203,7 +203,8 @@ func startLoop(bin, dir string, ts targetSet, workers int, keepAlive bool) (*pro
 	if err := os.WriteFile(file, []byte(strings.Join(all, "\n")+"\n"), 0o644); err != nil {
 		return nil, "", err
 	}
-	cmd := exec.Command(bin, "-targets", file, "-workers", fmt.Sprint(workers), fmt.Sprintf("-keep-alive=%t", keepAlive))
+	cmd := exec.Command(bin, "-targets", file, "-workers", fmt.Sprint(workers), fmt.Sprintf("-keep-alive=%t", keepAlive),
+		fmt.Sprintf("-debug.pprof=%t", pprof))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

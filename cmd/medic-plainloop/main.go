@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ func run() int {
 	path := flag.String("path", "/", "path probed")
 	listen := flag.String("listen", "127.0.0.1:0", "where /count is served; the address is printed on stdout")
 	timeout := flag.Duration("timeout", time.Second, "timeout of one probe")
+	debugPprof := flag.Bool("debug.pprof", false, "serve /debug/pprof/profile")
 	flag.Parse()
 
 	targets, err := readTargets(*targetsFile)
@@ -66,9 +68,14 @@ func run() int {
 		return 1
 	}
 	fmt.Println(ln.Addr().String())
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "%d %d\n", ok.Load(), fail.Load())
-	}))
+	})
+	if *debugPprof { // to compare its profile with medic's
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
+	go http.Serve(ln, mux)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
