@@ -90,8 +90,8 @@ type Controller struct {
 
 	mu          sync.Mutex
 	probing     map[string][]probes.Target // the scheduler's targets by service, as last handed over; never modified
-	runCtx      context.Context // set by Run; nil before
-	stopped     bool            // Run is returning: no new loops
+	runCtx      context.Context            // set by Run; nil before
+	stopped     bool                       // Run is returning: no new loops
 	loopWG      sync.WaitGroup
 	cfg         *config.Config
 	snapshots   map[string]discovery.Snapshot
