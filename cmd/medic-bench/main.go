@@ -506,19 +506,22 @@ func scale(o opts) error {
 	// size (garbage between collections, workers): the marginal column,
 	// the growth from the previous size per target added, leaves it out.
 	fmt.Printf("  %8s %9s %9s %14s %18s %22s\n", "targets", "interval", "probes/s", "CPU ms/probe", "RSS B/target", "marginal B/target")
-	lo, hi := [2]float64{1e18, 1e18}, [2]float64{}
+	lo, hi := [3]float64{1e18, 1e18, 1e18}, [3]float64{}
 	for i, r := range rows {
 		marginal := "-"
 		if i > 0 {
 			p := rows[i-1]
-			marginal = fmt.Sprintf("%.0f", (r.perTarg*float64(r.n)-p.perTarg*float64(p.n))/float64(r.n-p.n))
+			m := (r.perTarg*float64(r.n) - p.perTarg*float64(p.n)) / float64(r.n-p.n)
+			marginal = fmt.Sprintf("%.0f", m)
+			lo[2], hi[2] = min(lo[2], m), max(hi[2], m)
 		}
 		fmt.Printf("  %8d %9s %9.0f %14.3f %18.0f %22s\n", r.n, r.interval, r.rate, r.cpu, r.perTarg, marginal)
 		lo[0], hi[0] = min(lo[0], r.cpu), max(hi[0], r.cpu)
 		lo[1], hi[1] = min(lo[1], r.perTarg), max(hi[1], r.perTarg)
 	}
-	fmt.Printf("  spread (max/min): CPU/probe %.2fx, memory/target %.2fx   (target: flat within 20%%, <= 1.20x)\n",
-		hi[0]/lo[0], hi[1]/lo[1])
+	fmt.Printf("  spread (max/min): CPU/probe %.2fx, memory/target %.2fx, marginal memory/target %.2fx   (target: flat within 20%%, <= 1.20x)\n",
+		hi[0]/lo[0], hi[1]/lo[1], hi[2]/lo[2])
+	fmt.Println("  (memory/target at the smallest size carries the fixed cost of the probe rate; the marginal column is what each target adds)")
 	return nil
 }
 

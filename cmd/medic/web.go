@@ -100,7 +100,8 @@ func routes(prefix string, ctrl *controller.Controller, page http.Handler, reloa
 		mux.HandleFunc(prefix+"/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc(prefix+"/debug/pprof/cmdline", pprof.Cmdline)
 	}
-	mux.Handle(prefix+"/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
+	mux.Handle(prefix+"/metrics", gzipFast(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry: reg, EnableOpenMetrics: true, DisableCompression: true})))
 	mux.HandleFunc(prefix+"/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "medic is healthy.")
 	})
