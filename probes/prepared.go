@@ -5,14 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-
-	dto "github.com/prometheus/client_model/go"
-
-	"github.com/medic-sre/medic/config"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/medic-sre/medic/config"
 )
 
 // prepared is what one scheduled target's probes reuse from one probe to
@@ -151,11 +151,7 @@ func planFor(t Target) (plan *httpPlan, reason string, err error) {
 		if err != nil {
 			return nil, err.Error(), err
 		}
-		if p.KeepAlive {
-			plan.client = clientFor(p.FollowRedirects, rt)
-		} else {
-			plan.client = sharedClient(p.FollowRedirects, rt)
-		}
+		plan.client = sharedClient(p.FollowRedirects, rt)
 		if !p.FollowRedirects && u.User == nil {
 			plan.direct = rt
 		}
@@ -182,9 +178,9 @@ func clientFor(follow bool, rt http.RoundTripper) *http.Client {
 	return &http.Client{Transport: rt, CheckRedirect: useLastResponse}
 }
 
-// sharedClients are the clients of the shared fresh-connection transports
-// (a few: one per TLS settings and redirect policy), so that targets
-// without keep-alive share one rather than each holding its own.
+// sharedClients are the clients of the shared transports (a few: one per
+// transport and redirect policy), so that targets share one rather than
+// each holding its own.
 var sharedClients = struct {
 	sync.Mutex
 	m map[clientKey]*http.Client
