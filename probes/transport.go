@@ -24,13 +24,12 @@ func tlsKeyOf(t Target) tlsKey {
 	return tlsKey{insecure: tc.InsecureSkipVerify, serverName: tc.ServerName, caFile: tc.CAFile}
 }
 
-// cachedTransport is a transport with what it was built from, so a changed
-// setting or a rewritten ca_file builds a new one.
+// cachedTransport is a transport with the stamp of the ca_file it was
+// built from, so a rewritten file builds a new one (its settings are the
+// key it is kept under).
 type cachedTransport struct {
-	rt       *http.Transport
-	key      tlsKey
-	interval time.Duration // keep-alive only: sets the idle timeout
-	caStamp  fileStamp
+	rt      *http.Transport
+	caStamp fileStamp
 }
 
 type fileStamp struct {
@@ -94,7 +93,7 @@ func transportFor(t Target) (http.RoundTripper, error) {
 		if err != nil {
 			return nil, err
 		}
-		transports.fresh[key] = &cachedTransport{rt: rt, key: key, caStamp: stamp}
+		transports.fresh[key] = &cachedTransport{rt: rt, caStamp: stamp}
 		return rt, nil
 	}
 	kk := keptKey{key, interval}
@@ -109,7 +108,7 @@ func transportFor(t Target) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	transports.kept[kk] = &cachedTransport{rt: rt, key: key, interval: interval, caStamp: stamp}
+	transports.kept[kk] = &cachedTransport{rt: rt, caStamp: stamp}
 	return rt, nil
 }
 
