@@ -32,6 +32,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	skipped  *prometheus.CounterVec
 	lateness prometheus.Histogram
+	limit    prometheus.Gauge
 	handles  map[group]*handles // guarded by the Scheduler's mu
 }
 
@@ -51,6 +52,10 @@ func newMetrics() *metrics {
 			Name: "medic_probe_skipped_total",
 			Help: "Probe slots not run: overlap (the target's previous probe still running) or concurrency (no worker free within the interval).",
 		}, []string{"service", "reason"}),
+		limit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "medic_probe_concurrency_limit",
+			Help: "How many probes medic lets run at once now: it adapts between min(64, max_concurrent_probes) and max_concurrent_probes, shrinking while its goroutines wait for a CPU.",
+		}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "medic_probe_lateness_seconds",
 			Help:    "How long after its scheduled slot each probe started: medic's own timeliness, all targets together.",

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -33,7 +34,9 @@ const maxJitter = 20 * time.Millisecond
 // Options configure a Scheduler.
 type Options struct {
 	// MaxConcurrent bounds the probes in flight across all targets; it is
-	// also the number of worker goroutines. 0 means 512.
+	// also the number of worker goroutines. 0 means 512. Below it the
+	// scheduler adapts its own limit (see limit.go), from min(64,
+	// MaxConcurrent) up.
 	MaxConcurrent int
 	Logger        log.Logger
 	// Registerer receives the probe metrics (docs/metrics.md, Probes).
@@ -74,7 +77,19 @@ type Scheduler struct {
 	running    bool
 	self       selfWindow
 
+	// inflight counts the jobs sent to workers and not given back; the
+	// dispatcher sends none while the young ones are at limit (see adapt
+	// and young). waited: a due slot waited for the limit since the last
+	// adapt. starts holds each worker's probe start (UnixNano; 0 when
+	// idle), read by countOld.
+	inflight, limit, old int
+	cutoff               int64
+	waited               bool
+	starts               []atomic.Int64
+	schedP90             func() time.Duration // tests; nil: the runtime's
+
 	wake  chan struct{} // an Update changed the queue
+	freed chan struct{} // a job was given back, or the limit grew
 	epoch time.Time     // origin of the queue's due times
 }
 
@@ -115,6 +130,7 @@ func NewScheduler(o Options) *Scheduler {
 		m:        newMetrics(),
 		entries:  map[string]*entry{},
 		wake:     make(chan struct{}, 1),
+		freed:    make(chan struct{}, 1),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -127,8 +143,18 @@ func NewScheduler(o Options) *Scheduler {
 	if s.workers <= 0 {
 		s.workers = defaultMaxConcurrent
 	}
+	s.limit = min(limitFloor, s.workers)
+	s.m.limit.Set(float64(s.limit))
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, s.m.lateness, targetCollector{s})
+		inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "medic_probes_in_flight",
+			Help: "Probes running now.",
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(s.inflight)
+		})
+		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, s.m.lateness, s.m.limit, inflight, targetCollector{s})
 	}
 	return s
 }
@@ -289,12 +315,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	level.Info(s.logger).Log(logkeys.Msg, "probe scheduler started", logkeys.Count, s.workers)
 	jobs := make(chan job, s.workers)
-	tokens := make(chan struct{}, s.workers)
 	var wg sync.WaitGroup
-	for range s.workers {
-		wg.Go(func() { s.work(ctx, jobs, tokens) })
+	s.starts = make([]atomic.Int64, s.workers)
+	for i := range s.workers {
+		wg.Go(func() { s.work(ctx, jobs, &s.starts[i]) })
 	}
-	s.dispatch(ctx, jobs, tokens)
+	p90 := s.schedP90
+	if p90 == nil {
+		p90 = newSchedLatency().p90
+	}
+	wg.Go(func() { s.adapt(ctx, p90) })
+	s.dispatch(ctx, jobs)
 	close(jobs)
 	wg.Wait()
 
@@ -305,19 +336,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch hands each due slot to a worker. A token in tokens is a worker
-// that is free or about to be: jobs never holds more than cap(tokens), so
-// sending on it never blocks.
-func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan struct{}) {
+// dispatch hands each due slot to a worker while fewer than the limit
+// are in flight (young) and a worker is free. A job counts in flight from
+// when it is sent until its worker gives it back (see work); at most one
+// per worker is, so sending on jobs never blocks.
+func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	held := false // a token taken while waiting, not yet used
-	defer func() {
-		if held {
-			<-tokens
-		}
-	}()
 
 	for {
 		if ctx.Err() != nil {
@@ -325,47 +351,116 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job, tokens chan s
 		}
 		s.mu.Lock()
 		e, wait := s.top(s.now())
-		if e == nil {
+		switch {
+		case e != nil && s.young() < s.limit && s.inflight < s.workers:
+			s.inflight++
+			jobs <- s.take(e)
 			s.mu.Unlock()
-			switch {
-			case wait < 0: // no targets
-				select {
-				case <-s.wake:
-				case <-ctx.Done():
-					return
-				}
-			case wait > 0:
-				timer.Reset(wait)
-				select {
-				case <-timer.C:
-				case <-s.wake:
-					timer.Stop()
-				case <-ctx.Done():
-					return
-				}
-			}
 			continue
-		}
-		if !held {
-			select {
-			case tokens <- struct{}{}:
-				held = true
-			default:
-			}
-		}
-		if !held {
+		case e != nil: // due, but the limit is reached: wait for a probe to end
+			s.waited = true
 			s.mu.Unlock()
 			select {
-			case tokens <- struct{}{}:
-				held = true
+			case <-s.freed:
 			case <-ctx.Done():
 				return
 			}
-			continue // the queue may have changed meanwhile
+			continue
 		}
-		held = false
-		jobs <- s.take(e)
 		s.mu.Unlock()
+		switch {
+		case wait < 0: // no targets
+			select {
+			case <-s.wake:
+			case <-ctx.Done():
+				return
+			}
+		case wait > 0:
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-s.wake:
+				timer.Stop()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// adapt ages the probes in flight every limitScan and moves the limit
+// every limitTick (see limit.go) until ctx is done. p90 reads the
+// scheduling latency.
+func (s *Scheduler) adapt(ctx context.Context, p90 func() time.Duration) {
+	t := time.NewTicker(limitScan)
+	defer t.Stop()
+	lo := min(limitFloor, s.workers)
+	next := time.Now().Add(limitTick)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Before(next) {
+				s.mu.Lock()
+				s.countOld()
+				s.mu.Unlock()
+				s.signalFreed() // probes grown old may let one more start
+				continue
+			}
+			next = now.Add(limitTick)
+		}
+		sched := p90()
+		s.mu.Lock()
+		s.countOld()
+		prev := s.limit
+		s.limit = nextLimit(prev, lo, s.workers, s.waited, sched)
+		s.waited = false
+		cur := s.limit
+		s.mu.Unlock()
+		s.signalFreed()
+		if cur == prev {
+			continue
+		}
+		s.m.limit.Set(float64(cur))
+		level.Debug(s.logger).Log(logkeys.Msg, "probe concurrency limit changed", "from", prev, "to", cur,
+			"sched_latency_p90", sched)
+	}
+}
+
+// young is how many probes in flight count against the limit: those not
+// yet limitOld in flight. Called with mu held.
+func (s *Scheduler) young() int { return s.inflight - s.old }
+
+// countOld counts the probes in flight that started before now -
+// limitOld: they wait on their targets, not on medic's CPU, and do not
+// count against the limit, so slow or hanging targets never starve the
+// others below MaxConcurrent. A worker that ends such a probe takes it off
+// the count (see ended). Called with mu held.
+func (s *Scheduler) countOld() {
+	s.cutoff = s.now().Add(-limitOld).UnixNano()
+	s.old = 0
+	for i := range s.starts {
+		if st := s.starts[i].Load(); st != 0 && st < s.cutoff {
+			s.old++
+		}
+	}
+	s.old = min(s.old, s.inflight)
+}
+
+// ended records the end of a probe that started at start (from the
+// worker's slot in starts). Called with mu held.
+func (s *Scheduler) ended(start int64) {
+	if start < s.cutoff && s.old > 0 {
+		s.old--
+	}
+}
+
+// signalFreed wakes the dispatcher if it waits for the limit.
+func (s *Scheduler) signalFreed() {
+	select {
+	case s.freed <- struct{}{}:
+	default:
 	}
 }
 
@@ -414,9 +509,13 @@ func (s *Scheduler) take(e *entry) job {
 	return j
 }
 
-// work runs probes until jobs is closed, giving back its token when no
-// slot is due.
-func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan struct{}) {
+// work runs probes until jobs is closed. After each probe the worker
+// takes the next due slot itself, staying in flight, while the limit
+// allows: under load a worker goes from probe to probe, like a plain loop,
+// rather than through the dispatcher and a wake-up. When no slot is due,
+// or the limit has shrunk below the probes in flight, it gives its place
+// back.
+func (s *Scheduler) work(ctx context.Context, jobs <-chan job, start *atomic.Int64) {
 	// Each probe's context (its timeout) hangs off this worker's own
 	// child of ctx: registering it with ctx itself would make every probe
 	// of every worker take ctx's one lock, twice.
@@ -427,9 +526,6 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan str
 	actx, allowed := ctx, []config.Prefix(nil)
 	tl := &targetLogger{base: s.logger}
 	for j := range jobs {
-		// Then, keeping its token, the worker takes the next slot that is
-		// due itself: under load a worker goes from probe to probe, like a
-		// plain loop, rather than through the dispatcher and a wake-up.
 		for {
 			pctx := ctx
 			if a := j.t.Allowed; len(a) > 0 {
@@ -439,26 +535,29 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job, tokens <-chan str
 				pctx = actx
 			}
 			tl.t = &j.t
-			s.probe(pctx, j, tl)
-			if ctx.Err() != nil {
-				break
-			}
+			now := s.now()
+			start.Store(now.UnixNano())
+			s.probe(pctx, j, tl, now)
 			s.mu.Lock()
-			e, _ := s.top(s.now())
-			if e == nil {
-				s.mu.Unlock()
-				break
+			s.ended(now.UnixNano())
+			start.Store(0)
+			if ctx.Err() == nil && s.young() <= s.limit {
+				if e, _ := s.top(s.now()); e != nil {
+					j = s.take(e)
+					s.mu.Unlock()
+					continue
+				}
 			}
-			j = s.take(e)
+			s.inflight--
 			s.mu.Unlock()
+			s.signalFreed()
+			break
 		}
-		<-tokens
 	}
 }
 
-// probe runs one job and records its result.
-func (s *Scheduler) probe(ctx context.Context, j job, tl *targetLogger) {
-	start := s.now()
+// probe runs one job, starting now at start, and records its result.
+func (s *Scheduler) probe(ctx context.Context, j job, tl *targetLogger, start time.Time) {
 	var r Result
 	if ctx.Err() == nil {
 		r = runProber(ctx, j.t, tl)

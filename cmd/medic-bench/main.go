@@ -213,7 +213,7 @@ func saturation(o opts) error {
 		return err
 	}
 	defer medic.stop()
-	loop, lbase, err := startLoop(o.loop, o.dir, ts, o.loopWorkers, o.keepAlive, o.cpuProfile != "")
+	loop, lbase, err := startLoop(o.loop, o.dir, ts, o.loopWorkers, o.keepAlive, probeTimeout(o.interval), o.cpuProfile != "")
 	if err != nil {
 		return err
 	}
@@ -249,8 +249,8 @@ func saturation(o opts) error {
 	mRate, lRate := (mc1-mc0)/secs(m0, m1), (lc1-lc0)/secs(l0, l1)
 	mCPU := (m1.cpu - m0.cpu).Seconds() * 1000 / (mc1 - mc0)
 	lCPU := (l1.cpu - l0.cpu).Seconds() * 1000 / (lc1 - lc0)
-	fmt.Printf("saturation: %d targets at %s (%d listeners), %s, loop %d workers, medic max_concurrent_probes %s; "+
-		"%s after %s warm-up, both side by side\n", n, o.interval, len(addrs), conn, o.loopWorkers,
+	fmt.Printf("saturation: %d targets at %s, timeout %s (%d listeners), %s, loop %d workers, medic max_concurrent_probes %s; "+
+		"%s after %s warm-up, both side by side\n", n, o.interval, probeTimeout(o.interval), len(addrs), conn, o.loopWorkers,
 		workersWord(o.medicWorkers), o.measure, o.warmup)
 	fmt.Printf("  %-11s %10s %14s %9s\n", "", "probes/s", "CPU ms/probe", "RSS MiB")
 	fmt.Printf("  %-11s %10.0f %14.3f %9.1f\n", "plain loop", lRate, lCPU, mib(l1.rss))

@@ -135,6 +135,11 @@ func (ts targetSet) count() int {
 // writeConfig writes a medic config probing ts over HTTP at interval, with
 // keep-alive or a fresh connection per probe; workers 0 keeps medic's
 // default max_concurrent_probes.
+// probeTimeout is the timeout of every probe at interval, medic's and the
+// plain loop's alike: at most the interval (medic's config requires it),
+// at most medic's default of 1 s.
+func probeTimeout(interval time.Duration) time.Duration { return min(interval, time.Second) }
+
 func writeConfig(path string, ts targetSet, interval time.Duration, keepAlive bool, workers int) error {
 	var b strings.Builder
 	b.WriteString("global:\n  region: us-east-1\n  allowed_networks: [127.0.0.0/8]\n")
@@ -142,7 +147,7 @@ func writeConfig(path string, ts targetSet, interval time.Duration, keepAlive bo
 		fmt.Fprintf(&b, "  max_concurrent_probes: %d\n", workers)
 	}
 	b.WriteString("services:\n")
-	timeout := min(interval, time.Second)
+	timeout := probeTimeout(interval)
 	for i, addrs := range ts.services {
 		fmt.Fprintf(&b, "  - name: bench-%03d\n    static_targets: [%s]\n", ts.offset+i, strings.Join(addrs, ", "))
 		fmt.Fprintf(&b, "    instance_probe: {type: http, interval: %s, timeout: %s, keep_alive: %t}\n",
@@ -194,7 +199,7 @@ func startMedic(bin, config, dir string, extra ...string) (*proc, string, error)
 }
 
 // startLoop runs the plain-loop baseline on the targets of ts.
-func startLoop(bin, dir string, ts targetSet, workers int, keepAlive, pprof bool) (*proc, string, error) {
+func startLoop(bin, dir string, ts targetSet, workers int, keepAlive bool, timeout time.Duration, pprof bool) (*proc, string, error) {
 	var all []string
 	for _, s := range ts.services {
 		all = append(all, s...)
@@ -204,7 +209,7 @@ func startLoop(bin, dir string, ts targetSet, workers int, keepAlive, pprof bool
 		return nil, "", err
 	}
 	cmd := exec.Command(bin, "-targets", file, "-workers", fmt.Sprint(workers), fmt.Sprintf("-keep-alive=%t", keepAlive),
-		fmt.Sprintf("-debug.pprof=%t", pprof))
+		"-timeout", timeout.String(), fmt.Sprintf("-debug.pprof=%t", pprof))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
