@@ -204,6 +204,11 @@ func (c *Controller) Config() *config.Config {
 	return c.cfg
 }
 
+// Gatherer returns the per-target probe series (the probe scheduler's
+// Gather), which are not in Options.Registerer: /metrics serves the two
+// merged (gather.Merge).
+func (c *Controller) Gatherer() prometheus.Gatherer { return c.sched }
+
 // Ready reports whether medic can act: a config is loaded, AWS answered
 // a fleet refresh recently, and at least one service with groups (if there
 // are any) has a fresh fleet view. When not, the string says why. A service

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +25,9 @@ func scopeOf(t Target) string {
 
 // metrics are the scheduler's counters and histogram, labelled by service
 // and scope only. The per-target gauges are built at scrape time from the
-// scheduler's state (targetCollector), so a removed target's series are gone
-// the moment Update returns and a probe finishing late cannot bring them
-// back.
+// scheduler's state (Scheduler.Gather), so a removed target's series are
+// gone the moment Update returns and a probe finishing late cannot bring
+// them back.
 type metrics struct {
 	probes   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -101,18 +102,26 @@ func (m *metrics) handlesFor(service, scope string) *handles {
 	return h
 }
 
+// The per-target families, built at scrape time by Scheduler.Gather.
 var (
-	descSuccess = prometheus.NewDesc("medic_probe_success",
-		"1 if the target's last probe passed.", []string{"service", "instance_id", "az"}, nil)
-	descDuration = prometheus.NewDesc("medic_probe_duration_seconds",
-		"Duration of the target's last probe.", []string{"service", "instance_id", "az"}, nil)
-	descEndpointSuccess = prometheus.NewDesc("medic_service_endpoint_success",
-		"1 if the last probe through the load balancer passed.", []string{"service"}, nil)
-	descEndpointDuration = prometheus.NewDesc("medic_service_endpoint_duration_seconds",
-		"Duration of the last probe through the load balancer.", []string{"service"}, nil)
-	descTargets = prometheus.NewDesc("medic_probe_targets",
-		"Targets scheduled.", []string{"service", "scope"}, nil)
+	famSuccess          = family{"medic_probe_success", "1 if the target's last probe passed."}
+	famDuration         = family{"medic_probe_duration_seconds", "Duration of the target's last probe."}
+	famEndpointSuccess  = family{"medic_service_endpoint_success", "1 if the last probe through the load balancer passed."}
+	famEndpointDuration = family{"medic_service_endpoint_duration_seconds", "Duration of the last probe through the load balancer."}
+	famTargets          = family{"medic_probe_targets", "Targets scheduled."}
 )
+
+type family struct{ name, help string }
+
+// appendTo appends the gauge family of ms to mfs, or nothing when ms is
+// empty (the registry leaves empty families out too).
+func (f family) appendTo(mfs []*dto.MetricFamily, ms []*dto.Metric) []*dto.MetricFamily {
+	if len(ms) == 0 {
+		return mfs
+	}
+	name, help := f.name, f.help
+	return append(mfs, &dto.MetricFamily{Name: &name, Help: &help, Type: dto.MetricType_GAUGE.Enum(), Metric: ms})
+}
 
 // seriesKey is what a target's per-target series are labelled with; the
 // order of its fields is the order client_golang sorts series in (label
@@ -140,10 +149,10 @@ func (k seriesKey) compare(o seriesKey) int {
 }
 
 // Label names, shared by every entry's label pairs (never written).
-var labelAZ, labelInstance, labelService = "az", "instance_id", "service"
+var labelAZ, labelInstance, labelScope, labelService = "az", "instance_id", "scope", "service"
 
-// labels builds an entry's label pairs once, sorted by name as the
-// registry wants them; every scrape reuses them. The service and az pairs
+// labels builds an entry's label pairs once, sorted by name as an
+// exposition wants them; every scrape reuses them. The service and az pairs
 // are shared by the entries of one Update (a few thousand targets share a
 // handful of values); only the instance pair is the entry's own.
 func (pp preparer) labels(k seriesKey, scope string) []*dto.LabelPair {
@@ -156,7 +165,7 @@ func (pp preparer) labels(k seriesKey, scope string) []*dto.LabelPair {
 func newPair(name *string, v string) *dto.LabelPair { return &dto.LabelPair{Name: name, Value: &v} }
 
 // pair returns the shared pair of (name, v). Shared pairs are never
-// written: the registry reads them.
+// written: scrapes read them.
 func (pp preparer) pair(name *string, v string) *dto.LabelPair {
 	k := pairKey{*name, v}
 	p := pp.pairs[k]
@@ -169,67 +178,108 @@ func (pp preparer) pair(name *string, v string) *dto.LabelPair {
 
 type pairKey struct{ name, value string }
 
-// gauge is one per-target sample. Its labels are the entry's, shared and
-// never written.
-type gauge struct {
-	desc   *prometheus.Desc
-	labels []*dto.LabelPair
-	v      float64
+// groupCount is one series of medic_probe_targets.
+type groupCount struct {
+	labels []*dto.LabelPair // scope, service
+	n      int
 }
 
-func (g *gauge) Desc() *prometheus.Desc { return g.desc }
-func (g *gauge) Write(out *dto.Metric) error {
-	v := g.v
-	out.Label = g.labels
-	out.Gauge = &dto.Gauge{Value: &v}
-	return nil
+// countGroups returns the targets of each (service, scope) as the series of
+// medic_probe_targets, sorted by label values as the registry sorts them.
+func countGroups(counts map[group]int) []groupCount {
+	gs := make([]group, 0, len(counts))
+	for g := range counts {
+		gs = append(gs, g)
+	}
+	slices.SortFunc(gs, func(a, b group) int {
+		if c := strings.Compare(a.scope, b.scope); c != 0 {
+			return c
+		}
+		return strings.Compare(a.service, b.service)
+	})
+	out := make([]groupCount, len(gs))
+	for i, g := range gs {
+		out[i] = groupCount{[]*dto.LabelPair{newPair(&labelScope, g.scope), newPair(&labelService, g.service)}, counts[g]}
+	}
+	return out
 }
 
-// targetCollector reports the per-target gauges and the target counts
-// from a copy of the scheduler's state taken under its lock. It walks the
-// scheduler's order (kept sorted by Update), so the registry's sort of
-// each family finds it sorted already, and two targets with the same
-// labels (a static target listed twice, two endpoints of one service) are
-// neighbours: the first is kept (duplicates would fail the scrape).
-type targetCollector struct{ s *Scheduler }
-
-func (c targetCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descSuccess
-	ch <- descDuration
-	ch <- descEndpointSuccess
-	ch <- descEndpointDuration
-	ch <- descTargets
+// gauges hands out the gauges of one scrape from three allocations (the
+// metrics, their gauges, their values) rather than three a sample.
+type gauges struct {
+	ms []dto.Metric
+	gs []dto.Gauge
+	vs []float64
+	i  int
 }
 
-func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.s
+func newGauges(n int) *gauges {
+	return &gauges{ms: make([]dto.Metric, n), gs: make([]dto.Gauge, n), vs: make([]float64, n)}
+}
+
+// next returns the next gauge, labelled with labels (shared, not copied).
+func (g *gauges) next(labels []*dto.LabelPair, v float64) *dto.Metric {
+	i := g.i
+	g.i++
+	g.vs[i] = v
+	g.gs[i].Value = &g.vs[i]
+	g.ms[i].Label = labels
+	g.ms[i].Gauge = &g.gs[i]
+	return &g.ms[i]
+}
+
+// Gather returns the per-target gauges and the target counts
+// (docs/metrics.md, Probes) as a Registry would gather them: families
+// sorted by name, empty ones left out, series sorted by label values. They
+// are built from the scheduler's state under its lock, so a removed
+// target's series are gone the moment Update returns and a probe finishing
+// late cannot bring them back. No name is also the Registerer's: /metrics
+// serves the two merged.
+//
+// It walks the scheduler's order (kept sorted by Update, each scope's
+// entries together), so the series come sorted, and two targets with the
+// same labels (a static target listed twice, two endpoints of one service)
+// are neighbours: the first is kept (duplicates would fail the scrape).
+// Targets not probed yet have no series. The label pairs are the entries'
+// own, shared by every scrape: callers must not modify what Gather
+// returns. The error is always nil.
+func (s *Scheduler) Gather() ([]*dto.MetricFamily, error) {
 	s.mu.Lock()
-	out := make([]gauge, 0, 2*len(s.order))
-	counts := map[group]int{}
+	defer s.mu.Unlock()
+	n := len(s.order)
+	g := newGauges(2*n + len(s.counts))
+	ok, dur := make([]*dto.Metric, 0, n), make([]*dto.Metric, 0, n)
+	var mfs []*dto.MetricFamily
 	var prev *entry
-	for _, e := range s.order {
-		counts[group{e.target.Service, e.scope}]++
-		if e.n == 0 || (prev != nil && prev.scope == e.scope && prev.series() == e.series()) {
+	from := 0 // the first series of e's scope in ok and dur
+	for i, e := range s.order {
+		if e.n > 0 && (prev == nil || prev.scope != e.scope || prev.series() != e.series()) {
+			prev = e
+			r := &e.hist[(e.n-1)%historySize]
+			v := 0.0
+			if r.success {
+				v = 1
+			}
+			ok = append(ok, g.next(e.labels, v))
+			dur = append(dur, g.next(e.labels, float64(r.duration)/1e6))
+		}
+		if i+1 < n && s.order[i+1].scope == e.scope {
 			continue
 		}
-		prev = e
-		r := &e.hist[(e.n-1)%historySize]
-		ok := 0.0
-		if r.success {
-			ok = 1
-		}
-		ds, dd := descSuccess, descDuration
+		fs, fd := famSuccess, famDuration
 		if e.scope == scopeEndpoint {
-			ds, dd = descEndpointSuccess, descEndpointDuration
+			fs, fd = famEndpointSuccess, famEndpointDuration
 		}
-		out = append(out, gauge{ds, e.labels, ok}, gauge{dd, e.labels, float64(r.duration) / 1e6})
+		to := len(ok)
+		mfs = fs.appendTo(mfs, ok[from:to:to])
+		mfs = fd.appendTo(mfs, dur[from:to:to])
+		from = to
 	}
-	s.mu.Unlock()
-
-	for g, n := range counts {
-		ch <- prometheus.MustNewConstMetric(descTargets, prometheus.GaugeValue, float64(n), g.service, g.scope)
+	targets := make([]*dto.Metric, len(s.counts))
+	for i, c := range s.counts {
+		targets[i] = g.next(c.labels, float64(c.n))
 	}
-	for i := range out {
-		ch <- &out[i]
-	}
+	mfs = famTargets.appendTo(mfs, targets)
+	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return mfs, nil
 }

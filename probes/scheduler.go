@@ -39,8 +39,10 @@ type Options struct {
 	// MaxConcurrent) up.
 	MaxConcurrent int
 	Logger        log.Logger
-	// Registerer receives the probe metrics (docs/metrics.md, Probes).
-	// Nil registers nothing. Registering twice on one registry panics.
+	// Registerer receives the probe counters and histograms
+	// (docs/metrics.md, Probes); the per-target gauges are not registered:
+	// the Scheduler gathers them itself (Gather). Nil registers nothing.
+	// Registering twice on one registry panics.
 	Registerer prometheus.Registerer
 	// OnResult is called from a probe worker with every result the
 	// scheduler records. It must not block: a slow OnResult holds a worker
@@ -70,7 +72,8 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	order   []*entry // every entry, by series labels (targetCollector)
+	order   []*entry     // every entry, by scope then series labels (Gather)
+	counts  []groupCount // medic_probe_targets, made by Update
 	// relabelled: an Update changed an entry's series labels (re-sort order)
 	relabelled bool
 	queue      queue
@@ -154,7 +157,7 @@ func NewScheduler(o Options) *Scheduler {
 			defer s.mu.Unlock()
 			return float64(s.inflight)
 		})
-		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, s.m.lateness, s.m.limit, inflight, targetCollector{s})
+		o.Registerer.MustRegister(s.m.probes, s.m.latency, s.m.skipped, s.m.lateness, s.m.limit, inflight)
 	}
 	return s
 }
@@ -205,7 +208,9 @@ func (s *Scheduler) Update(targets []Target) {
 		s.sortOrder()
 		s.relabelled = false
 	}
-	s.dropSeries(before)
+	after := s.groups()
+	s.dropSeries(before, after)
+	s.counts = countGroups(after)
 	s.mu.Unlock()
 
 	select {
@@ -242,8 +247,9 @@ func (s *Scheduler) retarget(e *entry, t Target, now time.Time, pp preparer) {
 	}
 }
 
-// sortOrder rebuilds s.order from s.entries, sorted by series labels
-// (endpoints, in their own families, after instances). Called with mu held.
+// sortOrder rebuilds s.order from s.entries, sorted by scope (the
+// endpoints' series are families of their own), then by series labels.
+// Called with mu held.
 func (s *Scheduler) sortOrder() {
 	s.order = make([]*entry, 0, len(s.entries))
 	for _, e := range s.entries {
@@ -262,26 +268,26 @@ func (s *Scheduler) sortOrder() {
 
 type group struct{ service, scope string }
 
-// groups returns the (service, scope) pairs with targets. Called with mu held.
-func (s *Scheduler) groups() map[group]bool {
-	g := map[group]bool{}
+// groups returns the targets of each (service, scope) that has any. Called
+// with mu held.
+func (s *Scheduler) groups() map[group]int {
+	g := map[group]int{}
 	for _, e := range s.entries {
-		g[group{e.target.Service, e.scope}] = true
+		g[group{e.target.Service, e.scope}]++
 	}
 	return g
 }
 
 // dropSeries deletes the counter and histogram series of the (service,
-// scope) pairs that had targets before and have none now, so a service
+// scope) pairs that had targets before and have none after, so a service
 // removed from the config leaves /metrics. Called with mu held.
-func (s *Scheduler) dropSeries(before map[group]bool) {
-	after := s.groups()
+func (s *Scheduler) dropSeries(before, after map[group]int) {
 	services := map[string]bool{}
 	for g := range after {
 		services[g.service] = true
 	}
 	for g := range before {
-		if after[g] {
+		if after[g] > 0 {
 			continue
 		}
 		delete(s.m.handles, g)

@@ -185,7 +185,7 @@ medic_probe_targets{scope="instance",service="svc"} 2
 # TYPE medic_service_endpoint_success gauge
 medic_service_endpoint_success{service="svc"} 1
 `, srv.addr())
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+	if err := testutil.GatherAndCompare(s, strings.NewReader(want),
 		"medic_probe_success", "medic_probe_targets", "medic_service_endpoint_success"); err != nil {
 		t.Fatal(err)
 	}
@@ -218,16 +218,21 @@ medic_probe_targets{scope="instance",service="svc"} 1
 `
 	names := []string{"medic_probe_success", "medic_probe_duration_seconds", "medic_probe_targets",
 		"medic_service_endpoint_success", "medic_service_endpoint_duration_seconds"}
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names[0], names[2], names[3]); err != nil {
+	if err := testutil.GatherAndCompare(s, strings.NewReader(want), names[0], names[2], names[3]); err != nil {
 		t.Fatal(err)
 	}
 	// Every per-target series of the removed targets is gone; the counters
 	// of scopes and services without targets too.
-	if n := testutil.CollectAndCount(targetCollector{s}, "medic_probe_duration_seconds"); n != 1 {
-		t.Errorf("%d medic_probe_duration_seconds series, want 1", n)
+	if n, err := testutil.GatherAndCount(s, "medic_probe_duration_seconds"); err != nil || n != 1 {
+		t.Errorf("%d medic_probe_duration_seconds series (%v), want 1", n, err)
 	}
-	if n := testutil.CollectAndCount(targetCollector{s}, "medic_service_endpoint_duration_seconds"); n != 0 {
-		t.Errorf("%d medic_service_endpoint_duration_seconds series, want 0", n)
+	if n, err := testutil.GatherAndCount(s, "medic_service_endpoint_duration_seconds"); err != nil || n != 0 {
+		t.Errorf("%d medic_service_endpoint_duration_seconds series (%v), want 0", n, err)
+	}
+	for _, name := range names {
+		if lv := labelValues(t, reg, name); len(lv) > 0 {
+			t.Errorf("the registry has %s series %v: the scheduler gathers them", name, lv)
+		}
 	}
 	for _, name := range []string{"medic_probes_total", "medic_probe_latency_seconds", "medic_probe_skipped_total"} {
 		for _, lv := range labelValues(t, reg, name) {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/medic-sre/medic/controller"
+	"github.com/medic-sre/medic/internal/gather"
 )
 
 // Web server bounds. A scrape of /metrics or the status page of a large
@@ -88,9 +89,10 @@ func listenOne(addr string) (net.Listener, error) {
 
 // routes serves medic's endpoints under prefix ("" or "/path"):
 // /metrics, /-/healthy, /-/ready, /-/reload and the status page at /
-// (with /debug/target). The status page's links are relative, so they
-// follow the prefix. With a prefix, "/" and the bare prefix redirect to
-// the status page.
+// (with /debug/target). /metrics serves reg's families and the
+// controller's per-target ones merged. The status page's links are
+// relative, so they follow the prefix. With a prefix, "/" and the bare
+// prefix redirect to the status page.
 func routes(prefix string, ctrl *controller.Controller, page http.Handler, reload http.Handler, reg *prometheus.Registry, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
 	if pprofOn { // --debug.pprof
@@ -100,7 +102,7 @@ func routes(prefix string, ctrl *controller.Controller, page http.Handler, reloa
 		mux.HandleFunc(prefix+"/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc(prefix+"/debug/pprof/cmdline", pprof.Cmdline)
 	}
-	mux.Handle(prefix+"/metrics", gzipFast(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle(prefix+"/metrics", gzipFast(promhttp.HandlerFor(gather.Merge(reg, ctrl.Gatherer()), promhttp.HandlerOpts{
 		Registry: reg, EnableOpenMetrics: true, DisableCompression: true})))
 	mux.HandleFunc(prefix+"/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "medic is healthy.")
