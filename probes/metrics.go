@@ -204,28 +204,32 @@ func countGroups(counts map[group]int) []groupCount {
 	return out
 }
 
-// gauges hands out the gauges of one scrape from three allocations (the
-// metrics, their gauges, their values) rather than three a sample.
+// gauges hands out the gauges of one scrape from chunks of gaugeChunk (the
+// metrics, their gauges, their values: three allocations per chunk rather
+// than three per sample). Chunks stay small objects: a scrape's garbage is
+// reused by the next allocations rather than held as large spans until
+// the scavenger returns them, which raised resident memory by the size of
+// a scrape (17 MB at 50,000 targets).
 type gauges struct {
 	ms []dto.Metric
 	gs []dto.Gauge
 	vs []float64
-	i  int
 }
 
-func newGauges(n int) *gauges {
-	return &gauges{ms: make([]dto.Metric, n), gs: make([]dto.Gauge, n), vs: make([]float64, n)}
-}
+const gaugeChunk = 128
 
 // next returns the next gauge, labelled with labels (shared, not copied).
 func (g *gauges) next(labels []*dto.LabelPair, v float64) *dto.Metric {
-	i := g.i
-	g.i++
-	g.vs[i] = v
-	g.gs[i].Value = &g.vs[i]
-	g.ms[i].Label = labels
-	g.ms[i].Gauge = &g.gs[i]
-	return &g.ms[i]
+	if len(g.ms) == 0 {
+		g.ms, g.gs, g.vs = make([]dto.Metric, gaugeChunk), make([]dto.Gauge, gaugeChunk), make([]float64, gaugeChunk)
+	}
+	m, ga, vp := &g.ms[0], &g.gs[0], &g.vs[0]
+	g.ms, g.gs, g.vs = g.ms[1:], g.gs[1:], g.vs[1:]
+	*vp = v
+	ga.Value = vp
+	m.Label = labels
+	m.Gauge = ga
+	return m
 }
 
 // Gather returns the per-target gauges and the target counts
@@ -247,7 +251,7 @@ func (s *Scheduler) Gather() ([]*dto.MetricFamily, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(s.order)
-	g := newGauges(2*n + len(s.counts))
+	var g gauges
 	ok, dur := make([]*dto.Metric, 0, n), make([]*dto.Metric, 0, n)
 	var mfs []*dto.MetricFamily
 	var prev *entry

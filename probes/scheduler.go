@@ -59,9 +59,10 @@ type Options struct {
 // Each target gets a stable phase in [0, interval), derived from its Key,
 // so probes spread evenly over the interval and a target keeps its slots
 // across updates and restarts. One goroutine keeps a min-heap of next
-// slots and hands due probes to a fixed pool of MaxConcurrent workers. A
-// slot is skipped, and counted, when the target's previous probe is still
-// running (overlap) or when no worker came free within one interval of it
+// slots and hands due probes to a fixed pool of MaxConcurrent workers,
+// as many at once as its adaptive limit allows (limit.go). A slot is
+// skipped, and counted, when the target's previous probe is still running
+// (overlap) or when no worker came free within one interval of it
 // (concurrency).
 type Scheduler struct {
 	now      func() time.Time
@@ -422,15 +423,15 @@ func (s *Scheduler) adapt(ctx context.Context, p90 func() time.Duration) {
 		prev := s.limit
 		s.limit = nextLimit(prev, lo, s.workers, s.waited, sched)
 		s.waited = false
-		cur := s.limit
+		cur, inflight := s.limit, s.inflight
 		s.mu.Unlock()
 		s.signalFreed()
 		if cur == prev {
 			continue
 		}
 		s.m.limit.Set(float64(cur))
-		level.Debug(s.logger).Log(logkeys.Msg, "probe concurrency limit changed", "from", prev, "to", cur,
-			"sched_latency_p90", sched)
+		level.Debug(s.logger).Log(logkeys.Msg, "probe concurrency limit changed", logkeys.Limit, cur,
+			logkeys.PreviousLimit, prev, logkeys.SchedLatency, sched, logkeys.Count, inflight)
 	}
 }
 

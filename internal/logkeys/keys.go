@@ -51,5 +51,12 @@ const (
 	SelfInstanceID = "self_instance_id"
 )
 
+// The probe scheduler's adaptive limit (probes/limit.go).
+const (
+	Limit         = "limit"
+	PreviousLimit = "previous_limit"
+	SchedLatency  = "sched_latency_p90"
+)
+
 // ZonalShiftID names an ARC zonal shift medic starts, keeps or cancels.
 const ZonalShiftID = "zonal_shift_id"
