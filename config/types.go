@@ -39,6 +39,7 @@ type Global struct {
 	// DiscoveryInterval is how often the fleet is re-read from AWS. Default 15s.
 	DiscoveryInterval Duration `yaml:"discovery_interval"`
 	// MaxConcurrentProbes bounds the probes in flight across all targets. Default 512.
+	// Below it the scheduler adapts its own limit (probes/limit.go).
 	MaxConcurrentProbes int `yaml:"max_concurrent_probes"`
 	// Lease elects the one acting replica (config/lease.go). Nil: this
 	// replica always acts.

@@ -234,7 +234,7 @@ func TestPanels(t *testing.T) {
 // TestServiceScoped: panels about per-service metrics follow the service
 // variable. The exceptions have no service label.
 func TestServiceScoped(t *testing.T) {
-	unscoped := regexp.MustCompile(`medic_(ready|discovery_|config_|build_info|aws_api_|notification|quota_|limits_|scale_out_|prewarm_|lease_)`)
+	unscoped := regexp.MustCompile(`medic_(ready|discovery_|config_|build_info|aws_api_|notification|quota_|limits_|scale_out_|prewarm_|lease_|probes_in_flight|probe_concurrency_limit)`)
 	for _, pq := range dashboards.PanelQueries() {
 		if !strings.Contains(pq.Expr, `service=~"$service"`) && !unscoped.MatchString(pq.Expr) {
 			t.Errorf("%s / %s: does not filter on $service: %s", pq.Dashboard, pq.Panel, pq.Expr)

@@ -40,14 +40,20 @@ func Probes() Dashboard {
 		q(`count by (service, az) (`+once("service, az, instance_id", `medic_probe_success{`+svc+`} == 0`)+`)`, "{{service}} {{az}}")))
 
 	g.row("Load")
-	g.add(8, 8, stacked("Probes per second",
+	g.add(6, 8, stacked("Probes per second",
 		"Probes run per scope and result (medic_probes_total), by every chosen replica: each replica probes on its own.", "ops", "line",
 		q(`sum by (service, scope, result) (`+rate(`medic_probes_total{`+svc+`}`)+`)`, "{{service}} {{scope}} {{result}}")))
-	g.add(8, 8, stacked("Skipped probe slots",
+	g.add(6, 8, stacked("Skipped probe slots",
 		"Probe slots not run (medic_probe_skipped_total): overlap = the last probe of the target had not finished; "+
-			"concurrency = max_concurrent_probes reached.", "ops", "bars",
+			"concurrency = no room within the interval under max_concurrent_probes or medic's adaptive limit.", "ops", "bars",
 		q(`sum by (service, reason) (`+rate(`medic_probe_skipped_total{`+svc+`}`)+`) > 0`, "{{service}} {{reason}}")))
-	g.add(8, 8, timeseries("Targets",
+	g.add(6, 8, timeseries("Probes in flight",
+		"Probes running now (medic_probes_in_flight) and medic's adaptive limit (medic_probe_concurrency_limit), per replica. "+
+			"The limit falls while medic's goroutines wait for a CPU; probes in flight over 25 ms (waiting on their targets) "+
+			"do not count against it, only against max_concurrent_probes.", "none",
+		q(`medic_probes_in_flight{`+scope+`}`, "{{instance}} in flight"),
+		q(`medic_probe_concurrency_limit{`+scope+`}`, "{{instance}} limit")))
+	g.add(6, 8, timeseries("Targets",
 		"Targets scheduled per scope (medic_probe_targets), each once however many replicas schedule it.", "none",
 		q(`sum by (service, scope) (`+once("service, scope", `medic_probe_targets{`+svc+`}`)+`)`, "{{service}} {{scope}}")))
 	return d

@@ -51,7 +51,7 @@ func newMetrics() *metrics {
 		}, []string{"service", "scope"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "medic_probe_skipped_total",
-			Help: "Probe slots not run: overlap (the target's previous probe still running) or concurrency (no worker free within the interval).",
+			Help: "Probe slots not run: overlap (the target's previous probe still running) or concurrency (no room under the probe limit within the interval).",
 		}, []string{"service", "reason"}),
 		limit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "medic_probe_concurrency_limit",
