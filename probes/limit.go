@@ -7,15 +7,11 @@ import (
 )
 
 // The scheduler adapts how many probes it lets run at once (its limit)
-// between a floor and MaxConcurrent, but only once its schedule is lost:
-// while slots are skipped for want of room (medic_probe_skipped_total,
-// reason concurrency; within the last two of the longest interval, at
-// least a second: slots are skipped in waves). Then, if medic's own goroutines wait for a CPU,
-// more probes in flight cannot run more probes a second; they only make
-// each one slower (a longer run queue, colder caches, probes that time
-// out on medic's side, not the target's) and cost more CPU each. While
-// the schedule holds, the limit goes back to MaxConcurrent: it never makes
-// a probe start later than it would have.
+// between a floor and MaxConcurrent. A probe waiting on its target costs
+// no CPU, so more of them in flight keep the schedule when targets are slow
+// or hang; but when medic's own goroutines wait for a CPU, more probes in
+// flight only make each one slower (a longer run queue, colder caches,
+// probes that time out on medic's side, not the target's).
 //
 // A probe in flight for longer than limitOld waits on its target: it no
 // longer counts against the limit (only MaxConcurrent bounds those), so
@@ -23,14 +19,13 @@ import (
 // are aged every limitScan.
 //
 // Every limitTick the limit moves (nextLimit):
-//   - no slot skipped lately: it doubles, up to MaxConcurrent;
-//   - slots skipped and goroutines waited for a CPU (the 90th percentile
-//     of the Go scheduler's latency over the tick is over limitBusy): an
-//     eighth less, down to the floor;
-//   - slots skipped, a due probe waited for the limit and goroutines did
-//     not wait: it doubles when they hardly waited (under limitFree, the
-//     CPU is free), grows by a quarter when they waited a little (under
-//     limitIdle);
+//   - when goroutines waited for a CPU (the 90th percentile of the Go
+//     scheduler's latency over the tick is over limitBusy), it shrinks by
+//     an eighth, down to the floor;
+//   - else, when a due probe waited for the limit, it grows, up to
+//     MaxConcurrent: it doubles when goroutines hardly waited (under
+//     limitFree: the CPU is free) and grows by a quarter when they waited
+//     a little (under limitIdle);
 //   - else it stays.
 const (
 	limitScan  = 10 * time.Millisecond
@@ -42,31 +37,20 @@ const (
 	limitFloor = 64
 )
 
-// limitState is what one tick of the limit sees: the limit now (cur),
-// between lo and hi; whether a due probe waited for the limit during the
-// tick and whether slots are being skipped for want of room; and the 90th
-// percentile of scheduling latency over it (negative: nothing was
-// scheduled, as free as it gets).
-type limitState struct {
-	cur, lo, hi     int
-	waited, skipped bool
-	sched           time.Duration
-}
-
-// nextLimit is the limit after one tick.
-func nextLimit(l limitState) int {
-	cur := l.cur
+// nextLimit is the limit after one tick: cur now, between lo and hi;
+// waited is whether a due probe waited for the limit during the tick;
+// sched the 90th percentile of scheduling latency over it (negative:
+// nothing was scheduled, as free as it gets).
+func nextLimit(cur, lo, hi int, waited bool, sched time.Duration) int {
 	switch {
-	case !l.skipped:
-		cur *= 2
-	case l.sched > limitBusy:
+	case sched > limitBusy:
 		cur -= max(cur/8, 1)
-	case l.waited && l.sched < limitFree:
+	case waited && sched < limitFree:
 		cur *= 2
-	case l.waited && l.sched < limitIdle:
+	case waited && sched < limitIdle:
 		cur += max(cur/4, 1)
 	}
-	return min(max(cur, l.lo), l.hi)
+	return min(max(cur, lo), hi)
 }
 
 // schedLatency reads the Go scheduler's latency histogram (how long

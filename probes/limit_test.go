@@ -11,44 +11,31 @@ import (
 )
 
 func TestNextLimit(t *testing.T) {
-	const lo, hi = 64, 512
-	busy, little, some := 10*limitBusy, (limitFree+limitIdle)/2, (limitIdle+limitBusy)/2
 	for _, c := range []struct {
-		name            string
-		cur             int
-		waited, skipped bool
-		sched           time.Duration
-		want            int
+		name        string
+		cur, lo, hi int
+		waited      bool
+		sched       time.Duration
+		want        int
 	}{
-		{"schedule kept: doubles, busy or not", 64, false, false, busy, 128},
-		{"schedule kept: doubles up to the most", 300, true, false, busy, hi},
-		{"schedule kept at the most: stays", hi, false, false, 0, hi},
-		{"skipping, busy: an eighth less", hi, true, true, busy, 448},
-		{"skipping, busy, nobody waited: an eighth less all the same", 128, false, true, busy, 112},
-		{"skipping, busy: never below the floor", 70, true, true, time.Second, lo},
-		{"skipping, busy at the floor: stays", lo, true, true, time.Second, lo},
-		{"skipping, exactly at the busy threshold: stays", 100, true, true, limitBusy, 100},
-		{"skipping, free, waited: doubles", lo, true, true, limitFree / 2, 128},
-		{"skipping, nothing scheduled, waited: doubles", lo, true, true, -1, 128},
-		{"skipping, a little latency, waited: a quarter more", lo, true, true, little, 80},
-		{"skipping, a quarter more stops at the most", 500, true, true, little, hi},
-		{"skipping, some latency: stays", 100, true, true, some, 100},
-		{"skipping, free, nobody waited: stays", lo, false, true, 0, lo},
+		{"busy: an eighth less", 512, 64, 512, true, 10 * limitBusy, 448},
+		{"busy, nobody waited: an eighth less all the same", 128, 64, 512, false, 2 * limitBusy, 112},
+		{"busy: never below the floor", 70, 64, 512, true, time.Second, 64},
+		{"busy at the floor: stays", 64, 64, 512, true, time.Second, 64},
+		{"busy exactly at the threshold: stays", 100, 64, 512, true, limitBusy, 100},
+		{"free and waited: doubles", 64, 64, 512, true, limitFree / 2, 128},
+		{"nothing scheduled and waited: doubles", 64, 64, 512, true, -1, 128},
+		{"doubling stops at the most", 300, 64, 512, true, 0, 512},
+		{"a little latency and waited: a quarter more", 64, 64, 512, true, (limitFree + limitIdle) / 2, 80},
+		{"a quarter more stops at the most", 500, 64, 512, true, (limitFree + limitIdle) / 2, 512},
+		{"some latency and waited: stays", 100, 64, 512, true, (limitIdle + limitBusy) / 2, 100},
+		{"free, nobody waited: stays", 64, 64, 512, false, 0, 64},
+		{"the most below the floor: the limit is the most", 10, 10, 10, true, 0, 10},
+		{"a limit of one grows to two", 1, 1, 8, true, 0, 2},
+		{"a limit of one shrinking stays at the floor", 1, 1, 8, true, time.Second, 1},
 	} {
-		l := limitState{cur: c.cur, lo: lo, hi: hi, waited: c.waited, skipped: c.skipped, sched: c.sched}
-		if got := nextLimit(l); got != c.want {
-			t.Errorf("%s: nextLimit(%+v) = %d, want %d", c.name, l, got, c.want)
-		}
-	}
-	// The floor above the most (max_concurrent_probes under 64): the limit
-	// is the most, whatever happens.
-	for _, l := range []limitState{
-		{cur: 10, lo: 10, hi: 10, skipped: true, sched: time.Second},
-		{cur: 10, lo: 10, hi: 10, waited: true, skipped: true},
-		{cur: 10, lo: 10, hi: 10},
-	} {
-		if got := nextLimit(l); got != 10 {
-			t.Errorf("nextLimit(%+v) = %d, want 10", l, got)
+		if got := nextLimit(c.cur, c.lo, c.hi, c.waited, c.sched); got != c.want {
+			t.Errorf("%s: nextLimit(%d, %d, %d, %t, %v) = %d, want %d", c.name, c.cur, c.lo, c.hi, c.waited, c.sched, got, c.want)
 		}
 	}
 }
@@ -104,9 +91,9 @@ func hangingKeys(n int, interval time.Duration) []string {
 	return keys
 }
 
-// With the limit at its floor (64), 100 probes hanging on their targets do
-// not starve the others: a probe in flight for longer than limitOld no
-// longer counts against the limit.
+// With medic's CPU busy the limit stays at its floor (64), yet 100 probes
+// hanging on their targets do not starve the others: a probe in flight
+// for longer than limitOld no longer counts against the limit.
 func TestSchedulerHangingTargetsDoNotStarveOthers(t *testing.T) {
 	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hang" {
@@ -115,7 +102,7 @@ func TestSchedulerHangingTargetsDoNotStarveOthers(t *testing.T) {
 	}))
 	var rc resultCounter
 	s := NewScheduler(Options{MaxConcurrent: 200, OnResult: rc.onResult})
-	s.nextLimit = func(limitState) int { return 64 } // as if medic's CPU were busy and slots skipped
+	s.schedP90 = func() time.Duration { return time.Second }
 
 	var targets []Target
 	for _, k := range hangingKeys(100, 30*time.Second) {
@@ -146,31 +133,29 @@ func TestSchedulerHangingTargetsDoNotStarveOthers(t *testing.T) {
 	limit := s.limit
 	s.mu.Unlock()
 	if limit != 64 {
-		t.Errorf("limit = %d, want it pinned at 64", limit)
+		t.Errorf("limit = %d with the CPU busy, want the floor, 64", limit)
 	}
 }
 
-// The limit falls to its floor while slots are skipped and the CPU is
-// busy, and the probes in flight follow it down; it goes back up to the
-// most once the CPU is free, and stays there while the schedule holds.
+// The limit grows while probes wait for it and the CPU is free, and
+// shrinks back to its floor once the CPU is busy; the probes in flight
+// follow it down.
 func TestSchedulerLimitFollowsCPU(t *testing.T) {
 	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}))
 	s := NewScheduler(Options{MaxConcurrent: 256})
 	var busy atomic.Bool
-	busy.Store(true)
 	s.schedP90 = func() time.Duration {
 		if busy.Load() {
 			return 50 * time.Millisecond
 		}
 		return 0
 	}
-	// 400 targets each taking 20 ms every 50 ms want about 160 in flight:
-	// 64 at once are too few, slots are skipped.
+	// 200 targets each taking 50 ms every 100 ms want about 100 in flight.
 	var targets []Target
-	for i := range 400 {
-		targets = append(targets, staticTarget(fmt.Sprint("t-", i), srv.addr(), "/", 50*time.Millisecond, time.Second))
+	for i := range 200 {
+		targets = append(targets, staticTarget(fmt.Sprint("t-", i), srv.addr(), "/", 100*time.Millisecond, time.Second))
 	}
 	s.Update(targets)
 	startScheduler(t, s)
@@ -180,44 +165,19 @@ func TestSchedulerLimitFollowsCPU(t *testing.T) {
 		defer s.mu.Unlock()
 		return s.limit, s.young()
 	}
-	waitFor(t, 20*time.Second, "the limit down at 64 and the probes in flight within it", func() bool {
+	waitFor(t, 20*time.Second, "the limit to grow past 64 and more than 64 probes in flight", func() bool {
+		limit, _ := state()
+		return limit > 64 && srv.maxConcurrent() > 64
+	})
+	if g := testutil.ToFloat64(s.m.limit); g <= 64 {
+		t.Errorf("medic_probe_concurrency_limit = %v, want above 64", g)
+	}
+	busy.Store(true)
+	waitFor(t, 20*time.Second, "the limit back at 64 and the probes in flight within it", func() bool {
 		limit, young := state()
 		return limit == 64 && young <= 64
 	})
 	if g := testutil.ToFloat64(s.m.limit); g != 64 {
 		t.Errorf("medic_probe_concurrency_limit = %v, want 64", g)
-	}
-	if n := testutil.ToFloat64(s.m.skipped.WithLabelValues("svc", "concurrency")); n == 0 {
-		t.Error("no slot skipped for want of room, yet the limit fell")
-	}
-	busy.Store(false)
-	waitFor(t, 20*time.Second, "the limit back at 256 and more than 64 probes in flight", func() bool {
-		limit, young := state()
-		return limit == 256 && young > 64
-	})
-}
-
-// While the schedule holds, a busy CPU does not lower the limit: it never
-// makes a probe start later than it would have.
-func TestSchedulerLimitStaysWhileScheduleHolds(t *testing.T) {
-	srv := newCountingServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	s := NewScheduler(Options{MaxConcurrent: 256})
-	var ticks atomic.Int64
-	s.schedP90 = func() time.Duration {
-		ticks.Add(1)
-		return time.Second
-	}
-	var targets []Target
-	for i := range 10 {
-		targets = append(targets, staticTarget(fmt.Sprint("t-", i), srv.addr(), "/", 50*time.Millisecond, time.Second))
-	}
-	s.Update(targets)
-	startScheduler(t, s)
-	waitFor(t, 20*time.Second, "ten ticks of the limit", func() bool { return ticks.Load() >= 10 })
-	s.mu.Lock()
-	limit := s.limit
-	s.mu.Unlock()
-	if limit != 256 {
-		t.Errorf("limit = %d with no slot skipped, want 256", limit)
 	}
 }

@@ -34,10 +34,9 @@ const maxJitter = 20 * time.Millisecond
 // Options configure a Scheduler.
 type Options struct {
 	// MaxConcurrent bounds the probes in flight across all targets; it is
-	// also the number of worker goroutines. 0 means 512. While slots are
-	// skipped for want of room and medic's CPU is busy, the scheduler
-	// lowers its own limit below it, to min(64, MaxConcurrent) at least
-	// (see limit.go).
+	// also the number of worker goroutines. 0 means 512. Below it the
+	// scheduler adapts its own limit (see limit.go), from min(64,
+	// MaxConcurrent) up.
 	MaxConcurrent int
 	Logger        log.Logger
 	// Registerer receives the probe counters and histograms
@@ -86,19 +85,12 @@ type Scheduler struct {
 	// dispatcher sends none while the young ones are at limit (see adapt
 	// and young). waited: a due slot waited for the limit since the last
 	// adapt. starts holds each worker's probe start (UnixNano; 0 when
-	// idle), read by countOld. lastSkip: when a slot was last skipped for
-	// want of room (concurrency); longest: the longest interval of the
-	// targets.
+	// idle), read by countOld.
 	inflight, limit, old int
 	cutoff               int64
 	waited               bool
-	lastSkip             time.Time
-	longest              time.Duration
 	starts               []atomic.Int64
-	// Tests only: nil means the runtime's scheduling latency and
-	// nextLimit.
-	schedP90  func() time.Duration
-	nextLimit func(l limitState) int
+	schedP90             func() time.Duration // tests; nil: the runtime's
 
 	wake  chan struct{} // an Update changed the queue
 	freed chan struct{} // a job was given back, or the limit grew
@@ -155,7 +147,7 @@ func NewScheduler(o Options) *Scheduler {
 	if s.workers <= 0 {
 		s.workers = defaultMaxConcurrent
 	}
-	s.limit = s.workers
+	s.limit = min(limitFloor, s.workers)
 	s.m.limit.Set(float64(s.limit))
 	if o.Registerer != nil {
 		inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -213,10 +205,6 @@ func (s *Scheduler) Update(targets []Target) {
 		removed = append(removed, k)
 	}
 	s.entries = next
-	s.longest = 0
-	for _, e := range next {
-		s.longest = max(s.longest, e.interval)
-	}
 	if len(added) > 0 || len(removed) > 0 || s.relabelled {
 		s.sortOrder()
 		s.relabelled = false
@@ -339,14 +327,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	for i := range s.workers {
 		wg.Go(func() { s.work(ctx, jobs, &s.starts[i]) })
 	}
-	p90, next := s.schedP90, s.nextLimit
+	p90 := s.schedP90
 	if p90 == nil {
 		p90 = newSchedLatency().p90
 	}
-	if next == nil {
-		next = nextLimit
-	}
-	wg.Go(func() { s.adapt(ctx, p90, next) })
+	wg.Go(func() { s.adapt(ctx, p90) })
 	s.dispatch(ctx, jobs)
 	close(jobs)
 	wg.Wait()
@@ -412,31 +397,31 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job) {
 
 // adapt ages the probes in flight every limitScan and moves the limit
 // every limitTick (see limit.go) until ctx is done. p90 reads the
-// scheduling latency; next is the policy.
-func (s *Scheduler) adapt(ctx context.Context, p90 func() time.Duration, next func(limitState) int) {
+// scheduling latency.
+func (s *Scheduler) adapt(ctx context.Context, p90 func() time.Duration) {
 	t := time.NewTicker(limitScan)
 	defer t.Stop()
 	lo := min(limitFloor, s.workers)
-	tick := time.Now().Add(limitTick)
+	next := time.Now().Add(limitTick)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if now.Before(tick) {
+			if now.Before(next) {
 				s.mu.Lock()
 				s.countOld()
 				s.mu.Unlock()
 				s.signalFreed() // probes grown old may let one more start
 				continue
 			}
-			tick = now.Add(limitTick)
+			next = now.Add(limitTick)
 		}
 		sched := p90()
 		s.mu.Lock()
 		s.countOld()
 		prev := s.limit
-		s.limit = next(limitState{cur: prev, lo: lo, hi: s.workers, waited: s.waited, skipped: s.losing(s.now()), sched: sched})
+		s.limit = nextLimit(prev, lo, s.workers, s.waited, sched)
 		s.waited = false
 		cur, inflight := s.limit, s.inflight
 		s.mu.Unlock()
@@ -448,14 +433,6 @@ func (s *Scheduler) adapt(ctx context.Context, p90 func() time.Duration, next fu
 		level.Debug(s.logger).Log(logkeys.Msg, "probe concurrency limit changed", logkeys.Limit, cur,
 			logkeys.PreviousLimit, prev, logkeys.SchedLatency, sched, logkeys.Count, inflight)
 	}
-}
-
-// losing reports whether the schedule is lost: a slot was skipped for want
-// of room within the last two of the longest interval (at least a
-// second). Slots are skipped in waves, the late ones all at once, up to
-// an interval apart. Called with mu held.
-func (s *Scheduler) losing(now time.Time) bool {
-	return !s.lastSkip.IsZero() && now.Sub(s.lastSkip) < max(time.Second, 2*s.longest)
 }
 
 // young is how many probes in flight count against the limit: those not
@@ -521,7 +498,6 @@ func (s *Scheduler) top(now time.Time) (*entry, time.Duration) {
 			// whole intervals since are lost; resume on the grid.
 			e.m.concurrency.Add(float64(late / e.interval))
 			s.self.skip(now, int(late/e.interval))
-			s.lastSkip = now
 			s.schedule(e, now)
 			s.queue.fix(e.index)
 		default:
