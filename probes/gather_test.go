@@ -53,7 +53,7 @@ type outcome struct {
 // also in the registry — and hold the last result of each target.
 func TestSchedulerGather(t *testing.T) {
 	inst := func(svc, id, az string) Target {
-		return Target{Key: svc + "/" + id, Service: svc, InstanceID: id, AZ: az, Address: "10.0.0.1:8080", Settings: probeSettings()}
+		return Target{Key: svc + "/" + id, Service: svc, InstanceID: id, AZ: az, Address: "127.0.0.1:8080", Settings: probeSettings()}
 	}
 	static := func(key, svc, addr string) Target {
 		return Target{Key: key, Service: svc, Address: addr, Settings: probeSettings()}
