@@ -131,3 +131,13 @@ func refusedAddr(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// closeIdle closes the idle connections of every keep-alive transport, so
+// that a test's server can close.
+func closeIdle() {
+	transports.mu.Lock()
+	defer transports.mu.Unlock()
+	for _, c := range transports.kept {
+		c.rt.CloseIdleConnections()
+	}
+}

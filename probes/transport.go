@@ -112,15 +112,6 @@ func transportFor(t Target) (http.RoundTripper, error) {
 	return rt, nil
 }
 
-// closeIdle closes the idle connections of every keep-alive transport.
-func closeIdle() {
-	transports.mu.Lock()
-	defer transports.mu.Unlock()
-	for _, c := range transports.kept {
-		c.rt.CloseIdleConnections()
-	}
-}
-
 func newTransport(key tlsKey, keepAlive bool, idle time.Duration) (*http.Transport, error) {
 	tc := &tls.Config{InsecureSkipVerify: key.insecure, ServerName: key.serverName}
 	if key.caFile != "" {
