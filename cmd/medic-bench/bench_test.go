@@ -1,7 +1,10 @@
 package main
 
 import (
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -66,5 +69,30 @@ func TestProcSelf(t *testing.T) {
 	}
 	if s.cpu < 0 || s.rss <= 0 {
 		t.Errorf("sample of self = %+v", s)
+	}
+}
+
+// The plain loop's /count is "ok failed": loopCount returns every probe
+// made and those that failed, and refuses anything else.
+func TestLoopCount(t *testing.T) {
+	rows := []struct {
+		body           string
+		probes, failed float64
+		wantErr        bool
+	}{
+		{"5 2\n", 7, 2, false},
+		{"0 0\n", 0, 0, false},
+		{"12\n", 0, 0, true},
+		{"not a count\n", 0, 0, true},
+	}
+	for _, r := range rows {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, r.body)
+		}))
+		probes, failed, err := loopCount(srv.URL)
+		srv.Close()
+		if (err != nil) != r.wantErr || probes != r.probes || failed != r.failed {
+			t.Errorf("loopCount(%q) = %v, %v, %v; want %v, %v, error %v", r.body, probes, failed, err, r.probes, r.failed, r.wantErr)
+		}
 	}
 }

@@ -220,15 +220,14 @@ func saturation(o opts) error {
 	defer loop.stop()
 
 	time.Sleep(o.warmup)
-	m0, l0, mc0, lc0, err := satSample(medic, loop, mbase, lbase)
+	m0, l0, c0, err := satSample(medic, loop, mbase, lbase)
 	if err != nil {
 		return err
 	}
-	failed0 := satFailed
 	prof := o.profile(mbase, o.measure)
 	lprof := o.profileTo(loopProfile(o.cpuProfile), lbase, o.measure)
 	time.Sleep(o.measure)
-	m1, l1, mc1, lc1, err := satSample(medic, loop, mbase, lbase)
+	m1, l1, c1, err := satSample(medic, loop, mbase, lbase)
 	if err != nil {
 		return err
 	}
@@ -246,9 +245,10 @@ func saturation(o opts) error {
 		conn = "keep-alive"
 	}
 	secs := func(a, b sample) float64 { return b.at.Sub(a.at).Seconds() }
-	mRate, lRate := (mc1-mc0)/secs(m0, m1), (lc1-lc0)/secs(l0, l1)
-	mCPU := (m1.cpu - m0.cpu).Seconds() * 1000 / (mc1 - mc0)
-	lCPU := (l1.cpu - l0.cpu).Seconds() * 1000 / (lc1 - lc0)
+	mProbes, lProbes := c1.medic-c0.medic, c1.loop-c0.loop
+	mRate, lRate := mProbes/secs(m0, m1), lProbes/secs(l0, l1)
+	mCPU := (m1.cpu - m0.cpu).Seconds() * 1000 / mProbes
+	lCPU := (l1.cpu - l0.cpu).Seconds() * 1000 / lProbes
 	fmt.Printf("saturation: %d targets at %s, timeout %s (%d listeners), %s, loop %d workers, medic max_concurrent_probes %s; "+
 		"%s after %s warm-up, both side by side\n", n, o.interval, probeTimeout(o.interval), len(addrs), conn, o.loopWorkers,
 		workersWord(o.medicWorkers), o.measure, o.warmup)
@@ -257,7 +257,8 @@ func saturation(o opts) error {
 	fmt.Printf("  %-11s %10.0f %14.3f %9.1f\n", "medic", mRate, mCPU, mib(m1.rss))
 	fmt.Printf("  %-11s %9.2fx %13.2fx    (targets: throughput >= 0.90x, CPU/probe <= 1.20x)\n",
 		"medic/loop", mRate/lRate, mCPU/lCPU)
-	fmt.Printf("  medic probes failed in the window: %.0f of %.0f\n", satFailed-failed0, mc1-mc0)
+	fmt.Printf("  probes failed in the window: medic %.0f of %.0f, plain loop %.0f of %.0f\n",
+		c1.medicFailed-c0.medicFailed, mProbes, c1.loopFailed-c0.loopFailed, lProbes)
 	return nil
 }
 
@@ -270,7 +271,7 @@ func loopProfile(path string) string {
 	return path + ".loop"
 }
 
-func satSample(medic, loop *proc, mbase, lbase string) (m, l sample, mc, lc float64, err error) {
+func satSample(medic, loop *proc, mbase, lbase string) (m, l sample, c satCounts, err error) {
 	if m, err = sampleOf(medic.pid()); err != nil {
 		return
 	}
@@ -278,17 +279,17 @@ func satSample(medic, loop *proc, mbase, lbase string) (m, l sample, mc, lc floa
 	if err != nil {
 		return
 	}
-	mc = s.probes
-	satFailed = s.failed
+	c.medic, c.medicFailed = s.probes, s.failed
 	if l, err = sampleOf(loop.pid()); err != nil {
 		return
 	}
-	lc, err = loopCount(lbase)
+	c.loop, c.loopFailed, err = loopCount(lbase)
 	return
 }
 
-// satFailed is medic's failed-probe count at the last satSample.
-var satFailed float64
+// satCounts are the probe counters of both programs at one satSample:
+// every probe made, and those that failed.
+type satCounts struct{ medic, medicFailed, loop, loopFailed float64 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 

@@ -163,16 +163,17 @@ func timeGet(url string) (time.Duration, int, error) {
 	return time.Since(t0), int(n), err
 }
 
-// loopCount reads the plain loop's probe count from its /count.
-func loopCount(base string) (float64, error) {
+// loopCount reads the plain loop's probe counts from its /count: every
+// probe made, and those that failed.
+func loopCount(base string) (probes, failed float64, err error) {
 	resp, err := http.Get(base + "/count")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	var ok, fail float64
 	if _, err := fmt.Fscan(resp.Body, &ok, &fail); err != nil {
-		return 0, fmt.Errorf("/count: %w", err)
+		return 0, 0, fmt.Errorf("/count: %w", err)
 	}
-	return ok + fail, nil
+	return ok + fail, fail, nil
 }
