@@ -96,3 +96,20 @@ func TestLoopCount(t *testing.T) {
 		}
 	}
 }
+
+func TestQuarters(t *testing.T) {
+	rows := []struct {
+		y    []float64
+		want string
+	}{
+		{[]float64{1, 1, 2, 2, 3, 3, 4, 4}, "1.0 / 2.0 / 3.0 / 4.0"},
+		{[]float64{1, 2, 3, 4, 5}, "1.0 / 2.0 / 3.0 / 4.5"},
+		{[]float64{7, 9}, "7.0 / 9.0"}, // quarters of no sample are left out
+		{nil, ""},
+	}
+	for _, r := range rows {
+		if got := quarters(r.y); got != r.want {
+			t.Errorf("quarters(%v) = %q, want %q", r.y, got, r.want)
+		}
+	}
+}

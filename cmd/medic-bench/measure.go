@@ -87,6 +87,7 @@ type scrape struct {
 	lateLE                map[string]float64 // medic_probe_lateness_seconds buckets, by le
 	latencySum            float64            // medic_probe_latency_seconds_sum, all series
 	goroutines            float64
+	heapInuse             float64 // go_memstats_heap_inuse_bytes
 	targets               float64 // medic_probe_targets
 }
 
@@ -141,6 +142,8 @@ func scrapeMetrics(base string) (scrape, error) {
 			s.latencySum += val
 		case name == "go_goroutines":
 			s.goroutines = val
+		case name == "go_memstats_heap_inuse_bytes":
+			s.heapInuse = val
 		case strings.HasPrefix(name, "medic_probe_targets{"):
 			s.targets += val
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func soak(o opts) error {
 	if err := waitTargets(base, n); err != nil {
 		return err
 	}
-	var ts, rss, gor []float64
+	var ts, rss, heap, gor []float64
 	var seriesA []int
 	start := time.Now()
 	nextChurn := start.Add(o.churn)
@@ -56,6 +57,7 @@ func soak(o opts) error {
 		}
 		ts = append(ts, time.Since(start).Hours())
 		rss = append(rss, mib(r))
+		heap = append(heap, mib(int64(s.heapInuse)))
 		gor = append(gor, s.goroutines)
 		if time.Now().After(nextChurn) {
 			if phase%2 == 0 {
@@ -74,10 +76,29 @@ func soak(o opts) error {
 	w := len(ts) / 4
 	fmt.Printf("  RSS %.1f -> %.1f MiB, slope %+.2f MiB/hour (after the first quarter: %+.2f MiB/hour)\n",
 		rss[0], rss[len(rss)-1], slope(ts, rss), slope(ts[w:], rss[w:]))
+	fmt.Printf("  mean of each quarter: RSS %s MiB; Go heap in use %s MiB\n", quarters(rss), quarters(heap))
 	fmt.Printf("  goroutines %.0f -> %.0f, slope %+.1f /hour (after the first quarter: %+.1f /hour)\n",
 		gor[0], gor[len(gor)-1], slope(ts, gor), slope(ts[w:], gor[w:]))
 	fmt.Printf("  /metrics series at the end of each phase of set A: %v (must not grow)\n", seriesA)
 	return nil
+}
+
+// quarters is the mean of each quarter of y, in order: a leak keeps
+// rising from one to the next, a heap settling at its GC goal does not.
+func quarters(y []float64) string {
+	var out []string
+	for q := range 4 {
+		part := y[q*len(y)/4 : (q+1)*len(y)/4]
+		if len(part) == 0 {
+			continue
+		}
+		var sum float64
+		for _, v := range part {
+			sum += v
+		}
+		out = append(out, fmt.Sprintf("%.1f", sum/float64(len(part))))
+	}
+	return strings.Join(out, " / ")
 }
 
 // slope is the least-squares slope of y over x.
