@@ -8,10 +8,10 @@ import (
 
 // soak runs medic for a long time on o.targets targets while, every
 // o.churn, the targets come and go (a reload swaps between two sets with
-// no target in common), sampling resident memory, goroutines and /metrics
-// series every 10 s. It prints the slopes (least squares, per hour) and
-// the series count at the end of each phase of the same set, which must
-// not grow.
+// no target in common), sampling resident memory, the Go heap in use,
+// goroutines and /metrics series every 10 s. It prints the slopes (least
+// squares, per hour), the mean memory of each quarter, and the series
+// count at the end of each phase of the same set, which must not grow.
 func soak(o opts) error {
 	n := orDefault(o.targets, 5000)
 	dur := orDefault(o.duration, time.Hour)
