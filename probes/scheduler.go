@@ -357,11 +357,12 @@ func (s *Scheduler) dispatch(ctx context.Context, jobs chan<- job) {
 			return
 		}
 		s.mu.Lock()
-		e, wait := s.top(s.now())
+		now := s.now()
+		e, wait := s.top(now)
 		switch {
 		case e != nil && s.young() < s.limit && s.inflight < s.workers:
 			s.inflight++
-			jobs <- s.take(e)
+			jobs <- s.take(e, now)
 			s.mu.Unlock()
 			continue
 		case e != nil: // due, but the limit is reached: wait for a probe to end
@@ -471,13 +472,12 @@ func (s *Scheduler) signalFreed() {
 	}
 }
 
-// maxSkips bounds the skipped slots top handles under one hold of mu.
+// maxSkips bounds the overlapped slots top passes under one hold of mu.
 const maxSkips = 64
 
 // top returns the entry at the top of the queue when its slot is due and
-// a worker may take it (take), after counting and passing the slots that
-// must be skipped: the target's previous probe still running (overlap), or
-// no worker within a whole interval (concurrency). Otherwise it returns
+// a worker may take it (take), after counting and passing the slots whose
+// target's previous probe is still running (overlap). Otherwise it returns
 // how long until the top is due: negative when there are no targets, zero
 // when it stopped after maxSkips (call it again). Called with mu held.
 func (s *Scheduler) top(now time.Time) (*entry, time.Duration) {
@@ -489,27 +489,33 @@ func (s *Scheduler) top(now time.Time) (*entry, time.Duration) {
 		if wait := e.next.Sub(now); wait > 0 {
 			return nil, wait
 		}
-		switch late := now.Sub(e.next); {
-		case e.busy:
-			e.m.overlap.Inc()
-			s.advance(e)
-		case late >= e.interval:
-			// No worker within a whole interval: this slot and any
-			// whole intervals since are lost; resume on the grid.
-			e.m.concurrency.Add(float64(late / e.interval))
-			s.self.skip(now, int(late/e.interval))
-			s.schedule(e, now)
-			s.queue.fix(e.index)
-		default:
+		if !e.busy {
 			return e, 0
 		}
+		e.m.overlap.Inc()
+		s.advance(e)
 	}
 	return nil, 0
 }
 
-// take marks e, just returned by top, as probing and moves it to its
-// following slot. Called with mu held.
-func (s *Scheduler) take(e *entry) job {
+// take marks e, just returned by top, as probing at now and moves it to
+// its following slot. When no worker came within a whole interval of e's
+// slot, the slots that have passed since are counted and skipped
+// (concurrency) and the probe is the latest due slot's, so its lateness
+// stays under one interval. The queue is ordered by due slot and a late
+// target is probed, not moved past now: when the schedule is over
+// capacity the target that has waited longest goes first, every target's
+// gap between probes stays near the mean (the number of targets over the
+// probes medic can make a second), and none waits an extra interval for
+// having been skipped. Called with mu held.
+func (s *Scheduler) take(e *entry, now time.Time) job {
+	if late := now.Sub(e.next); late >= e.interval {
+		k := late / e.interval
+		e.m.concurrency.Add(float64(k))
+		s.self.skip(now, int(k))
+		e.base = e.base.Add(k * e.interval)
+		e.next = e.next.Add(k * e.interval)
+	}
 	j := job{e: e, t: e.target, slot: e.next}
 	e.busy = true
 	s.advance(e)
@@ -549,8 +555,9 @@ func (s *Scheduler) work(ctx context.Context, jobs <-chan job, start *atomic.Int
 			s.ended(now.UnixNano())
 			start.Store(0)
 			if ctx.Err() == nil && s.young() <= s.limit {
-				if e, _ := s.top(s.now()); e != nil {
-					j = s.take(e)
+				next := s.now()
+				if e, _ := s.top(next); e != nil {
+					j = s.take(e, next)
 					s.mu.Unlock()
 					continue
 				}
@@ -728,7 +735,7 @@ func (s *Scheduler) due(e *entry) time.Duration { return e.next.Sub(s.epoch) }
 
 // advance moves e, at the top of the queue, to its following slot. A slot
 // that is then already a whole interval late is counted and skipped by
-// dispatch, so catching up costs one step per missed slot at most.
+// take, in one step however many slots were missed.
 func (s *Scheduler) advance(e *entry) {
 	e.base = e.base.Add(e.interval)
 	e.next = e.base.Add(jitter(e.interval))

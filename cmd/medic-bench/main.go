@@ -220,6 +220,9 @@ func saturation(o opts) error {
 	defer loop.stop()
 
 	time.Sleep(o.warmup)
+	if _, err := fetchGaps(srv, true); err != nil {
+		return err
+	}
 	m0, l0, c0, err := satSample(medic, loop, mbase, lbase)
 	if err != nil {
 		return err
@@ -228,6 +231,10 @@ func saturation(o opts) error {
 	lprof := o.profileTo(loopProfile(o.cpuProfile), lbase, o.measure)
 	time.Sleep(o.measure)
 	m1, l1, c1, err := satSample(medic, loop, mbase, lbase)
+	if err != nil {
+		return err
+	}
+	gaps, err := fetchGaps(srv, false)
 	if err != nil {
 		return err
 	}
@@ -259,6 +266,10 @@ func saturation(o opts) error {
 		"medic/loop", mRate/lRate, mCPU/lCPU)
 	fmt.Printf("  probes failed in the window: medic %.0f of %.0f, plain loop %.0f of %.0f\n",
 		c1.medicFailed-c0.medicFailed, mProbes, c1.loopFailed-c0.loopFailed, lProbes)
+	fmt.Printf("  time between one target's probes, ms (at the target server):\n")
+	for c, g := range gaps {
+		fmt.Printf("    %-11s %s\n", clientNames[c], g.summary())
+	}
 	return nil
 }
 

@@ -16,8 +16,9 @@ import (
 
 // proc is a child process the benchmark started and stops.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
+	name  string
+	cmd   *exec.Cmd
+	stats string // a target server's /gaps address
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -85,6 +86,10 @@ func startServer(self string, n, offset int) (*proc, []string, error) {
 	var addrs []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "stats "); ok {
+			p.stats = a
+			continue
+		}
 		if sc.Text() == "ready" {
 			go io.Copy(io.Discard, out)
 			return p, addrs, nil
@@ -208,7 +213,7 @@ func startLoop(bin, dir string, ts targetSet, workers int, keepAlive bool, timeo
 	if err := os.WriteFile(file, []byte(strings.Join(all, "\n")+"\n"), 0o644); err != nil {
 		return nil, "", err
 	}
-	cmd := exec.Command(bin, "-targets", file, "-workers", fmt.Sprint(workers), fmt.Sprintf("-keep-alive=%t", keepAlive),
+	cmd := exec.Command(bin, "-targets", file, "-path", loopPath, "-workers", fmt.Sprint(workers), fmt.Sprintf("-keep-alive=%t", keepAlive),
 		"-timeout", timeout.String(), fmt.Sprintf("-debug.pprof=%t", pprof))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

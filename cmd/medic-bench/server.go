@@ -15,9 +15,11 @@ import (
 // offset-th on), answers
 // every request on them with a bare HTTP/1.1 200 (cheaper than net/http, so
 // the figures are mostly the clients'), prints the host:port addresses one a
-// line, then "ready", and runs until signalled. A request asking for
-// "Connection: close" is answered and closed; others keep the connection.
+// line, then "stats" and the address of its /gaps (gaps.go), then "ready",
+// and runs until signalled. A request asking for "Connection: close" is
+// answered and closed; others keep the connection.
 func serve(n, offset int) int {
+	var g gapRecorder
 	for i := offset; i < offset+n; i++ {
 		addr := fmt.Sprintf("127.1.%d.%d:0", 1+i/250, 1+i%250)
 		l, err := net.Listen("tcp", addr)
@@ -26,8 +28,14 @@ func serve(n, offset int) int {
 			return 1
 		}
 		fmt.Println(l.Addr().String())
-		go accept(l)
+		go accept(l, &g, g.target())
 	}
+	stats, err := g.serveGaps()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "medic-bench serve:", err)
+		return 1
+	}
+	fmt.Println("stats", stats)
 	fmt.Println("ready")
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -35,7 +43,7 @@ func serve(n, offset int) int {
 	return 0
 }
 
-func accept(l net.Listener) {
+func accept(l net.Listener, g *gapRecorder, t *gapTarget) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -45,7 +53,7 @@ func accept(l net.Listener) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: back off
 			continue
 		}
-		go answer(c)
+		go answer(c, g, t)
 	}
 }
 
@@ -54,18 +62,23 @@ var (
 	respClose = []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 )
 
-// answer serves requests on c until the client closes it, asks to, or is
-// idle for a minute.
-func answer(c net.Conn) {
+// answer serves requests on c, recording each in g as one to target t,
+// until the client closes it, asks to, or is idle for a minute.
+func answer(c net.Conn, g *gapRecorder, t *gapTarget) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 1024)
 	for {
 		c.SetReadDeadline(time.Now().Add(time.Minute))
 		closeAfter := false
-		for {
+		for first := true; ; first = false {
 			line, err := r.ReadSlice('\n')
 			if err != nil {
 				return
+			}
+			if first { // "GET /path HTTP/1.1"
+				if f := bytes.Fields(line); len(f) > 1 {
+					g.seen(t, f[1], time.Now().UnixNano())
+				}
 			}
 			if len(line) <= 2 { // the blank line ending the header
 				break
