@@ -195,7 +195,9 @@ func (o opts) allocs(base string) error {
 // fresh connection each; with keep-alive use a shorter one, as make bench
 // does, or medic's schedule caps it at targets/interval) — so both run
 // flat out — and compares probes/s and CPU per probe, measured from
-// outside over o.measure after o.warmup.
+// outside over o.measure after o.warmup, and how evenly each program
+// probes the targets (the time between one target's probes, as the target
+// server saw it: gaps.go).
 func saturation(o opts) error {
 	n := orDefault(o.targets, 10240)
 	srv, addrs, err := startServers(o.self, min(n, orDefault(o.listeners, n)))
