@@ -65,3 +65,15 @@ func TestGapRecorder(t *testing.T) {
 		t.Errorf("after a reset: sum %d, max %d, wait %d; want 0, 0 and the wait kept", after.Sum, after.Most, after.Wait)
 	}
 }
+
+func TestRequestPath(t *testing.T) {
+	for line, want := range map[string]string{
+		"GET /loop HTTP/1.1\r\n": "/loop",
+		"GET / HTTP/1.1\r\n":     "/",
+		"GET\r\n":                "",
+	} {
+		if got := string(requestPath([]byte(line))); got != want {
+			t.Errorf("requestPath(%q) = %q, want %q", line, got, want)
+		}
+	}
+}

@@ -76,9 +76,7 @@ func answer(c net.Conn, g *gapRecorder, t *gapTarget) {
 				return
 			}
 			if first { // "GET /path HTTP/1.1"
-				if f := bytes.Fields(line); len(f) > 1 {
-					g.seen(t, f[1], time.Now().UnixNano())
-				}
+				g.seen(t, requestPath(line), time.Now().UnixNano())
 			}
 			if len(line) <= 2 { // the blank line ending the header
 				break
@@ -96,4 +94,15 @@ func answer(c net.Conn, g *gapRecorder, t *gapTarget) {
 			return
 		}
 	}
+}
+
+// requestPath is the path of a request line ("GET /path HTTP/1.1"),
+// without allocating; empty if there is none.
+func requestPath(line []byte) []byte {
+	_, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
+		return nil
+	}
+	path, _, _ := bytes.Cut(rest, []byte(" "))
+	return path
 }
