@@ -57,7 +57,7 @@ fi
 whole "Saturation, fresh connection per probe: medic vs a plain net/http loop, 10,240 targets" saturation -targets 10240
 whole "Saturation, keep-alive: medic vs a keep-alive plain loop, 10,240 targets at 250 ms (at 1 s medic's schedule, not the CPU, would cap it)" saturation -targets 10240 -keep-alive -interval 250ms
 whole "Schedule: 50,000 targets at a 10 s interval for 120 s" schedule -targets 50000 -listeners 50000 -interval 10s -duration "${MEDIC_BENCH_SCHEDULE_DURATION:-120s}"
-whole "Scale: 1,000 / 10,000 / 50,000 targets at the same probe rate" scale -sizes 1000,10000,50000 -rate 1000 -measure 30s
+whole "Scale: 1,000 / 10,000 / 50,000 targets at the same probe rate, each size twice (in order, then in reverse)" scale -sizes 1000,10000,50000 -rate 1000 -measure 30s
 
 echo "# Diagnostics: in-process benchmarks of single packages (not the headline)" >>"$tmp"
 echo >>"$tmp"

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -110,6 +111,16 @@ func TestQuarters(t *testing.T) {
 	for _, r := range rows {
 		if got := quarters(r.y); got != r.want {
 			t.Errorf("quarters(%v) = %q, want %q", r.y, got, r.want)
+		}
+	}
+}
+
+// scale measures every size twice, in order then in reverse, so that a
+// drift of the machine's speed weighs on each size alike.
+func TestPassOrder(t *testing.T) {
+	for n, want := range map[int][]int{0: {}, 1: {0, 0}, 3: {0, 1, 2, 2, 1, 0}} {
+		if got := passOrder(n); !slices.Equal(got, want) {
+			t.Errorf("passOrder(%d) = %v, want %v", n, got, want)
 		}
 	}
 }

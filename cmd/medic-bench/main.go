@@ -485,13 +485,19 @@ func scale(o opts) error {
 		return err
 	}
 	defer srv.stop()
+	// Each size is measured twice, the sizes in order and then in reverse
+	// (1k, 10k, 50k, 50k, 10k, 1k), and its two measurements summed: a
+	// machine whose speed drifts during the run then weighs on every size
+	// alike instead of on the last one.
 	type row struct {
-		n                  int
-		interval           time.Duration
-		rate, cpu, perTarg float64
+		n                      int
+		interval               time.Duration
+		secs, probes, cpu, rss float64   // summed over the passes
+		passes                 []float64 // CPU ms per probe of each pass
 	}
-	var rows []row
-	for _, n := range sizes {
+	rows := make([]row, len(sizes))
+	for _, i := range passOrder(len(sizes)) {
+		n := sizes[i]
 		o := o
 		o.interval = time.Duration(float64(n) / float64(o.rate) * float64(time.Second))
 		medic, base, idle, s0, c0, err := o.loaded(addrs, n)
@@ -506,37 +512,63 @@ func scale(o opts) error {
 			if err != nil {
 				return err
 			}
-			probes := s1.probes - s0.probes
-			rows = append(rows, row{n: n, interval: o.interval, rate: probes / c1.at.Sub(c0.at).Seconds(),
-				cpu: (c1.cpu - c0.cpu).Seconds() * 1000 / probes, perTarg: float64(c1.rss-idle) / float64(n)})
+			r := &rows[i]
+			probes, cpu := s1.probes-s0.probes, (c1.cpu-c0.cpu).Seconds()*1000
+			r.n, r.interval = n, o.interval
+			r.secs += c1.at.Sub(c0.at).Seconds()
+			r.probes += probes
+			r.cpu += cpu
+			r.rss += float64(c1.rss - idle)
+			r.passes = append(r.passes, cpu/probes)
 			return nil
 		}()
 		if err != nil {
 			return fmt.Errorf("%d targets: %w", n, err)
 		}
 	}
-	fmt.Printf("scale: same probe rate (%d/s) at every size, %s measured after one interval + %s\n", o.rate, measure, o.warmup)
+	fmt.Printf("scale: same probe rate (%d/s) at every size, %s measured after one interval + %s, "+
+		"each size twice (in order, then in reverse)\n", o.rate, measure, o.warmup)
 	// RSS above idle also holds what the probe rate costs whatever the
 	// size (garbage between collections, workers): the marginal column,
 	// the growth from the previous size per target added, leaves it out.
-	fmt.Printf("  %8s %9s %9s %14s %18s %22s\n", "targets", "interval", "probes/s", "CPU ms/probe", "RSS B/target", "marginal B/target")
+	fmt.Printf("  %8s %9s %9s %14s %16s %14s %18s\n", "targets", "interval", "probes/s", "CPU ms/probe", "(each pass)", "RSS B/target", "marginal B/target")
 	lo, hi := [3]float64{1e18, 1e18, 1e18}, [3]float64{}
+	perTarg := func(r row) float64 { return r.rss / float64(len(r.passes)) / float64(r.n) }
 	for i, r := range rows {
 		marginal := "-"
 		if i > 0 {
 			p := rows[i-1]
-			m := (r.perTarg*float64(r.n) - p.perTarg*float64(p.n)) / float64(r.n-p.n)
+			m := (perTarg(r)*float64(r.n) - perTarg(p)*float64(p.n)) / float64(r.n-p.n)
 			marginal = fmt.Sprintf("%.0f", m)
 			lo[2], hi[2] = min(lo[2], m), max(hi[2], m)
 		}
-		fmt.Printf("  %8d %9s %9.0f %14.3f %18.0f %22s\n", r.n, r.interval, r.rate, r.cpu, r.perTarg, marginal)
-		lo[0], hi[0] = min(lo[0], r.cpu), max(hi[0], r.cpu)
-		lo[1], hi[1] = min(lo[1], r.perTarg), max(hi[1], r.perTarg)
+		cpu := r.cpu / r.probes
+		passes := make([]string, len(r.passes))
+		for j, c := range r.passes {
+			passes[j] = fmt.Sprintf("%.3f", c)
+		}
+		fmt.Printf("  %8d %9s %9.0f %14.3f %16s %14.0f %18s\n", r.n, r.interval, r.probes/r.secs, cpu,
+			"("+strings.Join(passes, ", ")+")", perTarg(r), marginal)
+		lo[0], hi[0] = min(lo[0], cpu), max(hi[0], cpu)
+		lo[1], hi[1] = min(lo[1], perTarg(r)), max(hi[1], perTarg(r))
 	}
 	fmt.Printf("  spread (max/min): CPU/probe %.2fx, memory/target %.2fx, marginal memory/target %.2fx   (target: flat within 20%%, <= 1.20x)\n",
 		hi[0]/lo[0], hi[1]/lo[1], hi[2]/lo[2])
 	fmt.Println("  (memory/target at the smallest size carries the fixed cost of the probe rate; the marginal column is what each target adds)")
 	return nil
+}
+
+// passOrder is the order scale measures n sizes in: each once in order,
+// then each again in reverse.
+func passOrder(n int) []int {
+	out := make([]int, 0, 2*n)
+	for i := range n {
+		out = append(out, i)
+	}
+	for i := n - 1; i >= 0; i-- {
+		out = append(out, i)
+	}
+	return out
 }
 
 func workersWord(n int) string {
